@@ -1,0 +1,30 @@
+import type net from 'node:net';
+import { LeastConnectionsBalancer } from './least-connections.ts';
+import { RoundRobinBalancer } from './round-robin.ts';
+import { IpHashBalancer } from './ip-hash.ts';
+
+/** What a balancer may know about a worker. */
+export interface BalancerCandidate {
+  /** Stable for the life of the worker, unique within the proxy. */
+  readonly id: number;
+  readonly connections: number;
+}
+
+/** Picks the worker for a new connection among those that can take one right now. */
+export interface Balancer {
+  pick<T extends BalancerCandidate>(candidates: readonly T[], socket: net.Socket): T | undefined;
+}
+
+export const balancerNames = ['least-connections', 'round-robin', 'ip-hash'] as const;
+export type BalancerName = (typeof balancerNames)[number];
+
+export function createBalancer(name: BalancerName): Balancer {
+  switch (name) {
+    case 'least-connections':
+      return new LeastConnectionsBalancer();
+    case 'round-robin':
+      return new RoundRobinBalancer();
+    case 'ip-hash':
+      return new IpHashBalancer();
+  }
+}

@@ -1,0 +1,44 @@
+import type net from 'node:net';
+import type { Balancer, BalancerCandidate } from './index.ts';
+
+// Rendezvous (highest random weight) hashing: each client address ranks every worker, and the
+// top-ranked live worker wins. When a worker comes or goes, only the clients it ranked first move.
+export class IpHashBalancer implements Balancer {
+  pick<T extends BalancerCandidate>(candidates: readonly T[], socket: net.Socket): T | undefined {
+    return pickByKey(candidates, socket.remoteAddress ?? '');
+  }
+}
+
+export function pickByKey<T extends BalancerCandidate>(candidates: readonly T[], key: string): T | undefined {
+  const keyHash = fnv1a(key);
+  let best: T | undefined;
+  let bestScore = -1;
+  for (const candidate of candidates) {
+    const score = mix(keyHash ^ Math.imul(candidate.id + 1, 0x9e3779b1));
+    if (score > bestScore) {
+      bestScore = score;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+// murmur3's finalizer: spreads every input bit across the output so scores are independent.
+function mix(value: number): number {
+  let h = value >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}

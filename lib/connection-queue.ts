@@ -1,0 +1,60 @@
+import type net from 'node:net';
+
+interface Waiting {
+  timer: NodeJS.Timeout;
+  onClose: () => void;
+}
+
+/**
+ * Connections waiting for a worker, oldest first. Bounded in length and in how long each may wait;
+ * a connection that overstays, or that closes while waiting, leaves the queue.
+ */
+export class ConnectionQueue {
+  readonly #waiting = new Map<net.Socket, Waiting>();
+  readonly #limit: number;
+  readonly #timeout: number;
+  readonly #onExpire: (socket: net.Socket) => void;
+
+  constructor(limit: number, timeout: number, onExpire: (socket: net.Socket) => void) {
+    this.#limit = limit;
+    this.#timeout = timeout;
+    this.#onExpire = onExpire;
+  }
+
+  get length(): number {
+    return this.#waiting.size;
+  }
+
+  /** False when the queue is full. */
+  push(socket: net.Socket): boolean {
+    if (this.#waiting.size >= this.#limit) return false;
+    const timer = setTimeout(() => {
+      this.#remove(socket);
+      this.#onExpire(socket);
+    }, this.#timeout).unref();
+    const onClose = (): void => this.#remove(socket);
+    socket.once('close', onClose);
+    this.#waiting.set(socket, { timer, onClose });
+    return true;
+  }
+
+  shift(): net.Socket | undefined {
+    const next = this.#waiting.keys().next();
+    if (next.done) return undefined;
+    this.#remove(next.value);
+    return next.value;
+  }
+
+  /** Empties the queue, handing each waiting connection to `each`. */
+  drain(each: (socket: net.Socket) => void): void {
+    for (let socket = this.shift(); socket; socket = this.shift()) each(socket);
+  }
+
+  #remove(socket: net.Socket): void {
+    const waiting = this.#waiting.get(socket);
+    if (!waiting) return;
+    clearTimeout(waiting.timer);
+    socket.off('close', waiting.onClose);
+    this.#waiting.delete(socket);
+  }
+}

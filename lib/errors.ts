@@ -1,0 +1,62 @@
+// Every error socketnaut raises has a stable `code`; messages may change, codes do not.
+
+export interface SocketnautError extends Error {
+  code: string;
+}
+
+type ErrorClass = new (message?: string) => Error;
+
+function defineError<B extends ErrorClass>(code: string, Base: B, format: (...args: string[]) => string) {
+  const Coded = class extends (Base as ErrorClass) {
+    readonly code = code;
+    constructor(...args: string[]) {
+      super(format(...args));
+      this.name = `${Base.name} [${code}]`;
+    }
+  };
+  return Coded as unknown as new (...args: string[]) => InstanceType<B> & SocketnautError;
+}
+
+export const ERR_INVALID_OPTION = defineError(
+  'SOCKETNAUT_ERR_INVALID_OPTION',
+  TypeError,
+  (name, expected, actual) => `The "${name}" option must be ${expected}. Received ${actual}`,
+);
+
+export const ERR_OPTION_OUT_OF_RANGE = defineError(
+  'SOCKETNAUT_ERR_OPTION_OUT_OF_RANGE',
+  RangeError,
+  (name, expected, actual) => `The "${name}" option must be ${expected}. Received ${actual}`,
+);
+
+export const ERR_AGENT_EXISTS = defineError(
+  'SOCKETNAUT_ERR_AGENT_EXISTS',
+  Error,
+  () => 'createServiceAgent() was already called in this worker; a worker serves exactly one server',
+);
+
+export const ERR_NOT_IN_WORKER = defineError(
+  'SOCKETNAUT_ERR_NOT_IN_WORKER',
+  Error,
+  () => 'createServiceAgent() must be called in a worker started by a socketnaut ServiceProxy',
+);
+
+export const ERR_WORKER_BOOTSTRAP = defineError(
+  'SOCKETNAUT_ERR_WORKER_BOOTSTRAP',
+  Error,
+  (url, message) => `The worker module ${url} failed to load: ${message}`,
+);
+
+export const ERR_HANDOFF_UNSUPPORTED = defineError(
+  'SOCKETNAUT_ERR_HANDOFF_UNSUPPORTED',
+  Error,
+  (reason) => `transport "handoff" is not available: ${reason}`,
+);
+
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
+  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  if (typeof value === 'string') return `type string ('${value.length > 40 ? value.slice(0, 40) + '...' : value}')`;
+  return `type ${typeof value} (${String(value)})`;
+}

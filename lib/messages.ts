@@ -1,0 +1,46 @@
+import type net from 'node:net';
+import type { MessagePort } from 'node:worker_threads';
+import type { LogRecord } from './logging.ts';
+
+export type ConcreteTransportName = 'handoff' | 'pipe';
+
+/** What the proxy gives each worker it starts, through `workerData`, before the user's module runs. */
+export interface WorkerBootData {
+  socketnautWorker: 1;
+  port: MessagePort;
+  moduleURL: string;
+  transport: ConcreteTransportName;
+  pipePath: string | undefined;
+  token: string;
+  publicAddress: net.AddressInfo | string | null;
+  logLevel: number;
+  userWorkerData: unknown;
+}
+
+export type ToWorker =
+  | { type: 'connection'; socket: net.Socket }
+  | { type: 'retire' }
+  | { type: 'log-level'; level: number };
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack: string | undefined;
+  code: string | undefined;
+}
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'closed'; count: number }
+  | { type: 'stopped' }
+  | { type: 'drained' }
+  | { type: 'log'; record: LogRecord }
+  | { type: 'bootstrap-error'; error: SerializedError };
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { name: err.name, message: err.message, stack: err.stack, code: typeof code === 'string' ? code : undefined };
+  }
+  return { name: 'Error', message: String(err), stack: undefined, code: undefined };
+}

@@ -1,0 +1,136 @@
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { WorkerOptions } from 'node:worker_threads';
+import { ERR_INVALID_OPTION, ERR_OPTION_OUT_OF_RANGE, describeValue } from './errors.ts';
+import { balancerNames, type BalancerName } from './balancers/index.ts';
+import { transportNames, type TransportName } from './transports/index.ts';
+
+export interface ServiceProxyOptions {
+  /** A `net.Server` or `tls.Server`, configured and listened on by the caller. */
+  server: net.Server;
+  /** Path (relative to the working directory) or URL of the module each worker runs. */
+  workerURL: string | URL;
+  /** Sets both `minWorkers` and `maxWorkers`. */
+  workerCount?: number;
+  minWorkers?: number;
+  maxWorkers?: number;
+  /** How often idle workers above `minWorkers` are retired, in milliseconds. */
+  workersCheckingInterval?: number;
+  workerOptions?: WorkerOptions;
+  transport?: TransportName;
+  balance?: BalancerName;
+  /** Connections that may wait for a worker while none can take them. */
+  queueLimit?: number;
+  /** How long a queued connection may wait for a worker, in milliseconds. */
+  queueTimeout?: number;
+  /** How long a new worker may take to start serving, in milliseconds. */
+  workerStartTimeout?: number;
+}
+
+export interface ResolvedOptions {
+  server: net.Server;
+  workerURL: URL;
+  minWorkers: number;
+  maxWorkers: number;
+  workersCheckingInterval: number;
+  workerOptions: WorkerOptions;
+  transport: TransportName;
+  balance: BalancerName;
+  queueLimit: number;
+  queueTimeout: number;
+  workerStartTimeout: number;
+}
+
+const defaults = {
+  minWorkers: 0,
+  workersCheckingInterval: 60_000,
+  transport: 'auto',
+  balance: 'least-connections',
+  queueLimit: 1024,
+  queueTimeout: 10_000,
+  workerStartTimeout: 30_000,
+} as const;
+
+function integer(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw new ERR_INVALID_OPTION(name, 'of type number', describeValue(value));
+  }
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+    throw new ERR_OPTION_OUT_OF_RANGE(name, range, String(value));
+  }
+  return value;
+}
+
+function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) {
+    throw new ERR_INVALID_OPTION(name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, describeValue(value));
+  }
+  return value as T;
+}
+
+function optional<T>(value: T | undefined, fallback: T, check: (value: T) => T): T {
+  return value === undefined ? fallback : check(value);
+}
+
+export function toWorkerURL(value: unknown): URL {
+  if (value instanceof URL) return value;
+  if (typeof value !== 'string' || value === '') {
+    throw new ERR_INVALID_OPTION('workerURL', 'a non-empty string or a URL', describeValue(value));
+  }
+  if (/^(file|data):/.test(value)) return new URL(value);
+  return pathToFileURL(path.resolve(value));
+}
+
+export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new ERR_INVALID_OPTION('options', 'an object', describeValue(options));
+  }
+  const { server } = options;
+  if (!(server instanceof net.Server)) {
+    throw new ERR_INVALID_OPTION('server', 'a net.Server or tls.Server', describeValue(server));
+  }
+  const workerURL = toWorkerURL(options.workerURL);
+
+  let { minWorkers, maxWorkers } = options;
+  if (options.workerCount !== undefined) {
+    const count = integer('workerCount', options.workerCount, 1);
+    if (minWorkers !== undefined || maxWorkers !== undefined) {
+      throw new ERR_INVALID_OPTION('workerCount', 'used without minWorkers and maxWorkers', 'both');
+    }
+    minWorkers = maxWorkers = count;
+  }
+  const min = optional(minWorkers, defaults.minWorkers, (v) => integer('minWorkers', v, 0));
+  const max = optional(maxWorkers, Math.max(min, 1, os.availableParallelism()), (v) => integer('maxWorkers', v, 1));
+  if (max < min) {
+    throw new ERR_OPTION_OUT_OF_RANGE('maxWorkers', `>= minWorkers (${min})`, String(max));
+  }
+
+  const workerOptions = options.workerOptions ?? {};
+  if (workerOptions === null || typeof workerOptions !== 'object') {
+    throw new ERR_INVALID_OPTION('workerOptions', 'an object', describeValue(workerOptions));
+  }
+  if (workerOptions.eval) {
+    throw new ERR_INVALID_OPTION('workerOptions.eval', 'unset; workerURL names a module', 'true');
+  }
+
+  return {
+    server,
+    workerURL,
+    minWorkers: min,
+    maxWorkers: max,
+    workersCheckingInterval: optional(options.workersCheckingInterval, defaults.workersCheckingInterval, (v) =>
+      integer('workersCheckingInterval', v, 1),
+    ),
+    workerOptions,
+    transport: optional(options.transport, defaults.transport, (v) => oneOf('transport', v, transportNames)),
+    balance: optional(options.balance, defaults.balance, (v) => oneOf('balance', v, balancerNames)),
+    queueLimit: optional(options.queueLimit, defaults.queueLimit, (v) => integer('queueLimit', v, 0)),
+    queueTimeout: optional(options.queueTimeout, defaults.queueTimeout, (v) => integer('queueTimeout', v, 1)),
+    workerStartTimeout: optional(options.workerStartTimeout, defaults.workerStartTimeout, (v) =>
+      integer('workerStartTimeout', v, 1),
+    ),
+  };
+}

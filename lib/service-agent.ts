@@ -1,0 +1,175 @@
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { Logger } from 'streams-logger';
+import {
+  addressInfoOf,
+  kAddressInfo,
+  storedAddressInfo,
+  type AddressInfoCarrier,
+  type ProxySocketAddressInfo,
+} from './address-info.ts';
+import { ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_WORKER, describeValue } from './errors.ts';
+import { createLogger } from './logging.ts';
+import type { FromWorker, WorkerBootData } from './messages.ts';
+import { getWorkerContext } from './worker/context.ts';
+import { takeOverServer } from './worker/server-takeover.ts';
+
+export interface ServiceAgentOptions {
+  server: net.Server;
+}
+
+const IDLE_SWEEP_MS = 250;
+
+/** Settings net.Server keeps from its constructor options and applies to sockets it accepts itself. */
+interface ServerSettings {
+  noDelay?: boolean;
+  keepAlive?: boolean;
+  keepAliveInitialDelay?: number;
+  allowHalfOpen?: boolean;
+}
+
+/**
+ * The worker's side of a ServiceProxy: feeds the connections the proxy moves here to one server,
+ * and tells the proxy when that server is serving and when its connections end.
+ */
+export class ServiceAgent extends EventEmitter {
+  readonly server: net.Server;
+  readonly log: Logger;
+  readonly #context: WorkerBootData;
+  readonly #open = new Set<net.Socket>();
+  #closedSinceReport = 0;
+  #serving = false;
+  #stopping = false;
+  #idleSweep: NodeJS.Timeout | undefined;
+
+  constructor(server: net.Server, context: WorkerBootData) {
+    super();
+    this.server = server;
+    this.#context = context;
+    this.log = createLogger('ServiceAgent', context.logLevel);
+    takeOverServer(server, this, context.publicAddress);
+  }
+
+  get connections(): number {
+    return this.#open.size;
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** Called by a transport with a connection the proxy moved to this worker. */
+  accept(socket: net.Socket, info?: ProxySocketAddressInfo): void {
+    const server = this.server as net.Server & ServerSettings;
+    if (info) (socket as AddressInfoCarrier)[kAddressInfo] = info;
+    if (server.noDelay) socket.setNoDelay(true);
+    if (server.keepAlive) socket.setKeepAlive(true, server.keepAliveInitialDelay);
+    socket.allowHalfOpen = server.allowHalfOpen ?? false;
+    (socket as { server?: net.Server }).server = server;
+    this.#open.add(socket);
+    socket.once('close', () => this.#onSocketClose(socket));
+    server.emit('connection', socket);
+  }
+
+  /** The client's and the proxy's ends of this connection, when known without asking the proxy. */
+  getProxySocketAddressInfo(socket: net.Socket): ProxySocketAddressInfo | undefined {
+    const stored = storedAddressInfo(socket);
+    if (stored) return stored;
+    if (this.#context.transport !== 'handoff') return undefined;
+    const info = addressInfoOf(socket);
+    if (info) (socket as AddressInfoCarrier)[kAddressInfo] = info;
+    return info;
+  }
+
+  requestProxySocketAddressInfo(socket: net.Socket): Promise<ProxySocketAddressInfo> {
+    const info = this.getProxySocketAddressInfo(socket);
+    return info
+      ? Promise.resolve(info)
+      : Promise.reject(new Error('No proxy address information is known for this socket'));
+  }
+
+  /** Tells the proxy this worker can take connections. */
+  markServing(): void {
+    if (this.#serving || this.#stopping) return;
+    this.#serving = true;
+    this.#post({ type: 'ready' });
+  }
+
+  /** Stops taking connections; calls back once every connection has ended. */
+  stop(callback?: () => void): void {
+    if (!this.#stopping) {
+      this.#stopping = true;
+      this.#post({ type: 'stopped' });
+      const closeIdle = (this.server as { closeIdleConnections?: () => void }).closeIdleConnections;
+      if (closeIdle) {
+        closeIdle.call(this.server);
+        // A keep-alive connection busy now goes idle after its response; close it then.
+        this.#idleSweep = setInterval(() => closeIdle.call(this.server), IDLE_SWEEP_MS).unref();
+      }
+    }
+    if (callback) {
+      if (this.#open.size === 0) process.nextTick(callback);
+      else this.once('drained', callback);
+    }
+    this.#checkDrained();
+  }
+
+  #onSocketClose(socket: net.Socket): void {
+    this.#open.delete(socket);
+    if (this.#closedSinceReport++ === 0) setImmediate(this.#reportClosed);
+    this.#checkDrained();
+  }
+
+  readonly #reportClosed = (): void => {
+    const count = this.#closedSinceReport;
+    this.#closedSinceReport = 0;
+    this.#post({ type: 'closed', count });
+  };
+
+  #checkDrained(): void {
+    if (!this.#stopping || this.#open.size > 0) return;
+    clearInterval(this.#idleSweep);
+    this.emit('drained');
+    this.#post({ type: 'drained' });
+  }
+
+  #post(message: FromWorker): void {
+    this.#context.port.postMessage(message);
+  }
+}
+
+const kAgent = Symbol.for('socketnaut.agent');
+type AgentSlot = { [kAgent]?: { agent: ServiceAgent; explicit: boolean } };
+
+export function currentAgent(): ServiceAgent | undefined {
+  return (globalThis as AgentSlot)[kAgent]?.agent;
+}
+
+/**
+ * The agent for `server`, made on first use. `explicit` marks a call of createServiceAgent(),
+ * which may happen once per worker; the launcher's implicit agent for a listening server does not count.
+ */
+export function agentFor(server: net.Server, explicit: boolean): ServiceAgent {
+  const context = getWorkerContext();
+  if (!context) throw new ERR_NOT_IN_WORKER();
+  const slot = globalThis as AgentSlot;
+  const existing = slot[kAgent];
+  if (existing) {
+    if (existing.agent.server !== server || (explicit && existing.explicit)) throw new ERR_AGENT_EXISTS();
+    existing.explicit ||= explicit;
+    return existing.agent;
+  }
+  const agent = new ServiceAgent(server, context);
+  slot[kAgent] = { agent, explicit };
+  return agent;
+}
+
+export function createServiceAgent(options: ServiceAgentOptions): ServiceAgent {
+  if (options === null || typeof options !== 'object') {
+    throw new ERR_INVALID_OPTION('options', 'an object', describeValue(options));
+  }
+  if (!(options.server instanceof net.Server)) {
+    throw new ERR_INVALID_OPTION('server', 'a net.Server, http.Server, https.Server or tls.Server', describeValue(options.server));
+  }
+  return agentFor(options.server, true);
+}

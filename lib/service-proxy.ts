@@ -1,0 +1,264 @@
+import { EventEmitter, once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import type net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from 'streams-logger';
+import { createBalancer, type Balancer } from './balancers/index.ts';
+import { ConnectionQueue } from './connection-queue.ts';
+import { ERR_HANDOFF_UNSUPPORTED, ERR_INVALID_OPTION, ERR_WORKER_BOOTSTRAP } from './errors.ts';
+import { createLogger } from './logging.ts';
+import type { ConcreteTransportName } from './messages.ts';
+import { resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from './options.ts';
+import { createTransport, probeHandoff, type Transport } from './transports/index.ts';
+import type { WorkerHandle } from './worker-handle.ts';
+import { WorkerPool } from './worker-pool.ts';
+
+export interface ShutdownOptions {
+  /** How long open connections may take to finish before their workers are stopped, in milliseconds. */
+  timeout?: number;
+}
+
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+
+// A connection waiting in the queue may be reset by its client; that must not throw on the main thread.
+function ignoreError(): void {}
+
+/**
+ * Owns the public server on the main thread and moves each accepted connection into one of a pool
+ * of worker threads. Emits 'ready', 'worker-online' (agent), 'worker-exit' (agent, code, reason)
+ * and 'error'.
+ */
+export class ServiceProxy extends EventEmitter {
+  readonly server: net.Server;
+  readonly log: Logger;
+  readonly minWorkers: number;
+  readonly maxWorkers: number;
+  readonly #options: ResolvedOptions;
+  readonly #pool: WorkerPool;
+  readonly #balancer: Balancer;
+  readonly #queue: ConnectionQueue;
+  readonly #token = randomBytes(16).toString('hex');
+  readonly #connectionEvent: 'connection' | 'secureConnection';
+  #transport: Transport | undefined;
+  #pipeDir: string | undefined;
+  #reaper: NodeJS.Timeout | undefined;
+  #readyEmitted = false;
+  #bootstrapFailureReported = false;
+  #shutdown: Promise<PromiseSettledResult<number>[]> | undefined;
+
+  constructor(options: ServiceProxyOptions) {
+    super();
+    const resolved = resolveOptions(options);
+    const terminatesTls = resolved.server instanceof tls.Server;
+    if (terminatesTls && resolved.transport === 'handoff') {
+      throw new ERR_INVALID_OPTION('transport', "'pipe' or 'auto' when the server is a tls.Server", "'handoff'");
+    }
+    this.#options = resolved;
+    this.server = resolved.server;
+    this.minWorkers = resolved.minWorkers;
+    this.maxWorkers = resolved.maxWorkers;
+    this.log = createLogger('ServiceProxy');
+    this.#balancer = createBalancer(resolved.balance);
+    this.#queue = new ConnectionQueue(resolved.queueLimit, resolved.queueTimeout, (socket) => {
+      this.log.warn(`A connection waited ${resolved.queueTimeout} ms for a worker and was closed`);
+      socket.destroy();
+    });
+    this.#pool = new WorkerPool({
+      minWorkers: resolved.minWorkers,
+      maxWorkers: resolved.maxWorkers,
+      workerOptions: resolved.workerOptions,
+      workerStartTimeout: resolved.workerStartTimeout,
+      log: this.log,
+      boot: (id) => ({
+        socketnautWorker: 1,
+        moduleURL: resolved.workerURL.href,
+        transport: this.#transport!.name,
+        pipePath: this.#pipeDir && path.join(this.#pipeDir, `${id}.sock`),
+        token: this.#token,
+        publicAddress: this.server.address(),
+        logLevel: this.log.level,
+        userWorkerData: undefined,
+      }),
+    });
+    this.#pool.on('worker-ready', (handle: WorkerHandle) => this.#onWorkerReady(handle));
+    this.#pool.on('worker-exit', (handle: WorkerHandle, code: number, reason: string) => this.#onWorkerExit(handle, code, reason));
+    this.#pool.on('bootstrap-failure', (handle: WorkerHandle) => this.#onBootstrapFailure(handle));
+
+    // Hand-off needs sockets nothing has read from, and the pipe transport reads only once connected.
+    if (!terminatesTls) (this.server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
+    this.#connectionEvent = terminatesTls ? 'secureConnection' : 'connection';
+    this.server.on(this.#connectionEvent, this.#onConnection);
+    void this.#start(terminatesTls);
+  }
+
+  /** One entry per live worker, with its `worker` and its open `connections`. */
+  get agents(): WorkerHandle[] {
+    return [...this.#pool.handles];
+  }
+
+  /** The transport in use, once chosen. */
+  get transport(): ConcreteTransportName | undefined {
+    return this.#transport?.name;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  async #start(terminatesTls: boolean): Promise<void> {
+    const name = await this.#chooseTransport(terminatesTls);
+    if (!name || this.#shutdown) return;
+    if (name === 'pipe') {
+      this.#pipeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'socketnaut-'));
+      process.once('exit', this.#removePipeDir);
+    }
+    this.#transport = createTransport(name, this.#token);
+    this.log.info(`Transport: ${name}; workers: ${this.minWorkers} to ${this.maxWorkers}`);
+    this.#reaper = setInterval(() => this.#reapIdleWorkers(), this.#options.workersCheckingInterval).unref();
+    this.#pool.replenish();
+    if (this.#pool.size === 0 && this.#queue.length > 0) this.#pool.grow();
+    this.#maybeEmitReady();
+  }
+
+  async #chooseTransport(terminatesTls: boolean): Promise<ConcreteTransportName | undefined> {
+    const requested = this.#options.transport;
+    if (requested === 'pipe' || (requested === 'auto' && terminatesTls)) return 'pipe';
+    const unsupported = await probeHandoff();
+    if (!unsupported) return 'handoff';
+    if (requested === 'auto') {
+      this.log.debug(`Socket hand-off is unavailable (${unsupported}); using the pipe transport`);
+      return 'pipe';
+    }
+    this.#reportError(new ERR_HANDOFF_UNSUPPORTED(`this runtime cannot move sockets between threads (${unsupported})`));
+    return undefined;
+  }
+
+  readonly #onConnection = (socket: net.Socket): void => {
+    if (this.#shutdown) {
+      socket.destroy();
+      return;
+    }
+    this.#dispatch(socket, undefined);
+  };
+
+  #dispatch(socket: net.Socket, refusedBy: WorkerHandle[] | undefined): void {
+    const transport = this.#transport;
+    const ready = this.#pool.ready;
+    const candidates = refusedBy ? ready.filter((handle) => !refusedBy.includes(handle)) : ready;
+    const handle = transport && this.#balancer.pick(candidates, socket);
+    if (!handle) {
+      this.#enqueue(socket);
+      return;
+    }
+    if (handle.connections > 0 && this.#pool.size < this.maxWorkers) this.#growIfAllBusy();
+    handle.connections++;
+    handle.totalConnections++;
+    transport.dispatch(handle, socket, (refused) => {
+      handle.onConnectionsClosed(1);
+      this.log.debug(`Worker ${handle.threadId} refused a connection; offering it to another worker`);
+      this.#dispatch(refused, [...(refusedBy ?? []), handle]);
+    });
+  }
+
+  #enqueue(socket: net.Socket): void {
+    if (this.#transport && this.#pool.starting === 0 && !this.#pool.backingOff) this.#pool.grow();
+    if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
+    if (!this.#queue.push(socket)) {
+      this.log.warn(`The connection queue is full (${this.#options.queueLimit}); closing a new connection`);
+      socket.destroy();
+    }
+  }
+
+  #growIfAllBusy(): void {
+    if (this.#pool.starting > 0) return;
+    for (const handle of this.#pool.ready) if (handle.connections === 0) return;
+    this.#pool.grow();
+  }
+
+  #onWorkerReady(handle: WorkerHandle): void {
+    this.#bootstrapFailureReported = false;
+    this.log.debug(`Worker ${handle.threadId} is serving`);
+    this.emit('worker-online', handle);
+    this.#queue.drain((socket) => this.#dispatch(socket, undefined));
+    this.#maybeEmitReady();
+  }
+
+  #onWorkerExit(handle: WorkerHandle, code: number, reason: string): void {
+    const repeatedBootstrapFailure = handle.readyAt === 0 && this.#bootstrapFailureReported;
+    const level = reason === 'retired' || repeatedBootstrapFailure ? 'debug' : 'warn';
+    this.log[level](`Worker ${handle.threadId} exited (code ${code}): ${reason}`);
+    this.emit('worker-exit', handle, code, reason);
+    if (!this.#shutdown && this.#queue.length > 0 && this.#pool.size === 0 && !this.#pool.backingOff) this.#pool.grow();
+  }
+
+  #onBootstrapFailure(handle: WorkerHandle): void {
+    if (this.#pool.ready.length === 0) this.#queue.drain((socket) => socket.destroy());
+    if (this.#bootstrapFailureReported) return;
+    this.#bootstrapFailureReported = true;
+    const cause = handle.bootstrapError ?? handle.uncaughtError;
+    const err = new ERR_WORKER_BOOTSTRAP(this.#options.workerURL.href, cause?.message ?? 'the worker exited while starting');
+    (err as Error).cause = cause;
+    this.log.error(`${err.message}\n${cause?.stack ?? ''}`);
+    this.#reportError(err);
+  }
+
+  #reportError(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  #maybeEmitReady(): void {
+    if (this.#readyEmitted || !this.#transport || this.#pool.ready.length < this.minWorkers) return;
+    this.#readyEmitted = true;
+    this.emit('ready');
+  }
+
+  #reapIdleWorkers(): void {
+    const now = performance.now();
+    for (const handle of [...this.#pool.ready]) {
+      if (this.#pool.ready.length + this.#pool.starting <= this.minWorkers) return;
+      if (handle.connections === 0 && now - handle.idleSince >= this.#options.workersCheckingInterval) {
+        this.log.debug(`Retiring idle worker ${handle.threadId}`);
+        this.#pool.retire(handle);
+      }
+    }
+  }
+
+  /**
+   * Stops accepting, lets open connections finish for up to `timeout` ms, then stops every worker.
+   * Resolves to the outcome of stopping each worker.
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<PromiseSettledResult<number>[]> {
+    this.#shutdown ??= this.#runShutdown(options.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT_MS);
+    return this.#shutdown;
+  }
+
+  async #runShutdown(timeout: number): Promise<PromiseSettledResult<number>[]> {
+    clearInterval(this.#reaper);
+    this.server.off(this.#connectionEvent, this.#onConnection);
+    this.server.close();
+    this.#pool.close();
+    this.#queue.drain((socket) => socket.destroy());
+    const handles = [...this.#pool.handles];
+    const exits = handles.map((handle) => once(handle.worker, 'exit').catch(() => {}));
+    for (const handle of handles) this.#pool.retire(handle);
+    const deadline = new AbortController();
+    await Promise.race([Promise.all(exits), delay(timeout, undefined, { signal: deadline.signal, ref: false }).catch(() => {})]);
+    deadline.abort();
+    const results = await Promise.allSettled(handles.map((handle) => handle.worker.terminate()));
+    this.#removePipeDir();
+    process.off('exit', this.#removePipeDir);
+    return results;
+  }
+
+  readonly #removePipeDir = (): void => {
+    if (this.#pipeDir) fs.rmSync(this.#pipeDir, { recursive: true, force: true });
+  };
+}
+
+export function createServiceProxy(options: ServiceProxyOptions): ServiceProxy {
+  return new ServiceProxy(options);
+}

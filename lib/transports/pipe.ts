@@ -1,0 +1,62 @@
+import net from 'node:net';
+import { addressInfoOf } from '../address-info.ts';
+import { encodePreamble } from '../preamble.ts';
+import type { DispatchTarget, Transport } from './index.ts';
+
+/**
+ * Pipes bytes between the client and the worker over the worker's private Unix socket. Used when
+ * TLS ends at the proxy or the runtime cannot move sockets between threads.
+ */
+export class PipeTransport implements Transport {
+  readonly name = 'pipe';
+  readonly #token: string;
+
+  constructor(token: string) {
+    this.#token = token;
+  }
+
+  dispatch(target: DispatchTarget, client: net.Socket, refused: (socket: net.Socket) => void): void {
+    const info = addressInfoOf(client);
+    if (!info || !target.pipePath) {
+      client.destroy();
+      return;
+    }
+    client.pause();
+    const upstream = net.connect({ path: target.pipePath, allowHalfOpen: true });
+    const onConnectError = (): void => {
+      upstream.destroy();
+      refused(client);
+    };
+    upstream.once('error', onConnectError);
+    upstream.once('connect', () => {
+      upstream.off('error', onConnectError);
+      if (client.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      upstream.write(encodePreamble(this.#token, info));
+      splice(client, upstream);
+    });
+  }
+}
+
+// Each side's end is passed on as a half-close, so a reply can follow a client's FIN. An error, or a
+// side that closes before its end arrived, tears down both.
+function splice(client: net.Socket, upstream: net.Socket): void {
+  client.allowHalfOpen = true;
+  client.setNoDelay(true);
+  const destroyBoth = (): void => {
+    client.destroy();
+    upstream.destroy();
+  };
+  client.on('error', destroyBoth);
+  upstream.on('error', destroyBoth);
+  client.on('close', () => {
+    if (!client.readableEnded) upstream.destroy();
+  });
+  upstream.on('close', () => {
+    if (!upstream.readableEnded) client.destroy();
+  });
+  client.pipe(upstream);
+  upstream.pipe(client);
+}

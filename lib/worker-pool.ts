@@ -1,0 +1,164 @@
+import { EventEmitter } from 'node:events';
+import type { WorkerOptions } from 'node:worker_threads';
+import type { Logger } from 'streams-logger';
+import { acceptWorkerLogRecord } from './logging.ts';
+import type { FromWorker, WorkerBootData } from './messages.ts';
+import { WorkerHandle } from './worker-handle.ts';
+
+export interface PoolSettings {
+  minWorkers: number;
+  maxWorkers: number;
+  workerOptions: WorkerOptions;
+  workerStartTimeout: number;
+  boot: (id: number) => Omit<WorkerBootData, 'port'>;
+  log: Logger;
+}
+
+export const RESTART_BASE_DELAY_MS = 100;
+export const RESTART_FACTOR = 1.5;
+export const RESTART_MAX_DELAY_MS = 15_000;
+export const STABLE_UPTIME_MS = 30_000;
+
+/**
+ * Starts, tracks and replaces worker threads. Emits 'worker-ready' (handle), 'worker-stopped'
+ * (handle), 'worker-exit' (handle, code, reason) and 'bootstrap-failure' (handle).
+ */
+export class WorkerPool extends EventEmitter {
+  /** Every worker not yet exited, in start order. */
+  readonly handles = new Set<WorkerHandle>();
+  /** The workers that can take a connection now. The balancer picks among these. */
+  readonly ready: WorkerHandle[] = [];
+  readonly #settings: PoolSettings;
+  #nextId = 0;
+  #failures = 0;
+  #respawnTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(settings: PoolSettings) {
+    super();
+    this.#settings = settings;
+  }
+
+  get size(): number {
+    return this.handles.size;
+  }
+
+  get starting(): number {
+    let count = 0;
+    for (const handle of this.handles) if (handle.state === 'starting') count++;
+    return count;
+  }
+
+  /** Starts a worker if the pool is below `maxWorkers`. */
+  grow(): WorkerHandle | undefined {
+    if (this.#closed || this.handles.size >= this.#settings.maxWorkers) return undefined;
+    const id = ++this.#nextId;
+    const handle = new WorkerHandle(id, this.#settings.boot(id), this.#settings.workerOptions);
+    this.handles.add(handle);
+    const startTimer = setTimeout(() => {
+      if (handle.state !== 'starting') return;
+      this.#settings.log.error(`Worker ${handle.threadId} did not start serving within ${this.#settings.workerStartTimeout} ms`);
+      void handle.worker.terminate();
+    }, this.#settings.workerStartTimeout).unref();
+
+    handle.port.on('message', (message: FromWorker) => this.#onMessage(handle, message));
+    handle.worker.on('error', (err) => {
+      handle.uncaughtError = err;
+    });
+    handle.worker.once('exit', (code) => {
+      clearTimeout(startTimer);
+      this.#onExit(handle, code);
+    });
+    return handle;
+  }
+
+  /** Keeps at least `minWorkers` alive, restarting after failures with exponential backoff. */
+  replenish(): void {
+    if (this.#closed || this.#respawnTimer) return;
+    const missing = this.#settings.minWorkers - this.handles.size;
+    if (missing <= 0) return;
+    if (this.#failures === 0) {
+      for (let i = 0; i < missing; i++) this.grow();
+      return;
+    }
+    const delay = Math.min(RESTART_BASE_DELAY_MS * RESTART_FACTOR ** (this.#failures - 1), RESTART_MAX_DELAY_MS);
+    this.#respawnTimer = setTimeout(() => {
+      this.#respawnTimer = undefined;
+      const stillMissing = this.#settings.minWorkers - this.handles.size;
+      for (let i = 0; i < stillMissing; i++) this.grow();
+    }, delay).unref();
+  }
+
+  /** The delay before the next restart after a failure, for callers that start workers on demand. */
+  get backingOff(): boolean {
+    return this.#respawnTimer !== undefined;
+  }
+
+  retire(handle: WorkerHandle): void {
+    this.#leaveReady(handle);
+    handle.retire();
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#respawnTimer);
+    this.#respawnTimer = undefined;
+  }
+
+  #onMessage(handle: WorkerHandle, message: FromWorker): void {
+    switch (message.type) {
+      case 'closed':
+        handle.onConnectionsClosed(message.count);
+        break;
+      case 'log':
+        acceptWorkerLogRecord(message.record);
+        break;
+      case 'ready':
+        if (handle.state !== 'starting') break;
+        handle.state = 'ready';
+        handle.readyAt = performance.now();
+        this.ready.push(handle);
+        this.emit('worker-ready', handle);
+        break;
+      case 'stopped':
+        if (handle.state === 'ready') handle.state = 'retiring';
+        this.#leaveReady(handle);
+        this.emit('worker-stopped', handle);
+        break;
+      case 'drained':
+        void handle.worker.terminate();
+        break;
+      case 'bootstrap-error':
+        handle.bootstrapError = message.error;
+        break;
+    }
+  }
+
+  #onExit(handle: WorkerHandle, code: number): void {
+    const failed = handle.state === 'starting' || (handle.state === 'ready' && !this.#closed);
+    handle.state = 'exited';
+    this.handles.delete(handle);
+    this.#leaveReady(handle);
+    handle.port.close();
+
+    const uptime = handle.readyAt ? performance.now() - handle.readyAt : 0;
+    if (!failed || uptime >= STABLE_UPTIME_MS) this.#failures = 0;
+    if (failed) this.#failures++;
+
+    const reason = handle.bootstrapError
+      ? `failed to load: ${handle.bootstrapError.message}`
+      : handle.uncaughtError
+        ? `threw: ${handle.uncaughtError.message}`
+        : failed
+          ? `exited unexpectedly with code ${code}`
+          : 'retired';
+    if (handle.readyAt === 0 && failed) this.emit('bootstrap-failure', handle);
+    this.emit('worker-exit', handle, code, reason);
+    this.replenish();
+  }
+
+  #leaveReady(handle: WorkerHandle): void {
+    const index = this.ready.indexOf(handle);
+    if (index !== -1) this.ready.splice(index, 1);
+  }
+}

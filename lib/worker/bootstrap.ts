@@ -1,0 +1,58 @@
+// The entry module of every worker a ServiceProxy starts. It connects to the proxy, makes the first
+// listening server the proxied one, then runs the user's module with the user's own workerData.
+import workerThreads from 'node:worker_threads';
+import { syncBuiltinESMExports } from 'node:module';
+import { isBootData, setWorkerContext } from './context.ts';
+import { interceptListen } from './server-takeover.ts';
+import { listenForPipe } from './pipe-listener.ts';
+import { agentFor, currentAgent } from '../service-agent.ts';
+import { forwardLogsTo, logger } from '../logging.ts';
+import { serializeError, type FromWorker, type ToWorker } from '../messages.ts';
+
+const context = workerThreads.workerData;
+if (!isBootData(context)) throw new Error('socketnaut: the worker bootstrap was started without its boot data');
+
+const { port } = context;
+const post = (message: FromWorker): void => port.postMessage(message);
+
+setWorkerContext(context);
+forwardLogsTo(port);
+logger.setLevel(context.logLevel);
+(workerThreads as { workerData: unknown }).workerData = context.userWorkerData;
+syncBuiltinESMExports();
+
+port.on('message', (message: ToWorker) => {
+  switch (message.type) {
+    case 'connection':
+      currentAgent()!.accept(message.socket);
+      break;
+    case 'retire': {
+      const agent = currentAgent();
+      if (agent) agent.server.close();
+      else post({ type: 'drained' });
+      break;
+    }
+    case 'log-level':
+      logger.setLevel(message.level);
+      currentAgent()?.log.setLevel(message.level);
+      break;
+  }
+});
+
+try {
+  if (context.transport === 'pipe') {
+    await listenForPipe(context.pipePath!, context.token, (socket, info) => currentAgent()!.accept(socket, info));
+  }
+  interceptListen((server) => {
+    const agent = currentAgent();
+    if (agent && agent.server !== server) return undefined;
+    return agentFor(server, false).server;
+  });
+  await import(context.moduleURL);
+} catch (err) {
+  post({ type: 'bootstrap-error', error: serializeError(err) });
+  throw err;
+}
+
+// A module that made its agent but never called listen() is ready once it has loaded.
+currentAgent()?.markServing();
