@@ -53,6 +53,35 @@ export const ERR_HANDOFF_UNSUPPORTED = defineError(
   (reason) => `transport "handoff" is not available: ${reason}`,
 );
 
+export const ERR_APP_NOT_FOUND = defineError(
+  'SOCKETNAUT_ERR_APP_NOT_FOUND',
+  Error,
+  (file) => `Cannot find the app module ${file}`,
+);
+
+export const ERR_APP_FAILED = defineError(
+  'SOCKETNAUT_ERR_APP_FAILED',
+  Error,
+  (attempts, message) => `The app failed to start ${attempts} times: ${message}`,
+);
+
+export const ERR_PORT_IN_USE = defineError(
+  'SOCKETNAUT_ERR_PORT_IN_USE',
+  Error,
+  (where) => `The address ${where} is already in use`,
+);
+
+export const ERR_LISTEN = defineError(
+  'SOCKETNAUT_ERR_LISTEN',
+  Error,
+  (where, message) => `Cannot listen on ${where}: ${message}`,
+);
+
+export function withCause<E extends Error>(err: E, cause: unknown): E {
+  if (cause !== undefined) err.cause = cause;
+  return err;
+}
+
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;

@@ -18,7 +18,11 @@ export interface ServiceAgentOptions {
   server: net.Server;
 }
 
-const IDLE_SWEEP_MS = 250;
+const IDLE_SWEEP_MS = 500;
+
+function endAfterResponse(_req: unknown, res: { shouldKeepAlive: boolean }): void {
+  res.shouldKeepAlive = false;
+}
 
 /** Settings net.Server keeps from its constructor options and applies to sockets it accepts itself. */
 interface ServerSettings {
@@ -100,18 +104,22 @@ export class ServiceAgent extends EventEmitter {
     if (!this.#stopping) {
       this.#stopping = true;
       this.#post({ type: 'stopped' });
-      const closeIdle = (this.server as { closeIdleConnections?: () => void }).closeIdleConnections;
-      if (closeIdle) {
-        closeIdle.call(this.server);
-        // A keep-alive connection busy now goes idle after its response; close it then.
-        this.#idleSweep = setInterval(() => closeIdle.call(this.server), IDLE_SWEEP_MS).unref();
-      }
+      this.#closeKeepAliveConnections();
     }
     if (callback) {
       if (this.#open.size === 0) process.nextTick(callback);
       else this.once('drained', callback);
     }
     this.#checkDrained();
+  }
+
+  // A busy keep-alive connection is told to close with its next response, so its client never
+  // reuses it. One still idle at a sweep has sent nothing for a while and is closed then.
+  #closeKeepAliveConnections(): void {
+    const server = this.server as net.Server & { closeIdleConnections?: () => void };
+    if (typeof server.closeIdleConnections !== 'function') return;
+    server.prependListener('request', endAfterResponse);
+    this.#idleSweep = setInterval(() => server.closeIdleConnections!(), IDLE_SWEEP_MS).unref();
   }
 
   #onSocketClose(socket: net.Socket): void {

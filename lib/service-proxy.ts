@@ -49,6 +49,7 @@ export class ServiceProxy extends EventEmitter {
   #readyEmitted = false;
   #bootstrapFailureReported = false;
   #shutdown: Promise<PromiseSettledResult<number>[]> | undefined;
+  #reloading: Promise<void> | undefined;
 
   constructor(options: ServiceProxyOptions) {
     super();
@@ -224,6 +225,29 @@ export class ServiceProxy extends EventEmitter {
         this.log.debug(`Retiring idle worker ${handle.threadId}`);
         this.#pool.retire(handle);
       }
+    }
+  }
+
+  /**
+   * Replaces every worker, one at a time: each new worker is serving before an old one stops taking
+   * connections and drains. Rejects, leaving the remaining old workers serving, if a new one fails.
+   */
+  reload(): Promise<void> {
+    const run = (this.#reloading ?? Promise.resolve()).catch(() => {}).then(() => this.#runReload());
+    this.#reloading = run;
+    return run;
+  }
+
+  async #runReload(): Promise<void> {
+    const old = [...this.#pool.handles].filter((handle) => handle.state === 'ready' || handle.state === 'starting');
+    this.log.info(`Reloading ${old.length} workers`);
+    for (const handle of old) {
+      if (this.#shutdown) return;
+      if (handle.state !== 'ready' && handle.state !== 'starting') continue;
+      const fresh = this.#pool.grow(true);
+      if (!fresh) return;
+      await this.#pool.whenReady(fresh);
+      this.#pool.retire(handle);
     }
   }
 

@@ -49,9 +49,9 @@ export class WorkerPool extends EventEmitter {
     return count;
   }
 
-  /** Starts a worker if the pool is below `maxWorkers`. */
-  grow(): WorkerHandle | undefined {
-    if (this.#closed || this.handles.size >= this.#settings.maxWorkers) return undefined;
+  /** Starts a worker if the pool is below `maxWorkers`, or regardless with `surplus` (for reloads). */
+  grow(surplus = false): WorkerHandle | undefined {
+    if (this.#closed || (!surplus && this.handles.size >= this.#settings.maxWorkers)) return undefined;
     const id = ++this.#nextId;
     const handle = new WorkerHandle(id, this.#settings.boot(id), this.#settings.workerOptions);
     this.handles.add(handle);
@@ -92,6 +92,31 @@ export class WorkerPool extends EventEmitter {
   /** The delay before the next restart after a failure, for callers that start workers on demand. */
   get backingOff(): boolean {
     return this.#respawnTimer !== undefined;
+  }
+
+  /** Resolves once `handle` serves; rejects if it exits first. */
+  whenReady(handle: WorkerHandle): Promise<void> {
+    if (handle.state !== 'starting') {
+      return handle.state === 'exited' ? Promise.reject(new Error('worker exited')) : Promise.resolve();
+    }
+    return new Promise((resolve, reject) => {
+      const onReady = (ready: WorkerHandle): void => {
+        if (ready !== handle) return;
+        cleanup();
+        resolve();
+      };
+      const onExit = (exited: WorkerHandle, _code: number, reason: string): void => {
+        if (exited !== handle) return;
+        cleanup();
+        reject(new Error(`worker ${handle.threadId} ${reason}`));
+      };
+      const cleanup = (): void => {
+        this.off('worker-ready', onReady);
+        this.off('worker-exit', onExit);
+      };
+      this.on('worker-ready', onReady);
+      this.on('worker-exit', onExit);
+    });
   }
 
   retire(handle: WorkerHandle): void {

@@ -1,0 +1,136 @@
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { pathToFileURL } from 'node:url';
+import type { BalancerName } from './balancers/index.ts';
+import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_LISTEN, ERR_PORT_IN_USE, withCause } from './errors.ts';
+import type { Level } from './logging.ts';
+import { ServiceProxy } from './service-proxy.ts';
+import type { TransportName } from './transports/index.ts';
+import type { WorkerHandle } from './worker-handle.ts';
+
+export interface LaunchOptions {
+  /** Path of the app's main module: the module every worker runs. */
+  app: string;
+  port?: number;
+  host?: string;
+  /** Sets both minWorkers and maxWorkers. Default: available parallelism. */
+  workers?: number;
+  minWorkers?: number;
+  maxWorkers?: number;
+  transport?: TransportName;
+  balance?: BalancerName;
+  /** PEM key and certificate: TLS then ends at the proxy. */
+  tlsKey?: string | Buffer;
+  tlsCert?: string | Buffer;
+  logLevel?: Level;
+  /** How long in-flight requests may take to finish on SIGINT/SIGTERM, in milliseconds. */
+  shutdownTimeout?: number;
+  /** Failed starts of the app, with none serving, before launch gives up. */
+  maxStartAttempts?: number;
+}
+
+export interface Launched {
+  proxy: ServiceProxy;
+  server: net.Server;
+  url: string;
+  /** Stops accepting and waits for in-flight requests, up to the shutdown timeout. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_PORT = 3000;
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+const DEFAULT_START_ATTEMPTS = 3;
+
+/** Starts the app on every worker behind one public port. Resolves once the pool serves. */
+export async function launch(options: LaunchOptions): Promise<Launched> {
+  const appPath = path.resolve(options.app);
+  if (!fs.existsSync(appPath)) {
+    throw new ERR_APP_NOT_FOUND(appPath);
+  }
+  const port = options.port ?? DEFAULT_PORT;
+  const terminatesTls = options.tlsKey !== undefined || options.tlsCert !== undefined;
+  const server = terminatesTls ? tls.createServer({ key: options.tlsKey, cert: options.tlsCert }) : net.createServer();
+  await listen(server, port, options.host);
+
+  const fixedCount = options.minWorkers === undefined && options.maxWorkers === undefined;
+  const proxy = new ServiceProxy({
+    server,
+    workerURL: pathToFileURL(appPath),
+    ...(fixedCount ? { workerCount: options.workers ?? os.availableParallelism() } : { minWorkers: options.minWorkers, maxWorkers: options.maxWorkers }),
+    transport: options.transport,
+    balance: options.balance,
+    workerOptions: { env: { ...process.env, PORT: String(boundPort(server)), ...(options.host ? { HOST: options.host } : {}) } },
+  });
+  if (options.logLevel !== undefined) proxy.log.setLevel(options.logLevel);
+
+  await untilServing(proxy, options.maxStartAttempts ?? DEFAULT_START_ATTEMPTS).catch(async (err: unknown) => {
+    await proxy.shutdown({ timeout: 0 });
+    throw err;
+  });
+
+  const scheme = terminatesTls ? 'https' : 'http';
+  const url = `${scheme}://${formatHost(options.host)}:${boundPort(server)}`;
+  const shutdownTimeout = options.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  return {
+    proxy,
+    server,
+    url,
+    close: async () => {
+      await proxy.shutdown({ timeout: shutdownTimeout });
+    },
+  };
+}
+
+async function listen(server: net.Server, port: number, host: string | undefined): Promise<void> {
+  server.listen(port, host);
+  try {
+    await once(server, 'listening');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = `${formatHost(host)}:${port}`;
+    if (code === 'EADDRINUSE') throw withCause(new ERR_PORT_IN_USE(where), err);
+    throw withCause(new ERR_LISTEN(where, (err as Error).message), err);
+  }
+}
+
+// Rejects when the app has failed to start `attempts` times in a row without any worker serving.
+function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let failures = 0;
+    let firstError: Error | undefined;
+    const onError = (err: Error): void => {
+      firstError ??= err;
+    };
+    const onExit = (handle: WorkerHandle): void => {
+      if (handle.readyAt !== 0 || ++failures < attempts) return;
+      cleanup();
+      const cause = (firstError?.cause ?? firstError) as Error | undefined;
+      reject(withCause(new ERR_APP_FAILED(String(failures), cause?.message ?? 'its worker exited while starting'), cause));
+    };
+    const onReady = (): void => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = (): void => {
+      proxy.off('error', onError);
+      proxy.off('worker-exit', onExit);
+      proxy.off('ready', onReady);
+    };
+    proxy.on('error', onError);
+    proxy.on('worker-exit', onExit);
+    proxy.on('ready', onReady);
+  });
+}
+
+function boundPort(server: net.Server): number {
+  return (server.address() as net.AddressInfo).port;
+}
+
+function formatHost(host: string | undefined): string {
+  if (!host || host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
