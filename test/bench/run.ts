@@ -1,0 +1,292 @@
+// npm run bench [-- --rounds 3 --duration 5 --workers 2 --only hello,close]
+// Compares one plain node:http process, node:cluster, and socketnaut's two transports under the same
+// handler, interleaved round by round, with wrk as the load generator.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { renderChart } from './chart.ts';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    workers: { type: 'string', default: String(os.availableParallelism()) },
+    only: { type: 'string' },
+    out: { type: 'string', default: new URL('./results/', import.meta.url).pathname },
+  },
+});
+const ROUNDS = Number(values.rounds);
+const DURATION_S = Number(values.duration);
+const WORKERS = Number(values.workers);
+const OUT_DIR = values.out;
+
+export const configs = ['plain', 'cluster', 'handoff', 'pipe'] as const;
+type Config = (typeof configs)[number];
+
+interface Workload {
+  name: string;
+  protocol: 'http' | 'https';
+  path: string;
+  connections: number;
+  lua: string;
+}
+
+const closeHeader = `wrk.headers["Connection"] = "close"\n`;
+const allWorkloads: Workload[] = [
+  { name: 'hello', protocol: 'http', path: '/', connections: 50, lua: '' },
+  { name: 'spin', protocol: 'http', path: '/spin', connections: 50, lua: '' },
+  { name: 'close', protocol: 'http', path: '/', connections: 50, lua: closeHeader },
+  {
+    name: 'bulk',
+    protocol: 'http',
+    path: '/echo',
+    connections: 50,
+    lua: `wrk.method = "POST"\nwrk.body = string.rep("x", 65536)\nwrk.headers["Content-Type"] = "application/octet-stream"\n`,
+  },
+  { name: 'tls', protocol: 'https', path: '/', connections: 50, lua: closeHeader },
+];
+export const workloads = allWorkloads.filter((w) => !values.only || values.only.split(',').includes(w.name));
+
+const reportLua = `
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d,"non2xx":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+`;
+
+interface Run {
+  rps: number;
+  p99ms: number;
+  errors: number;
+  rssMB: number;
+}
+
+interface Server {
+  child: ChildProcess;
+  port: number;
+  readyMs: number | undefined;
+}
+
+const serverScript = new URL('./server.js', import.meta.url).pathname;
+
+async function freePort(): Promise<number> {
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as net.AddressInfo;
+  probe.close();
+  return port;
+}
+
+async function startServer(config: string, protocol: string, workers: number): Promise<Server> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [serverScript, config, protocol, String(port), String(workers)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  const ready = new Promise<number | undefined>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk;
+      const match = /READY ?([\d.]*)/.exec(output);
+      if (match) resolve(match[1] ? Number(match[1]) : undefined);
+    });
+    child.once('exit', (code) => reject(new Error(`${config} server exited with ${code}`)));
+  });
+  const readyMs = await ready;
+  return { child, port, readyMs };
+}
+
+async function stopServer(server: Server): Promise<void> {
+  if (server.child.exitCode !== null) return;
+  server.child.kill('SIGKILL');
+  await once(server.child, 'exit');
+}
+
+/** Resident memory of a process and all its descendants, in MB. */
+function treeRssMB(pid: number): number {
+  let kb = 0;
+  const visit = (id: number): void => {
+    try {
+      const status = fs.readFileSync(`/proc/${id}/status`, 'utf8');
+      kb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      for (const task of fs.readdirSync(`/proc/${id}/task`)) {
+        const children = fs.readFileSync(`/proc/${id}/task/${task}/children`, 'utf8').trim();
+        for (const child of children ? children.split(' ') : []) visit(Number(child));
+      }
+    } catch {
+      // The process went away while being read.
+    }
+  };
+  visit(pid);
+  return kb / 1024;
+}
+
+const scriptDir = fs.mkdtempSync(`${os.tmpdir()}/socketnaut-bench-`);
+process.on('exit', () => fs.rmSync(scriptDir, { recursive: true, force: true }));
+
+async function wrk(workload: Workload, server: Server, seconds: number): Promise<Run> {
+  const script = `${scriptDir}/${workload.name}.lua`;
+  fs.writeFileSync(script, workload.lua + reportLua);
+  const url = `${workload.protocol}://127.0.0.1:${server.port}${workload.path}`;
+  const child = spawn('wrk', ['-t1', `-c${workload.connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  let rssMB = 0;
+  const sampler = setInterval(() => (rssMB = Math.max(rssMB, treeRssMB(server.child.pid!))), 250);
+  await once(child, 'exit');
+  clearInterval(sampler);
+  const match = /RESULT (\{.*\})/.exec(output);
+  if (!match) throw new Error(`wrk printed no result:\n${output}`);
+  const result = JSON.parse(match[1]!) as { requests: number; duration_us: number; p99_us: number; errors: number; non2xx: number };
+  return {
+    rps: result.requests / (result.duration_us / 1e6),
+    p99ms: result.p99_us / 1000,
+    errors: result.errors + result.non2xx,
+    rssMB,
+  };
+}
+
+function median(numbers: number[]): number {
+  const sorted = [...numbers].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+function tool(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    return String((err as { stdout?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
+  }
+}
+
+function checkWrk(): string {
+  const version = tool('wrk', ['-v']).split('\n')[0]!.trim();
+  if (!/^wrk/.test(version)) {
+    console.error('npm run bench needs wrk, the HTTP load generator: apt-get install wrk (or brew install wrk)');
+    process.exit(1);
+  }
+  return version;
+}
+
+type Summary = Record<string, Record<Config, { rps: number; p99ms: number; rssMB: number; errors: number }>>;
+
+async function measureWorkloads(): Promise<Summary> {
+  const summary: Summary = {};
+  for (const workload of workloads) {
+    const servers = new Map<Config, Server>();
+    for (const config of configs) servers.set(config, await startServer(config, workload.protocol, WORKERS));
+    try {
+      for (const config of configs) await wrk(workload, servers.get(config)!, 1);
+      const runs = new Map<Config, Run[]>(configs.map((c) => [c, []]));
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const config of configs) {
+          const run = await wrk(workload, servers.get(config)!, DURATION_S);
+          runs.get(config)!.push(run);
+          console.error(`${workload.name} round ${round} ${config}: ${run.rps.toFixed(0)} req/s, p99 ${run.p99ms.toFixed(1)} ms`);
+        }
+      }
+      summary[workload.name] = Object.fromEntries(
+        configs.map((config) => {
+          const list = runs.get(config)!;
+          return [
+            config,
+            {
+              rps: median(list.map((r) => r.rps)),
+              p99ms: median(list.map((r) => r.p99ms)),
+              rssMB: median(list.map((r) => r.rssMB)),
+              errors: list.reduce((sum, r) => sum + r.errors, 0),
+            },
+          ];
+        }),
+      ) as Summary[string];
+    } finally {
+      for (const server of servers.values()) await stopServer(server);
+    }
+  }
+  return summary;
+}
+
+interface Extras {
+  readyMs: number;
+  rssPerExtraWorkerMB: number;
+  dispatchPerSecond: number;
+}
+
+async function measureExtras(): Promise<Extras> {
+  const readyTimes: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const server = await startServer('handoff', 'http', WORKERS);
+    readyTimes.push(server.readyMs ?? NaN);
+    await stopServer(server);
+  }
+
+  const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1000));
+  const one = await startServer('handoff', 'http', 1);
+  const four = await startServer('handoff', 'http', 4);
+  await settle();
+  const rssPerExtraWorkerMB = (treeRssMB(four.child.pid!) - treeRssMB(one.child.pid!)) / 3;
+  await stopServer(one);
+  await stopServer(four);
+
+  const raw = await startServer('handoff', 'raw', WORKERS);
+  const close = workloads.find((w) => w.name === 'close') ?? { name: 'close', protocol: 'http' as const, path: '/', connections: 50, lua: closeHeader };
+  const dispatch = await wrk(close, raw, DURATION_S);
+  await stopServer(raw);
+  return { readyMs: median(readyTimes), rssPerExtraWorkerMB, dispatchPerSecond: dispatch.rps };
+}
+
+function formatTable(summary: Summary): string {
+  const lines = [
+    '| workload | config | req/s | p99 ms | RSS MB | vs plain | vs cluster | errors |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const [name, byConfig] of Object.entries(summary)) {
+    for (const config of configs) {
+      const row = byConfig[config];
+      const vsPlain = row.rps / byConfig.plain.rps;
+      const vsCluster = row.rps / byConfig.cluster.rps;
+      lines.push(
+        `| ${name} | ${config} | ${row.rps.toFixed(0)} | ${row.p99ms.toFixed(1)} | ${row.rssMB.toFixed(0)} | ${vsPlain.toFixed(2)} | ${vsCluster.toFixed(2)} | ${row.errors} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+const wrkVersion = checkWrk();
+const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`;
+const started = new Date();
+console.error(`Benchmarking with ${wrkVersion}; N = ${WORKERS}; ${ROUNDS} rounds of ${DURATION_S} s; ${machine}; Node ${process.version}`);
+
+const summary = await measureWorkloads();
+const extras = await measureExtras();
+
+const table = formatTable(summary);
+const report = [
+  `Measured ${started.toISOString().slice(0, 10)} on ${machine}, Node ${process.version}.`,
+  `Load generator: ${wrkVersion} (1 thread, 50 connections), sharing the machine with the server.`,
+  `N = ${WORKERS} workers; medians of ${ROUNDS} interleaved rounds of ${DURATION_S} s.`,
+  '',
+  table,
+  '',
+  `- start to 'ready' with ${WORKERS} workers (handoff): ${extras.readyMs.toFixed(0)} ms`,
+  `- RSS per extra idle worker: ${extras.rssPerExtraWorkerMB.toFixed(1)} MB`,
+  `- main-thread hand-off rate (workers answer without parsing, a new connection per request): ${extras.dispatchPerSecond.toFixed(0)} connections/s`,
+].join('\n');
+console.log(report);
+
+fs.mkdirSync(OUT_DIR, { recursive: true });
+fs.writeFileSync(
+  `${OUT_DIR}/latest.json`,
+  JSON.stringify({ date: started.toISOString(), machine, node: process.version, loadGenerator: wrkVersion, workers: WORKERS, rounds: ROUNDS, durationSeconds: DURATION_S, summary, extras }, null, 2) + '\n',
+);
+fs.writeFileSync(`${OUT_DIR}/latest.md`, report + '\n');
+fs.writeFileSync(`${OUT_DIR}/chart.svg`, renderChart(summary, configs, `req/s, N = ${WORKERS}, ${started.toISOString().slice(0, 10)}`));
+console.error(`Wrote ${OUT_DIR}latest.json, latest.md and chart.svg`);

@@ -1,0 +1,55 @@
+// One benchmarked server, as its own process: node server.js <config> <http|https> <port> <workers>
+// Prints "READY" once it serves.
+import cluster from 'node:cluster';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { isMainThread } from 'node:worker_threads';
+import { handle } from './handler.js';
+
+const [config, protocol, portText, workersText] = process.argv.slice(-4);
+const port = Number(portText);
+const workers = Number(workersText);
+const tlsOptions = {
+  key: fs.readFileSync(new URL('../fixtures/tls/key.pem', import.meta.url)),
+  cert: fs.readFileSync(new URL('../fixtures/tls/cert.pem', import.meta.url)),
+};
+
+// For the dispatch-rate measurement: a worker that answers without parsing, so the main thread's
+// accept-and-dispatch loop is what limits the rate.
+const RAW_REPLY = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok';
+
+function appServer() {
+  return protocol === 'https' ? https.createServer(tlsOptions, handle) : http.createServer(handle);
+}
+
+if (!isMainThread) {
+  // A socketnaut worker: listen() is taken over by the proxy.
+  if (protocol === 'raw') net.createServer((socket) => socket.end(RAW_REPLY)).listen(port);
+  else appServer().listen(port, '127.0.0.1');
+} else if (config === 'plain') {
+  appServer().listen(port, '127.0.0.1', () => console.log('READY'));
+} else if (config === 'cluster') {
+  if (cluster.isPrimary) {
+    let online = 0;
+    for (let i = 0; i < workers; i++) cluster.fork();
+    cluster.on('listening', () => {
+      if (++online === workers) console.log('READY');
+    });
+  } else {
+    appServer().listen(port, '127.0.0.1');
+  }
+} else {
+  const started = performance.now();
+  const { createServiceProxy } = await import('socketnaut');
+  const server = net.createServer({ noDelay: true }).listen(port, '127.0.0.1');
+  const proxy = createServiceProxy({
+    server,
+    workerURL: new URL(import.meta.url),
+    workerCount: workers,
+    transport: config,
+    workerOptions: { argv: process.argv.slice(-4) },
+  });
+  proxy.on('ready', () => console.log(`READY ${(performance.now() - started).toFixed(1)}`));
+}
