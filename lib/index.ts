@@ -5,5 +5,6 @@ export type { ProxySocketAddressInfo, SocketAddress } from './address-info.ts';
 export type { BalancerName } from './balancers/index.ts';
 export type { TransportName } from './transports/index.ts';
 export type { WorkerHandle as ServiceProxyAgent } from './worker-handle.ts';
+export { launch, type LaunchOptions, type Launched } from './launch.ts';
 export { Level, logger, formatter, consoleHandler } from './logging.ts';
 export type { SocketnautError } from './errors.ts';
