@@ -24,6 +24,12 @@ Options (environment variable in brackets):
       --log-level <level>     debug | info | notice | warn | error [SOCKETNAUT_LOG_LEVEL] (default warn)
       --shutdown-timeout <ms> grace for in-flight requests on SIGINT/SIGTERM [SOCKETNAUT_SHUTDOWN_TIMEOUT]
                               (default 10000)
+      --max-connections <n>   open connections allowed at once (default: no limit)
+      --max-connections-per-ip <n>  open connections allowed from one client address
+      --queue-limit <n>       connections that may wait for a worker (default 1024)
+      --queue-timeout <ms>    how long they may wait before a 503 (default 10000)
+      --headers-timeout <ms>  deadline for a request's headers in the app (default 10000)
+      --request-timeout <ms>  deadline for a whole request in the app (default 60000)
   -h, --help                  show this text
   -v, --version               show the version
 
@@ -47,6 +53,12 @@ const flags = {
   'tls-cert': { type: 'string' },
   'log-level': { type: 'string' },
   'shutdown-timeout': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'max-connections-per-ip': { type: 'string' },
+  'queue-limit': { type: 'string' },
+  'queue-timeout': { type: 'string' },
+  'headers-timeout': { type: 'string' },
+  'request-timeout': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -117,6 +129,12 @@ export function parseCommandLine(argv: string[]): LaunchOptions | 'help' | 'vers
     tlsCert,
     logLevel: logLevel(setting(values, 'log-level', 'SOCKETNAUT_LOG_LEVEL')),
     shutdownTimeout: integer('shutdown-timeout', setting(values, 'shutdown-timeout', 'SOCKETNAUT_SHUTDOWN_TIMEOUT'), 0),
+    maxConnections: integer('max-connections', setting(values, 'max-connections', 'SOCKETNAUT_MAX_CONNECTIONS'), 0),
+    maxConnectionsPerIp: integer('max-connections-per-ip', setting(values, 'max-connections-per-ip', 'SOCKETNAUT_MAX_CONNECTIONS_PER_IP'), 0),
+    queueLimit: integer('queue-limit', setting(values, 'queue-limit', 'SOCKETNAUT_QUEUE_LIMIT'), 0),
+    queueTimeout: integer('queue-timeout', setting(values, 'queue-timeout', 'SOCKETNAUT_QUEUE_TIMEOUT'), 1),
+    headersTimeout: integer('headers-timeout', setting(values, 'headers-timeout', 'SOCKETNAUT_HEADERS_TIMEOUT'), 1),
+    requestTimeout: integer('request-timeout', setting(values, 'request-timeout', 'SOCKETNAUT_REQUEST_TIMEOUT'), 0),
   };
 }
 

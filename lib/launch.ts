@@ -31,6 +31,14 @@ export interface LaunchOptions {
   shutdownTimeout?: number;
   /** Failed starts of the app, with none serving, before launch gives up. */
   maxStartAttempts?: number;
+  maxConnections?: number;
+  maxConnectionsPerIp?: number;
+  queueLimit?: number;
+  queueTimeout?: number;
+  /** Deadline for a request's headers in the app's HTTP server, in milliseconds. Default 10000. */
+  headersTimeout?: number;
+  /** Deadline for a whole request in the app's HTTP server, in milliseconds. Default 60000. */
+  requestTimeout?: number;
 }
 
 export interface Launched {
@@ -44,6 +52,10 @@ export interface Launched {
 const DEFAULT_PORT = 3000;
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 const DEFAULT_START_ATTEMPTS = 3;
+const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+// The launcher knows it serves HTTP, so a connection no worker can take gets a proper answer.
+const OVERLOADED = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 
 /** Starts the app on every worker behind one public port. Resolves once the pool serves. */
 export async function launch(options: LaunchOptions): Promise<Launched> {
@@ -63,6 +75,15 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     ...(fixedCount ? { workerCount: options.workers ?? os.availableParallelism() } : { minWorkers: options.minWorkers, maxWorkers: options.maxWorkers }),
     transport: options.transport,
     balance: options.balance,
+    maxConnections: options.maxConnections,
+    maxConnectionsPerIp: options.maxConnectionsPerIp,
+    queueLimit: options.queueLimit,
+    queueTimeout: options.queueTimeout,
+    overloadResponse: OVERLOADED,
+    serverDefaults: {
+      headersTimeout: options.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT_MS,
+      requestTimeout: options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    },
     workerOptions: { env: { ...process.env, PORT: String(boundPort(server)), ...(options.host ? { HOST: options.host } : {}) } },
   });
   if (options.logLevel !== undefined) proxy.log.setLevel(options.logLevel);

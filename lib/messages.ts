@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import type { LogRecord } from './logging.ts';
+import type { ServerDefaults } from './options.ts';
 
 export type ConcreteTransportName = 'handoff' | 'pipe';
 
@@ -14,6 +15,9 @@ export interface WorkerBootData {
   token: string;
   publicAddress: net.AddressInfo | string | null;
   logLevel: number;
+  /** Report the client address of each closed connection, for per-address limits. */
+  reportAddresses: boolean;
+  serverDefaults: ServerDefaults | undefined;
   userWorkerData: unknown;
 }
 
@@ -31,7 +35,7 @@ export interface SerializedError {
 
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'closed'; count: number }
+  | { type: 'closed'; count: number; addresses: string[] | undefined }
   | { type: 'stopped' }
   | { type: 'drained' }
   | { type: 'log'; record: LogRecord }

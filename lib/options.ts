@@ -27,6 +27,19 @@ export interface ServiceProxyOptions {
   queueTimeout?: number;
   /** How long a new worker may take to start serving, in milliseconds. */
   workerStartTimeout?: number;
+  /** Open connections allowed at once; 0 for no limit. */
+  maxConnections?: number;
+  /** Open connections allowed at once from one client address; 0 for no limit. */
+  maxConnectionsPerIp?: number;
+  /** Written to a connection closed because no worker could take it (queue full or timed out). */
+  overloadResponse?: string | Buffer;
+  /** Deadlines given to HTTP servers in the workers that still have Node's defaults, in milliseconds. */
+  serverDefaults?: ServerDefaults;
+}
+
+export interface ServerDefaults {
+  headersTimeout?: number;
+  requestTimeout?: number;
 }
 
 export interface ResolvedOptions {
@@ -41,6 +54,10 @@ export interface ResolvedOptions {
   queueLimit: number;
   queueTimeout: number;
   workerStartTimeout: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  overloadResponse: string | Buffer | undefined;
+  serverDefaults: ServerDefaults | undefined;
 }
 
 const defaults = {
@@ -51,6 +68,8 @@ const defaults = {
   queueLimit: 1024,
   queueTimeout: 10_000,
   workerStartTimeout: 30_000,
+  maxConnections: 0,
+  maxConnectionsPerIp: 0,
 } as const;
 
 function integer(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -71,7 +90,7 @@ function oneOf<T extends string>(name: string, value: unknown, allowed: readonly
   return value as T;
 }
 
-function optional<T>(value: T | undefined, fallback: T, check: (value: T) => T): T {
+function optional<T, F extends T | undefined>(value: T | undefined, fallback: F, check: (value: T) => T): T | F {
   return value === undefined ? fallback : check(value);
 }
 
@@ -132,5 +151,22 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
     workerStartTimeout: optional(options.workerStartTimeout, defaults.workerStartTimeout, (v) =>
       integer('workerStartTimeout', v, 1),
     ),
+    maxConnections: optional(options.maxConnections, defaults.maxConnections, (v) => integer('maxConnections', v, 0)),
+    maxConnectionsPerIp: optional(options.maxConnectionsPerIp, defaults.maxConnectionsPerIp, (v) =>
+      integer('maxConnectionsPerIp', v, 0),
+    ),
+    overloadResponse: optional(options.overloadResponse, undefined, (v) => {
+      if (typeof v !== 'string' && !Buffer.isBuffer(v)) {
+        throw new ERR_INVALID_OPTION('overloadResponse', 'a string or a Buffer', describeValue(v));
+      }
+      return v;
+    }),
+    serverDefaults: optional(options.serverDefaults, undefined, (v) => {
+      if (v === null || typeof v !== 'object') throw new ERR_INVALID_OPTION('serverDefaults', 'an object', describeValue(v));
+      return {
+        headersTimeout: optional(v.headersTimeout, undefined, (n) => integer('serverDefaults.headersTimeout', n, 1)),
+        requestTimeout: optional(v.requestTimeout, undefined, (n) => integer('serverDefaults.requestTimeout', n, 0)),
+      };
+    }),
   };
 }

@@ -42,6 +42,9 @@ export class ServiceAgent extends EventEmitter {
   readonly #context: WorkerBootData;
   readonly #open = new Set<net.Socket>();
   #closedSinceReport = 0;
+  /** Only kept when the proxy limits connections per client address. */
+  readonly #addresses: Map<net.Socket, string> | undefined;
+  #closedAddresses: string[] = [];
   #serving = false;
   #stopping = false;
   #idleSweep: NodeJS.Timeout | undefined;
@@ -51,7 +54,8 @@ export class ServiceAgent extends EventEmitter {
     this.server = server;
     this.#context = context;
     this.log = createLogger('ServiceAgent', context.logLevel);
-    takeOverServer(server, this, context.publicAddress);
+    if (context.reportAddresses) this.#addresses = new Map();
+    takeOverServer(server, this, context.publicAddress, context.serverDefaults);
   }
 
   get connections(): number {
@@ -71,6 +75,7 @@ export class ServiceAgent extends EventEmitter {
     socket.allowHalfOpen = server.allowHalfOpen ?? false;
     (socket as { server?: net.Server }).server = server;
     this.#open.add(socket);
+    this.#addresses?.set(socket, info?.remote.address ?? socket.remoteAddress ?? '');
     socket.once('close', () => this.#onSocketClose(socket));
     server.emit('connection', socket);
   }
@@ -124,6 +129,10 @@ export class ServiceAgent extends EventEmitter {
 
   #onSocketClose(socket: net.Socket): void {
     this.#open.delete(socket);
+    if (this.#addresses) {
+      this.#closedAddresses.push(this.#addresses.get(socket)!);
+      this.#addresses.delete(socket);
+    }
     if (this.#closedSinceReport++ === 0) setImmediate(this.#reportClosed);
     this.#checkDrained();
   }
@@ -131,7 +140,9 @@ export class ServiceAgent extends EventEmitter {
   readonly #reportClosed = (): void => {
     const count = this.#closedSinceReport;
     this.#closedSinceReport = 0;
-    this.#post({ type: 'closed', count });
+    const addresses = this.#addresses ? this.#closedAddresses : undefined;
+    this.#closedAddresses = [];
+    this.#post({ type: 'closed', count, addresses });
   };
 
   #checkDrained(): void {

@@ -10,12 +10,33 @@ import type { Logger } from 'streams-logger';
 import { createBalancer, type Balancer } from './balancers/index.ts';
 import { ConnectionQueue } from './connection-queue.ts';
 import { ERR_HANDOFF_UNSUPPORTED, ERR_INVALID_OPTION, ERR_WORKER_BOOTSTRAP } from './errors.ts';
-import { createLogger } from './logging.ts';
+import { Admission } from './admission.ts';
+import { createLogger, Level } from './logging.ts';
 import type { ConcreteTransportName } from './messages.ts';
 import { resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from './options.ts';
 import { createTransport, probeHandoff, type Transport } from './transports/index.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 import { WorkerPool } from './worker-pool.ts';
+
+export interface ProxyStats {
+  transport: ConcreteTransportName | undefined;
+  /** Connections the server accepted. */
+  accepted: number;
+  /** Connections given to a worker, counting each re-dispatch again. */
+  dispatched: number;
+  /** Connections a worker could not take, offered to another. */
+  redispatched: number;
+  /** Connections closed at once for breaking maxConnections or maxConnectionsPerIp. */
+  refused: number;
+  /** Connections that had to wait for a worker. */
+  queued: number;
+  /** Connections closed because the queue was full or their wait ran out. */
+  expired: number;
+  /** Accepts that failed, for instance for lack of file descriptors. */
+  acceptErrors: number;
+  queuedNow: number;
+  workers: { threadId: number; state: string; connections: number; totalConnections: number }[];
+}
 
 export interface ShutdownOptions {
   /** How long open connections may take to finish before their workers are stopped, in milliseconds. */
@@ -23,6 +44,8 @@ export interface ShutdownOptions {
 }
 
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+
+const TURN_AWAY_LINGER_MS = 1000;
 
 // A connection waiting in the queue may be reset by its client; that must not throw on the main thread.
 function ignoreError(): void {}
@@ -41,6 +64,8 @@ export class ServiceProxy extends EventEmitter {
   readonly #pool: WorkerPool;
   readonly #balancer: Balancer;
   readonly #queue: ConnectionQueue;
+  readonly #admission: Admission;
+  readonly #counters = { accepted: 0, dispatched: 0, redispatched: 0, refused: 0, queued: 0, expired: 0, acceptErrors: 0 };
   readonly #token = randomBytes(16).toString('hex');
   readonly #connectionEvent: 'connection' | 'secureConnection';
   #transport: Transport | undefined;
@@ -64,9 +89,11 @@ export class ServiceProxy extends EventEmitter {
     this.maxWorkers = resolved.maxWorkers;
     this.log = createLogger('ServiceProxy');
     this.#balancer = createBalancer(resolved.balance);
+    this.#admission = new Admission(resolved);
     this.#queue = new ConnectionQueue(resolved.queueLimit, resolved.queueTimeout, (socket) => {
+      this.#counters.expired++;
       this.log.warn(`A connection waited ${resolved.queueTimeout} ms for a worker and was closed`);
-      socket.destroy();
+      this.#turnAway(socket);
     });
     this.#pool = new WorkerPool({
       minWorkers: resolved.minWorkers,
@@ -82,17 +109,23 @@ export class ServiceProxy extends EventEmitter {
         token: this.#token,
         publicAddress: this.server.address(),
         logLevel: this.log.level,
+        reportAddresses: this.#admission.tracksAddresses,
+        serverDefaults: resolved.serverDefaults,
         userWorkerData: undefined,
       }),
     });
     this.#pool.on('worker-ready', (handle: WorkerHandle) => this.#onWorkerReady(handle));
     this.#pool.on('worker-exit', (handle: WorkerHandle, code: number, reason: string) => this.#onWorkerExit(handle, code, reason));
     this.#pool.on('bootstrap-failure', (handle: WorkerHandle) => this.#onBootstrapFailure(handle));
+    if (this.#admission.enabled) {
+      this.#pool.on('connections-closed', (count: number, addresses?: string[]) => this.#admission.release(count, addresses));
+    }
 
     // Hand-off needs sockets nothing has read from, and the pipe transport reads only once connected.
     if (!terminatesTls) (this.server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
     this.#connectionEvent = terminatesTls ? 'secureConnection' : 'connection';
     this.server.on(this.#connectionEvent, this.#onConnection);
+    this.server.on('error', this.#onServerError);
     void this.#start(terminatesTls);
   }
 
@@ -106,8 +139,19 @@ export class ServiceProxy extends EventEmitter {
     return this.#transport?.name;
   }
 
-  get queued(): number {
-    return this.#queue.length;
+  /** A snapshot of the pool and of what the proxy has done with the connections it accepted. */
+  stats(): ProxyStats {
+    return {
+      transport: this.#transport?.name,
+      ...this.#counters,
+      queuedNow: this.#queue.length,
+      workers: this.agents.map((handle) => ({
+        threadId: handle.threadId,
+        state: handle.state,
+        connections: handle.connections,
+        totalConnections: handle.totalConnections,
+      })),
+    };
   }
 
   async #start(terminatesTls: boolean): Promise<void> {
@@ -139,12 +183,46 @@ export class ServiceProxy extends EventEmitter {
   }
 
   readonly #onConnection = (socket: net.Socket): void => {
+    this.#counters.accepted++;
     if (this.#shutdown) {
       socket.destroy();
       return;
     }
+    if (this.#admission.enabled) {
+      const limit = this.#admission.admit(socket);
+      if (limit) {
+        this.#counters.refused++;
+        if (this.log.level >= Level.DEBUG) this.log.debug(`Refused a connection from ${socket.remoteAddress}: ${limit} reached`);
+        socket.destroy();
+        return;
+      }
+    }
     this.#dispatch(socket, undefined);
   };
+
+  // Accepting can fail while the process is out of file descriptors. libuv then sheds the pending
+  // connection itself and keeps accepting; all that is left to do here is not to crash.
+  readonly #onServerError = (err: NodeJS.ErrnoException): void => {
+    if (err.syscall === 'accept') {
+      if (this.#counters.acceptErrors++ % 1000 === 0) this.log.warn(`Accepting a connection failed: ${err.message}`);
+      return;
+    }
+    if (this.server.listenerCount('error') === 1) this.#reportError(err);
+  };
+
+  /** Closes a connection no worker will take, counting it out and telling HTTP clients why. */
+  #turnAway(socket: net.Socket): void {
+    if (this.#admission.enabled) this.#admission.release(1, this.#admission.tracksAddresses ? [socket.remoteAddress ?? ''] : undefined);
+    const response = this.#options.overloadResponse;
+    if (response === undefined || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    // Reading what the client sent lets the close be a FIN after the response, not a reset.
+    socket.resume();
+    socket.end(response);
+    setTimeout(() => socket.destroy(), TURN_AWAY_LINGER_MS).unref();
+  }
 
   #dispatch(socket: net.Socket, refusedBy: WorkerHandle[] | undefined): void {
     const transport = this.#transport;
@@ -158,8 +236,10 @@ export class ServiceProxy extends EventEmitter {
     if (handle.connections > 0 && this.#pool.size < this.maxWorkers) this.#growIfAllBusy();
     handle.connections++;
     handle.totalConnections++;
+    this.#counters.dispatched++;
     transport.dispatch(handle, socket, (refused) => {
       handle.onConnectionsClosed(1);
+      this.#counters.redispatched++;
       this.log.debug(`Worker ${handle.threadId} refused a connection; offering it to another worker`);
       this.#dispatch(refused, [...(refusedBy ?? []), handle]);
     });
@@ -168,10 +248,13 @@ export class ServiceProxy extends EventEmitter {
   #enqueue(socket: net.Socket): void {
     if (this.#transport && this.#pool.starting === 0 && !this.#pool.backingOff) this.#pool.grow();
     if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
-    if (!this.#queue.push(socket)) {
-      this.log.warn(`The connection queue is full (${this.#options.queueLimit}); closing a new connection`);
-      socket.destroy();
+    if (this.#queue.push(socket)) {
+      this.#counters.queued++;
+      return;
     }
+    this.#counters.expired++;
+    this.log.warn(`The connection queue is full (${this.#options.queueLimit}); closing a new connection`);
+    this.#turnAway(socket);
   }
 
   #growIfAllBusy(): void {
@@ -197,7 +280,7 @@ export class ServiceProxy extends EventEmitter {
   }
 
   #onBootstrapFailure(handle: WorkerHandle): void {
-    if (this.#pool.ready.length === 0) this.#queue.drain((socket) => socket.destroy());
+    if (this.#pool.ready.length === 0) this.#queue.drain((socket) => this.#turnAway(socket));
     if (this.#bootstrapFailureReported) return;
     this.#bootstrapFailureReported = true;
     const cause = handle.bootstrapError ?? handle.uncaughtError;
@@ -263,9 +346,10 @@ export class ServiceProxy extends EventEmitter {
   async #runShutdown(timeout: number): Promise<PromiseSettledResult<number>[]> {
     clearInterval(this.#reaper);
     this.server.off(this.#connectionEvent, this.#onConnection);
+    this.server.off('error', this.#onServerError);
     this.server.close();
     this.#pool.close();
-    this.#queue.drain((socket) => socket.destroy());
+    this.#queue.drain((socket) => this.#turnAway(socket));
     const handles = [...this.#pool.handles];
     const exits = handles.map((handle) => once(handle.worker, 'exit').catch(() => {}));
     for (const handle of handles) this.#pool.retire(handle);

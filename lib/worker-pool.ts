@@ -21,7 +21,8 @@ export const STABLE_UPTIME_MS = 30_000;
 
 /**
  * Starts, tracks and replaces worker threads. Emits 'worker-ready' (handle), 'worker-stopped'
- * (handle), 'worker-exit' (handle, code, reason) and 'bootstrap-failure' (handle).
+ * (handle), 'worker-exit' (handle, code, reason), 'bootstrap-failure' (handle) and
+ * 'connections-closed' (count, addresses).
  */
 export class WorkerPool extends EventEmitter {
   /** Every worker not yet exited, in start order. */
@@ -134,6 +135,7 @@ export class WorkerPool extends EventEmitter {
     switch (message.type) {
       case 'closed':
         handle.onConnectionsClosed(message.count);
+        this.emit('connections-closed', message.count, message.addresses);
         break;
       case 'log':
         acceptWorkerLogRecord(message.record);

@@ -1,4 +1,34 @@
+import http from 'node:http';
 import net from 'node:net';
+import type { ServerDefaults } from '../options.ts';
+
+// Node's own defaults: a server that still has them was not configured by its author.
+const NODE_HEADERS_TIMEOUT = 60_000;
+const NODE_REQUEST_TIMEOUT = 300_000;
+const NODE_CHECKING_INTERVAL = 30_000;
+
+// https.Server is not an http.Server subclass, but both carry the same deadlines.
+function isHttpServer(server: net.Server): server is http.Server {
+  return typeof (server as Partial<http.Server>).headersTimeout === 'number';
+}
+
+/**
+ * Tightens the deadlines of an HTTP server its author left at Node's defaults. Node enforces them
+ * only when it checks its connections, so the checks run often enough to meet the deadline.
+ */
+function applyServerDefaults(server: http.Server, defaults: ServerDefaults): void {
+  const settings = server as http.Server & { connectionsCheckingInterval: number };
+  if (defaults.headersTimeout !== undefined && server.headersTimeout === NODE_HEADERS_TIMEOUT) {
+    server.headersTimeout = defaults.headersTimeout;
+  }
+  if (defaults.requestTimeout !== undefined && server.requestTimeout === NODE_REQUEST_TIMEOUT) {
+    server.requestTimeout = defaults.requestTimeout;
+  }
+  if (settings.connectionsCheckingInterval === NODE_CHECKING_INTERVAL) {
+    const shortest = Math.min(server.headersTimeout || Infinity, server.requestTimeout || Infinity);
+    settings.connectionsCheckingInterval = Math.max(250, Math.min(1000, shortest / 4));
+  }
+}
 
 interface Serving {
   markServing(): void;
@@ -11,7 +41,13 @@ interface Serving {
  * the proxy is the only way in. `listen()` reports success, `address()` gives the public address,
  * and `close()` stops new connections and emits 'close' once the open ones have ended.
  */
-export function takeOverServer(server: net.Server, agent: Serving, publicAddress: net.AddressInfo | string | null): void {
+export function takeOverServer(
+  server: net.Server,
+  agent: Serving,
+  publicAddress: net.AddressInfo | string | null,
+  defaults: ServerDefaults | undefined,
+): void {
+  if (defaults && isHttpServer(server)) applyServerDefaults(server, defaults);
   let listening = false;
   Object.defineProperty(server, 'listening', { configurable: true, get: () => listening });
   server.address = () => (listening ? publicAddress : null);
