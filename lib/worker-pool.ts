@@ -17,7 +17,8 @@ export interface PoolSettings {
 export const RESTART_BASE_DELAY_MS = 100;
 export const RESTART_FACTOR = 1.5;
 export const RESTART_MAX_DELAY_MS = 15_000;
-export const STABLE_UPTIME_MS = 30_000;
+/** A worker that served this long before it died was not in a crash loop: it is replaced at once. */
+export const HEALTHY_UPTIME_MS = 1_000;
 
 /**
  * Starts, tracks and replaces worker threads. Emits 'worker-ready' (handle), 'worker-stopped'
@@ -169,8 +170,8 @@ export class WorkerPool extends EventEmitter {
     handle.port.close();
 
     const uptime = handle.readyAt ? performance.now() - handle.readyAt : 0;
-    if (!failed || uptime >= STABLE_UPTIME_MS) this.#failures = 0;
-    if (failed) this.#failures++;
+    if (!failed || uptime >= HEALTHY_UPTIME_MS) this.#failures = 0;
+    else this.#failures++;
 
     const reason = handle.bootstrapError
       ? `failed to load: ${handle.bootstrapError.message}`
