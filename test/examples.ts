@@ -1,0 +1,77 @@
+// What the example-apps tests share: the command each README gives, and running an app alone.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
+
+export const root = fileURLToPath(new URL('..', import.meta.url));
+
+export function examplePath(relative: string): string {
+  return path.join(root, 'example-apps', relative);
+}
+
+/**
+ * The arguments of the one command in an example's README, after `prefix` (`npm run socketnaut --`,
+ * `npx node`); paths in the repository are made absolute, since the README runs from its root.
+ */
+export function readmeCommand(example: string, prefix: string): string[] {
+  const readme = fs.readFileSync(examplePath(`${example}/README.md`), 'utf8');
+  const lines = readme.split('\n').filter((line) => line.startsWith(`${prefix} `));
+  if (lines.length !== 1) throw new Error(`${example}/README.md has ${lines.length} lines starting with '${prefix}', not 1`);
+  return lines[0]!
+    .slice(prefix.length + 1)
+    .split(' ')
+    .map((arg) => (arg.startsWith('example-apps/') ? path.join(root, arg) : arg));
+}
+
+/** A port that was free a moment ago, for an app that cannot be told to report the one it got. */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+export interface Alone {
+  child: ChildProcess;
+  port: number;
+  stderr: () => string;
+}
+
+/** Runs an example app with `node app.js` on a port of its own; killed in teardown. */
+export async function runAlone(t: Test, file: string): Promise<Alone> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [file], {
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = once(child, 'exit');
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return { child, port, stderr: () => stderr };
+}
+
+/** Tries `attempt` until it resolves: the apps print nothing once they listen. */
+export async function untilAnswered<T>(alone: Alone, attempt: () => Promise<T>, timeout = 10_000): Promise<T> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (alone.child.exitCode !== null) throw new Error(`the app exited with ${alone.child.exitCode}:\n${alone.stderr()}`);
+      if (Date.now() > deadline) throw err;
+    }
+    await delay(50);
+  }
+}
