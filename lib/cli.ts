@@ -143,7 +143,9 @@ function version(): string {
   return pkg.version;
 }
 
-function handleSignals(launched: Launched): void {
+// Installed before start-up, so that a signal that comes early still ends the process cleanly.
+function handleSignals(): (launched: Launched) => void {
+  let launched: Launched | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -151,6 +153,7 @@ function handleSignals(launched: Launched): void {
       process.exit(EXIT_FAILURE);
     }
     stopping = true;
+    if (!launched) process.exit(0);
     console.error(`socketnaut: ${signal}; finishing in-flight requests`);
     launched.close().then(
       () => process.exit(0),
@@ -163,12 +166,16 @@ function handleSignals(launched: Launched): void {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   process.on('SIGHUP', () => {
+    if (!launched || stopping) return;
     console.error('socketnaut: SIGHUP; reloading workers');
     launched.proxy.reload().then(
       () => console.error('socketnaut: reload complete'),
       (err: unknown) => console.error(`socketnaut: reload stopped, old workers keep serving: ${(err as Error).message}`),
     );
   });
+  return (started) => {
+    launched = started;
+  };
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -183,6 +190,7 @@ export async function main(argv: string[]): Promise<void> {
   if (options === 'help') return console.log(usage);
   if (options === 'version') return console.log(version());
 
+  const started = handleSignals();
   let launched: Launched;
   try {
     launched = await launch(options);
@@ -191,7 +199,7 @@ export async function main(argv: string[]): Promise<void> {
     console.error(`socketnaut: ${(err as Error).message}${cause?.stack ? `\n${cause.stack}` : ''}`);
     process.exit(EXIT_FAILURE);
   }
-  handleSignals(launched);
+  started(launched);
   const workers = launched.proxy.agents.length;
   console.log(`socketnaut: ${launched.url} · ${workers} worker${workers === 1 ? '' : 's'} · transport ${launched.proxy.transport}`);
 }

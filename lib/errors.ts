@@ -32,7 +32,25 @@ export const ERR_OPTION_OUT_OF_RANGE = defineError(
 export const ERR_AGENT_EXISTS = defineError(
   'SOCKETNAUT_ERR_AGENT_EXISTS',
   Error,
-  () => 'createServiceAgent() was already called in this worker; a worker serves exactly one server',
+  (reason) => `This worker already has a ServiceAgent ${reason}; a worker serves exactly one server`,
+);
+
+export const ERR_ADDRESS_UNKNOWN = defineError(
+  'SOCKETNAUT_ERR_ADDRESS_UNKNOWN',
+  Error,
+  () => 'No proxy address information is known for this socket: it did not come through the ServiceProxy',
+);
+
+export const ERR_PLUGIN_REGISTERED_TWICE = defineError(
+  'SOCKETNAUT_ERR_PLUGIN_REGISTERED_TWICE',
+  Error,
+  (plugin, advice) => `${plugin} is registered more than once on this app; ${advice}`,
+);
+
+export const ERR_UNSUPPORTED_FRAMEWORK = defineError(
+  'SOCKETNAUT_ERR_UNSUPPORTED_FRAMEWORK',
+  TypeError,
+  (plugin, expected, actual) => `${plugin} must be used ${expected}. It was called with ${actual}`,
 );
 
 export const ERR_NOT_IN_WORKER = defineError(
@@ -80,6 +98,11 @@ export const ERR_LISTEN = defineError(
 export function withCause<E extends Error>(err: E, cause: unknown): E {
   if (cause !== undefined) err.cause = cause;
   return err;
+}
+
+/** How a function was called, for an error message: `(an instance of IncomingMessage, function next)`. */
+export function describeArguments(args: ArrayLike<unknown>): string {
+  return `(${Array.from(args, describeValue).join(', ')})`;
 }
 
 export function describeValue(value: unknown): string {

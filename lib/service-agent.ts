@@ -8,10 +8,10 @@ import {
   type AddressInfoCarrier,
   type ProxySocketAddressInfo,
 } from './address-info.ts';
-import { ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_WORKER, describeValue } from './errors.ts';
+import { ERR_ADDRESS_UNKNOWN, ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_WORKER, describeValue } from './errors.ts';
 import { createLogger } from './logging.ts';
 import type { FromWorker, WorkerBootData } from './messages.ts';
-import { getWorkerContext } from './worker/context.ts';
+import { getWorkerContext, isModuleLoaded } from './worker/context.ts';
 import { takeOverServer } from './worker/server-takeover.ts';
 
 export interface ServiceAgentOptions {
@@ -92,14 +92,15 @@ export class ServiceAgent extends EventEmitter {
 
   requestProxySocketAddressInfo(socket: net.Socket): Promise<ProxySocketAddressInfo> {
     const info = this.getProxySocketAddressInfo(socket);
-    return info
-      ? Promise.resolve(info)
-      : Promise.reject(new Error('No proxy address information is known for this socket'));
+    return info ? Promise.resolve(info) : Promise.reject(new ERR_ADDRESS_UNKNOWN());
   }
 
-  /** Tells the proxy this worker can take connections. */
+  /**
+   * The server is ready for connections. The proxy hears of it once the worker module has also
+   * finished loading, so that a module that throws after listen() counts as failing to start.
+   */
   markServing(): void {
-    if (this.#serving || this.#stopping) return;
+    if (this.#serving || this.#stopping || !isModuleLoaded()) return;
     this.#serving = true;
     this.#post({ type: 'ready' });
   }
@@ -174,7 +175,10 @@ export function agentFor(server: net.Server, explicit: boolean): ServiceAgent {
   const slot = globalThis as AgentSlot;
   const existing = slot[kAgent];
   if (existing) {
-    if (existing.agent.server !== server || (explicit && existing.explicit)) throw new ERR_AGENT_EXISTS();
+    if (existing.agent.server !== server) {
+      throw new ERR_AGENT_EXISTS(existing.explicit ? 'for another server' : 'for another server, which called listen() first');
+    }
+    if (explicit && existing.explicit) throw new ERR_AGENT_EXISTS('from an earlier createServiceAgent() call');
     existing.explicit ||= explicit;
     return existing.agent;
   }

@@ -2,7 +2,7 @@
 import type net from 'node:net';
 import { addressInfoOf, type ProxySocketAddressInfo } from '../lib/address-info.ts';
 import { currentAgent, type ServiceAgent } from '../lib/service-agent.ts';
-import { ERR_PLUGIN_REGISTERED_TWICE } from './errors.ts';
+import { ERR_PLUGIN_REGISTERED_TWICE } from '../lib/errors.ts';
 
 export type { ProxySocketAddressInfo };
 

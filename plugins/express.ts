@@ -1,7 +1,7 @@
 // socketnaut for Express 4 and 5: `app.use(socketnaut())`, first in the middleware chain.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { addressInfo, markRequest, type ProxySocketAddressInfo } from './address.ts';
-import { ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from './errors.ts';
+import { ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from '../lib/errors.ts';
 
 export type { ProxySocketAddressInfo };
 

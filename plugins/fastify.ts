@@ -4,7 +4,7 @@ import fp from 'fastify-plugin';
 import { agentFor } from '../lib/service-agent.ts';
 import { getWorkerContext } from '../lib/worker/context.ts';
 import { addressInfo, addressInfoSync, type ProxySocketAddressInfo } from './address.ts';
-import { ERR_PLUGIN_REGISTERED_TWICE, ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from './errors.ts';
+import { ERR_PLUGIN_REGISTERED_TWICE, ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from '../lib/errors.ts';
 
 export type { ProxySocketAddressInfo };
 

@@ -1,7 +1,7 @@
 // socketnaut for Koa 2 and 3: `app.use(socketnaut())`, first in the middleware chain.
 import type { Middleware, ParameterizedContext } from 'koa';
 import { addressInfo, markRequest, type ProxySocketAddressInfo } from './address.ts';
-import { ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from './errors.ts';
+import { ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from '../lib/errors.ts';
 
 export type { ProxySocketAddressInfo };
 

@@ -2,7 +2,7 @@
 // listening server the proxied one, then runs the user's module with the user's own workerData.
 import workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
-import { isBootData, setWorkerContext } from './context.ts';
+import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { interceptListen } from './server-takeover.ts';
 import { listenForPipe } from './pipe-listener.ts';
 import { agentFor, currentAgent } from '../service-agent.ts';
@@ -47,12 +47,13 @@ try {
     const agent = currentAgent();
     if (agent && agent.server !== server) return undefined;
     return agentFor(server, false).server;
-  });
+  }, context.publicAddress);
   await import(context.moduleURL);
 } catch (err) {
   post({ type: 'bootstrap-error', error: serializeError(err) });
   throw err;
 }
 
-// A module that made its agent but never called listen() is ready once it has loaded.
+// Also makes ready a module that created its agent but never called listen().
+markModuleLoaded();
 currentAgent()?.markServing();

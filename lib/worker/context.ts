@@ -17,3 +17,15 @@ export function setWorkerContext(context: WorkerBootData): void {
 export function isBootData(value: unknown): value is WorkerBootData {
   return typeof value === 'object' && value !== null && (value as WorkerBootData).socketnautWorker === 1;
 }
+
+const kLoaded = Symbol.for('socketnaut.workerModuleLoaded');
+type LoadedFlag = { [kLoaded]?: true };
+
+/** The bootstrap calls this once the worker module has finished loading. */
+export function markModuleLoaded(): void {
+  (globalThis as LoadedFlag)[kLoaded] = true;
+}
+
+export function isModuleLoaded(): boolean {
+  return (globalThis as LoadedFlag)[kLoaded] === true;
+}

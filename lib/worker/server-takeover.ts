@@ -76,13 +76,48 @@ export function takeOverServer(
 
 /**
  * In a socketnaut worker, the first server that calls listen() is the one the proxy feeds, whether
- * or not the module created an agent for it. Other servers listen as usual.
+ * or not the module created an agent for it. Other servers listen as usual, except on the proxied
+ * server's own port: a framework listening on 'localhost' opens one server per address it resolves
+ * to, and those must not open a way around the proxy either.
  */
-export function interceptListen(claim: (server: net.Server) => net.Server | undefined): void {
-  const originalListen = net.Server.prototype.listen;
+export function interceptListen(
+  claim: (server: net.Server) => net.Server | undefined,
+  publicAddress: net.AddressInfo | string | null,
+): void {
+  const originalListen = net.Server.prototype.listen as (...args: unknown[]) => net.Server;
+  let claimedPort: number | undefined;
   net.Server.prototype.listen = function listen(this: net.Server, ...args: unknown[]) {
+    const port = requestedPort(args);
     const claimed = claim(this);
-    if (claimed) return (claimed.listen as (...a: unknown[]) => net.Server)(...args);
-    return (originalListen as (...a: unknown[]) => net.Server).apply(this, args);
+    if (claimed) {
+      claimedPort ??= port;
+      return (claimed.listen as (...a: unknown[]) => net.Server)(...args);
+    }
+    if (port !== undefined && port !== 0 && port === claimedPort) return pretendToListen(this, args, publicAddress);
+    return originalListen.apply(this, args);
   } as net.Server['listen'];
+}
+
+function requestedPort(args: unknown[]): number | undefined {
+  const [first] = args;
+  const port = typeof first === 'object' && first !== null ? (first as net.ListenOptions).port : first;
+  if (typeof port === 'number') return port;
+  if (typeof port === 'string' && /^\d+$/.test(port)) return Number(port);
+  return undefined;
+}
+
+function pretendToListen(server: net.Server, args: unknown[], publicAddress: net.AddressInfo | string | null): net.Server {
+  let listening = true;
+  const callback = args.at(-1);
+  if (typeof callback === 'function') server.once('listening', callback as () => void);
+  Object.defineProperty(server, 'listening', { configurable: true, get: () => listening });
+  server.address = () => (listening ? publicAddress : null);
+  server.close = function close(done?: (err?: Error) => void): net.Server {
+    listening = false;
+    if (done) server.once('close', done);
+    process.nextTick(() => server.emit('close'));
+    return server;
+  };
+  process.nextTick(() => server.emit('listening'));
+  return server;
 }
