@@ -18,7 +18,8 @@ Options (environment variable in brackets):
       --min-workers <n>       grow and shrink the pool between these bounds
       --max-workers <n>         [SOCKETNAUT_MIN_WORKERS, SOCKETNAUT_MAX_WORKERS]
       --transport <name>      auto | handoff | pipe [SOCKETNAUT_TRANSPORT] (default auto)
-      --balance <name>        least-connections | round-robin | ip-hash [SOCKETNAUT_BALANCE]
+      --balance <name>        least-connections | round-robin | ip-hash | least-loaded
+                              [SOCKETNAUT_BALANCE]
       --tls-key <file>        PEM key; with --tls-cert, TLS ends at the proxy [SOCKETNAUT_TLS_KEY]
       --tls-cert <file>       PEM certificate [SOCKETNAUT_TLS_CERT]
       --log-level <level>     debug | info | notice | warn | error [SOCKETNAUT_LOG_LEVEL] (default warn)

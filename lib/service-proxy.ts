@@ -11,32 +11,13 @@ import { createBalancer, type Balancer } from './balancers/index.ts';
 import { ConnectionQueue } from './connection-queue.ts';
 import { ERR_HANDOFF_UNSUPPORTED, ERR_INVALID_OPTION, ERR_WORKER_BOOTSTRAP } from './errors.ts';
 import { Admission } from './admission.ts';
+import { collectStats, type ConnectionCounters, type ProxyStats } from './stats.ts';
 import { createLogger, Level } from './logging.ts';
 import type { ConcreteTransportName } from './messages.ts';
 import { resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from './options.ts';
 import { createTransport, probeHandoff, type Transport } from './transports/index.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 import { WorkerPool } from './worker-pool.ts';
-
-export interface ProxyStats {
-  transport: ConcreteTransportName | undefined;
-  /** Connections the server accepted. */
-  accepted: number;
-  /** Connections given to a worker, counting each re-dispatch again. */
-  dispatched: number;
-  /** Connections a worker could not take, offered to another. */
-  redispatched: number;
-  /** Connections closed at once for breaking maxConnections or maxConnectionsPerIp. */
-  refused: number;
-  /** Connections that had to wait for a worker. */
-  queued: number;
-  /** Connections closed because the queue was full or their wait ran out. */
-  expired: number;
-  /** Accepts that failed, for instance for lack of file descriptors. */
-  acceptErrors: number;
-  queuedNow: number;
-  workers: { threadId: number; state: string; connections: number; totalConnections: number }[];
-}
 
 export interface ShutdownOptions {
   /** How long open connections may take to finish before their workers are stopped, in milliseconds. */
@@ -65,7 +46,8 @@ export class ServiceProxy extends EventEmitter {
   readonly #balancer: Balancer;
   readonly #queue: ConnectionQueue;
   readonly #admission: Admission;
-  readonly #counters = { accepted: 0, dispatched: 0, redispatched: 0, refused: 0, queued: 0, expired: 0, acceptErrors: 0 };
+  readonly #counters: ConnectionCounters = { accepted: 0, dispatched: 0, redispatched: 0, refused: 0, queued: 0, expired: 0, acceptErrors: 0 };
+  #reloads = 0;
   readonly #token = randomBytes(16).toString('hex');
   readonly #connectionEvent: 'connection' | 'secureConnection';
   #transport: Transport | undefined;
@@ -139,19 +121,19 @@ export class ServiceProxy extends EventEmitter {
     return this.#transport?.name;
   }
 
-  /** A snapshot of the pool and of what the proxy has done with the connections it accepted. */
-  stats(): ProxyStats {
-    return {
+  /**
+   * A snapshot of the pool and of what the proxy has done with the connections it accepted. Costs
+   * nothing until called: each worker's event-loop use is read from the main thread, its heap asked for.
+   */
+  stats(): Promise<ProxyStats> {
+    return collectStats({
       transport: this.#transport?.name,
-      ...this.#counters,
-      queuedNow: this.#queue.length,
-      workers: this.agents.map((handle) => ({
-        threadId: handle.threadId,
-        state: handle.state,
-        connections: handle.connections,
-        totalConnections: handle.totalConnections,
-      })),
-    };
+      counters: this.#counters,
+      queued: this.#queue.length,
+      restarts: this.#pool.restarts,
+      reloads: this.#reloads,
+      workers: this.agents,
+    });
   }
 
   async #start(terminatesTls: boolean): Promise<void> {
@@ -322,6 +304,7 @@ export class ServiceProxy extends EventEmitter {
   }
 
   async #runReload(): Promise<void> {
+    this.#reloads++;
     const old = [...this.#pool.handles].filter((handle) => handle.state === 'ready' || handle.state === 'starting');
     this.log.info(`Reloading ${old.length} workers`);
     for (const handle of old) {

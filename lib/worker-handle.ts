@@ -1,3 +1,4 @@
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, Worker, type MessagePort, type WorkerOptions } from 'node:worker_threads';
 import type { SerializedError, WorkerBootData } from './messages.ts';
 
@@ -8,6 +9,10 @@ const bootstrapURL = new URL('./worker/bootstrap.js', import.meta.url);
 /** The main thread's record of one worker thread: its channel, its state and its open connections. */
 export class WorkerHandle {
   readonly id: number;
+  /** The pool position this worker fills; a replacement takes the slot of the worker it replaces. */
+  readonly slot: number;
+  /** How many times this slot's worker died and was replaced before this one started. */
+  readonly restarts: number;
   readonly threadId: number;
   readonly worker: Worker;
   readonly port: MessagePort;
@@ -22,9 +27,12 @@ export class WorkerHandle {
   idleSince = performance.now();
   bootstrapError: SerializedError | undefined;
   uncaughtError: Error | undefined;
+  readonly #eluMarks = new Map<string, EventLoopUtilization>();
 
-  constructor(id: number, boot: Omit<WorkerBootData, 'port'>, workerOptions: WorkerOptions) {
+  constructor(id: number, slot: number, restarts: number, boot: Omit<WorkerBootData, 'port'>, workerOptions: WorkerOptions) {
     this.id = id;
+    this.slot = slot;
+    this.restarts = restarts;
     this.pipePath = boot.pipePath;
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
@@ -37,6 +45,25 @@ export class WorkerHandle {
     this.threadId = this.worker.threadId;
   }
 
+
+  /**
+   * The share of time the worker's event loop was busy since the last call with the same `mark`
+   * (or since it started). Read from the main thread without asking the worker.
+   */
+  eventLoopUtilization(mark: string): number {
+    const performance = this.worker.performance;
+    const now = performance.eventLoopUtilization();
+    const previous = this.#eluMarks.get(mark);
+    this.#eluMarks.set(mark, now);
+    return previous ? performance.eventLoopUtilization(now, previous).utilization : now.utilization;
+  }
+
+  /** Bytes of V8 heap in use, where the runtime can tell from outside the worker. */
+  async heapUsed(): Promise<number | undefined> {
+    const worker = this.worker as Worker & { getHeapStatistics?: () => Promise<{ used_heap_size: number }> };
+    if (this.state === 'exited' || typeof worker.getHeapStatistics !== 'function') return undefined;
+    return (await worker.getHeapStatistics().catch(() => undefined))?.used_heap_size;
+  }
 
   onConnectionsClosed(count: number): void {
     this.connections -= count;

@@ -33,6 +33,10 @@ export class WorkerPool extends EventEmitter {
   readonly #settings: PoolSettings;
   #nextId = 0;
   #failures = 0;
+  /** Slots whose worker died unexpectedly, with how often that has happened to each. */
+  readonly #restartsBySlot = new Map<number, number>();
+  /** Workers that died unexpectedly and were replaced. */
+  restarts = 0;
   #respawnTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -55,7 +59,8 @@ export class WorkerPool extends EventEmitter {
   grow(surplus = false): WorkerHandle | undefined {
     if (this.#closed || (!surplus && this.handles.size >= this.#settings.maxWorkers)) return undefined;
     const id = ++this.#nextId;
-    const handle = new WorkerHandle(id, this.#settings.boot(id), this.#settings.workerOptions);
+    const slot = this.#freeSlot();
+    const handle = new WorkerHandle(id, slot, this.#restartsBySlot.get(slot) ?? 0, this.#settings.boot(id), this.#settings.workerOptions);
     this.handles.add(handle);
     const startTimer = setTimeout(() => {
       if (handle.state !== 'starting') return;
@@ -121,6 +126,14 @@ export class WorkerPool extends EventEmitter {
     });
   }
 
+  #freeSlot(): number {
+    const taken = new Set<number>();
+    for (const handle of this.handles) if (handle.state !== 'retiring') taken.add(handle.slot);
+    let slot = 0;
+    while (taken.has(slot)) slot++;
+    return slot;
+  }
+
   retire(handle: WorkerHandle): void {
     this.#leaveReady(handle);
     handle.retire();
@@ -172,6 +185,10 @@ export class WorkerPool extends EventEmitter {
     const uptime = handle.readyAt ? performance.now() - handle.readyAt : 0;
     if (!failed || uptime >= HEALTHY_UPTIME_MS) this.#failures = 0;
     else this.#failures++;
+    if (failed) {
+      this.restarts++;
+      this.#restartsBySlot.set(handle.slot, handle.restarts + 1);
+    }
 
     const reason = handle.bootstrapError
       ? `failed to load: ${handle.bootstrapError.message}`

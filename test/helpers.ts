@@ -10,7 +10,7 @@ import { consoleHandler, createServiceProxy, Level, type ServiceProxy, type Serv
 consoleHandler.setLevel(process.env.SOCKETNAUT_TEST_LOG === 'debug' ? Level.DEBUG : Level.WARN);
 
 export const transports = ['handoff', 'pipe'] as const;
-export const balancers = ['least-connections', 'round-robin', 'ip-hash'] as const;
+export const balancers = ['least-connections', 'round-robin', 'ip-hash', 'least-loaded'] as const;
 
 export function fixture(name: string): URL {
   return new URL(`./fixtures/${name}`, import.meta.url);

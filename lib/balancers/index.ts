@@ -2,12 +2,15 @@ import type net from 'node:net';
 import { LeastConnectionsBalancer } from './least-connections.ts';
 import { RoundRobinBalancer } from './round-robin.ts';
 import { IpHashBalancer } from './ip-hash.ts';
+import { LeastLoadedBalancer } from './least-loaded.ts';
 
 /** What a balancer may know about a worker. */
 export interface BalancerCandidate {
   /** Stable for the life of the worker, unique within the proxy. */
   readonly id: number;
   readonly connections: number;
+  /** Share of time the worker's event loop was busy since the last call with the same mark. */
+  eventLoopUtilization?(mark: string): number;
 }
 
 /** Picks the worker for a new connection among those that can take one right now. */
@@ -15,7 +18,7 @@ export interface Balancer {
   pick<T extends BalancerCandidate>(candidates: readonly T[], socket: net.Socket): T | undefined;
 }
 
-export const balancerNames = ['least-connections', 'round-robin', 'ip-hash'] as const;
+export const balancerNames = ['least-connections', 'round-robin', 'ip-hash', 'least-loaded'] as const;
 export type BalancerName = (typeof balancerNames)[number];
 
 export function createBalancer(name: BalancerName): Balancer {
@@ -26,5 +29,7 @@ export function createBalancer(name: BalancerName): Balancer {
       return new RoundRobinBalancer();
     case 'ip-hash':
       return new IpHashBalancer();
+    case 'least-loaded':
+      return new LeastLoadedBalancer();
   }
 }

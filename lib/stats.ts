@@ -1,0 +1,85 @@
+import type { ConcreteTransportName } from './messages.ts';
+import type { WorkerHandle } from './worker-handle.ts';
+
+/** What the proxy has done with the connections it accepted, since it started. */
+export interface ConnectionCounters {
+  /** Connections the server accepted. */
+  accepted: number;
+  /** Connections given to a worker, counting each re-dispatch again. */
+  dispatched: number;
+  /** Connections a worker could not take, offered to another. */
+  redispatched: number;
+  /** Connections closed at once for breaking maxConnections or maxConnectionsPerIp. */
+  refused: number;
+  /** Connections that had to wait for a worker. */
+  queued: number;
+  /** Connections closed because the queue was full or their wait ran out. */
+  expired: number;
+  /** Accepts that failed, for instance for lack of file descriptors. */
+  acceptErrors: number;
+}
+
+export interface WorkerStats {
+  slot: number;
+  threadId: number;
+  state: string;
+  /** Open now. */
+  connections: number;
+  /** Given to this worker since it started. */
+  totalConnections: number;
+  /** Share of time its event loop was busy since the previous stats() call (or its start). */
+  eventLoopUtilization: number;
+  /** V8 heap in use, in bytes; undefined where the runtime cannot tell. */
+  heapUsed: number | undefined;
+  uptimeMs: number;
+  /** Times the worker in this slot died and was replaced. */
+  restarts: number;
+}
+
+export interface ProxyStats extends ConnectionCounters {
+  transport: ConcreteTransportName | undefined;
+  /** Waiting for a worker now. */
+  queuedNow: number;
+  /** Open now, summed over the workers. */
+  connections: number;
+  restarts: number;
+  reloads: number;
+  workers: WorkerStats[];
+}
+
+export interface StatsSources {
+  transport: ConcreteTransportName | undefined;
+  counters: ConnectionCounters;
+  queued: number;
+  restarts: number;
+  reloads: number;
+  workers: WorkerHandle[];
+}
+
+export async function collectStats(sources: StatsSources): Promise<ProxyStats> {
+  const now = performance.now();
+  const workers = await Promise.all(
+    sources.workers.map(
+      async (handle): Promise<WorkerStats> => ({
+        slot: handle.slot,
+        threadId: handle.threadId,
+        state: handle.state,
+        connections: handle.connections,
+        totalConnections: handle.totalConnections,
+        eventLoopUtilization: handle.eventLoopUtilization('stats'),
+        heapUsed: await handle.heapUsed(),
+        uptimeMs: now - handle.startedAt,
+        restarts: handle.restarts,
+      }),
+    ),
+  );
+  return {
+    transport: sources.transport,
+    ...sources.counters,
+    queuedNow: sources.queued,
+    connections: workers.reduce((sum, worker) => sum + worker.connections, 0),
+    restarts: sources.restarts,
+    reloads: sources.reloads,
+    workers,
+  };
+}
