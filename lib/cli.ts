@@ -31,6 +31,9 @@ Options (environment variable in brackets):
       --queue-timeout <ms>    how long they may wait before a 503 (default 10000)
       --headers-timeout <ms>  deadline for a request's headers in the app (default 10000)
       --request-timeout <ms>  deadline for a whole request in the app (default 60000)
+      --metrics <[host:]port> serve Prometheus metrics at /metrics on this address [SOCKETNAUT_METRICS]
+      --status-interval <s>   print a line about the workers every s seconds (JSON lines
+                              when not on a terminal) [SOCKETNAUT_STATUS_INTERVAL]
   -h, --help                  show this text
   -v, --version               show the version
 
@@ -60,6 +63,8 @@ const flags = {
   'queue-timeout': { type: 'string' },
   'headers-timeout': { type: 'string' },
   'request-timeout': { type: 'string' },
+  metrics: { type: 'string' },
+  'status-interval': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -84,6 +89,23 @@ function choice<T extends string>(name: string, value: string | undefined, allow
   if (value === undefined) return undefined;
   if (!allowed.includes(value as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, not '${value}'`);
   return value as T;
+}
+
+function positiveNumber(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number) || number <= 0) throw new UsageError(`--${name} must be a number > 0, not '${value}'`);
+  return number;
+}
+
+// "9100", "127.0.0.1:9100" or "[::1]:9100".
+function hostPort(name: string, value: string | undefined): { host?: string; port: number } | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(?:\[([^\]]+)\]:|([^:]+):)?(\d+)$/.exec(value);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) throw new UsageError(`--${name} must be [host:]port, not '${value}'`);
+  const host = match[1] ?? match[2];
+  return host === undefined ? { port } : { host, port };
 }
 
 function logLevel(value: string | undefined): Level {
@@ -136,6 +158,8 @@ export function parseCommandLine(argv: string[]): LaunchOptions | 'help' | 'vers
     queueTimeout: integer('queue-timeout', setting(values, 'queue-timeout', 'SOCKETNAUT_QUEUE_TIMEOUT'), 1),
     headersTimeout: integer('headers-timeout', setting(values, 'headers-timeout', 'SOCKETNAUT_HEADERS_TIMEOUT'), 1),
     requestTimeout: integer('request-timeout', setting(values, 'request-timeout', 'SOCKETNAUT_REQUEST_TIMEOUT'), 0),
+    metrics: hostPort('metrics', setting(values, 'metrics', 'SOCKETNAUT_METRICS')),
+    statusInterval: positiveNumber('status-interval', setting(values, 'status-interval', 'SOCKETNAUT_STATUS_INTERVAL')),
   };
 }
 
@@ -202,7 +226,8 @@ export async function main(argv: string[]): Promise<void> {
   }
   started(launched);
   const workers = launched.proxy.agents.length;
-  console.log(`socketnaut: ${launched.url} · ${workers} worker${workers === 1 ? '' : 's'} · transport ${launched.proxy.transport}`);
+  const metrics = launched.metrics ? ` · metrics ${launched.metrics.url}` : '';
+  console.log(`socketnaut: ${launched.url} · ${workers} worker${workers === 1 ? '' : 's'} · transport ${launched.proxy.transport}${metrics}`);
 }
 
 await main(process.argv.slice(2));

@@ -8,3 +8,5 @@ export type { WorkerHandle as ServiceProxyAgent } from './worker-handle.ts';
 export { launch, type LaunchOptions, type Launched } from './launch.ts';
 export { Level, logger, formatter, consoleHandler } from './logging.ts';
 export type { SocketnautError } from './errors.ts';
+export type { ProxyStats, WorkerStats, ConnectionCounters } from './stats.ts';
+export { serveMetrics, type MetricsServer } from './metrics.ts';

@@ -8,7 +8,9 @@ import { pathToFileURL } from 'node:url';
 import type { BalancerName } from './balancers/index.ts';
 import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_LISTEN, ERR_PORT_IN_USE, withCause } from './errors.ts';
 import type { Level } from './logging.ts';
+import { serveMetrics, type MetricsServer } from './metrics.ts';
 import { ServiceProxy } from './service-proxy.ts';
+import { startStatusLine } from './status.ts';
 import type { TransportName } from './transports/index.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 
@@ -39,12 +41,17 @@ export interface LaunchOptions {
   headersTimeout?: number;
   /** Deadline for a whole request in the app's HTTP server, in milliseconds. Default 60000. */
   requestTimeout?: number;
+  /** Serve Prometheus metrics at http://<host>:<port>/metrics, apart from the app's port. */
+  metrics?: { port: number; host?: string };
+  /** Print a line about the pool every this many seconds (JSON lines when not on a terminal). */
+  statusInterval?: number;
 }
 
 export interface Launched {
   proxy: ServiceProxy;
   server: net.Server;
   url: string;
+  metrics: MetricsServer | undefined;
   /** Stops accepting and waits for in-flight requests, up to the shutdown timeout. */
   close(): Promise<void>;
 }
@@ -80,6 +87,7 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     queueLimit: options.queueLimit,
     queueTimeout: options.queueTimeout,
     overloadResponse: OVERLOADED,
+    measureHandoffLatency: options.metrics !== undefined,
     serverDefaults: {
       headersTimeout: options.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT_MS,
       requestTimeout: options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
@@ -93,6 +101,13 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     throw err;
   });
 
+  const metrics = options.metrics && (await serveMetrics(proxy, options.metrics.port, options.metrics.host).catch(async (err: unknown) => {
+    await proxy.shutdown({ timeout: 0 });
+    const where = `${formatHost(options.metrics!.host)}:${options.metrics!.port}`;
+    throw (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? withCause(new ERR_PORT_IN_USE(where), err) : err;
+  }));
+  const stopStatus = options.statusInterval ? startStatusLine(proxy, options.statusInterval) : undefined;
+
   const scheme = terminatesTls ? 'https' : 'http';
   const url = `${scheme}://${formatHost(options.host)}:${boundPort(server)}`;
   const shutdownTimeout = options.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
@@ -100,8 +115,11 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     proxy,
     server,
     url,
+    metrics,
     close: async () => {
+      stopStatus?.();
       await proxy.shutdown({ timeout: shutdownTimeout });
+      await metrics?.close();
     },
   };
 }

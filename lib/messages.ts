@@ -22,7 +22,7 @@ export interface WorkerBootData {
 }
 
 export type ToWorker =
-  | { type: 'connection'; socket: net.Socket }
+  | { type: 'connection'; socket: net.Socket; acceptedAt?: number }
   | { type: 'retire' }
   | { type: 'log-level'; level: number };
 
@@ -36,6 +36,7 @@ export interface SerializedError {
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'closed'; count: number; addresses: string[] | undefined }
+  | { type: 'handoff-latencies'; seconds: number[] }
   | { type: 'stopped' }
   | { type: 'drained' }
   | { type: 'log'; record: LogRecord }
@@ -47,4 +48,9 @@ export function serializeError(err: unknown): SerializedError {
     return { name: err.name, message: err.message, stack: err.stack, code: typeof code === 'string' ? code : undefined };
   }
   return { name: 'Error', message: String(err), stack: undefined, code: undefined };
+}
+
+/** Milliseconds on a clock that all threads of the process share. */
+export function sharedClock(): number {
+  return performance.timeOrigin + performance.now();
 }

@@ -35,6 +35,8 @@ export interface ServiceProxyOptions {
   overloadResponse?: string | Buffer;
   /** Deadlines given to HTTP servers in the workers that still have Node's defaults, in milliseconds. */
   serverDefaults?: ServerDefaults;
+  /** Measure each hand-off, from accept to the worker's server, and emit 'handoff-latency' (seconds). */
+  measureHandoffLatency?: boolean;
 }
 
 export interface ServerDefaults {
@@ -58,6 +60,7 @@ export interface ResolvedOptions {
   maxConnectionsPerIp: number;
   overloadResponse: string | Buffer | undefined;
   serverDefaults: ServerDefaults | undefined;
+  measureHandoffLatency: boolean;
 }
 
 const defaults = {
@@ -159,6 +162,10 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
       if (typeof v !== 'string' && !Buffer.isBuffer(v)) {
         throw new ERR_INVALID_OPTION('overloadResponse', 'a string or a Buffer', describeValue(v));
       }
+      return v;
+    }),
+    measureHandoffLatency: optional(options.measureHandoffLatency, false, (v) => {
+      if (typeof v !== 'boolean') throw new ERR_INVALID_OPTION('measureHandoffLatency', 'a boolean', describeValue(v));
       return v;
     }),
     serverDefaults: optional(options.serverDefaults, undefined, (v) => {

@@ -10,7 +10,7 @@ import {
 } from './address-info.ts';
 import { ERR_ADDRESS_UNKNOWN, ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_WORKER, describeValue } from './errors.ts';
 import { createLogger } from './logging.ts';
-import type { FromWorker, WorkerBootData } from './messages.ts';
+import { sharedClock, type FromWorker, type WorkerBootData } from './messages.ts';
 import { getWorkerContext, isModuleLoaded } from './worker/context.ts';
 import { takeOverServer } from './worker/server-takeover.ts';
 
@@ -45,6 +45,7 @@ export class ServiceAgent extends EventEmitter {
   /** Only kept when the proxy limits connections per client address. */
   readonly #addresses: Map<net.Socket, string> | undefined;
   #closedAddresses: string[] = [];
+  #latencies: number[] = [];
   #serving = false;
   #stopping = false;
   #idleSweep: NodeJS.Timeout | undefined;
@@ -65,6 +66,17 @@ export class ServiceAgent extends EventEmitter {
   get stopping(): boolean {
     return this.#stopping;
   }
+
+  /** Called with a hand-off's start time when the proxy measures hand-offs; reported in batches. */
+  recordHandoff(acceptedAt: number): void {
+    if (this.#latencies.push((sharedClock() - acceptedAt) / 1000) === 1) setImmediate(this.#reportLatencies);
+  }
+
+  readonly #reportLatencies = (): void => {
+    const seconds = this.#latencies;
+    this.#latencies = [];
+    this.#post({ type: 'handoff-latencies', seconds });
+  };
 
   /** Called by a transport with a connection the proxy moved to this worker. */
   accept(socket: net.Socket, info?: ProxySocketAddressInfo): void {

@@ -33,8 +33,8 @@ function ignoreError(): void {}
 
 /**
  * Owns the public server on the main thread and moves each accepted connection into one of a pool
- * of worker threads. Emits 'ready', 'worker-online' (agent), 'worker-exit' (agent, code, reason)
- * and 'error'.
+ * of worker threads. Emits 'ready', 'worker-online' (agent), 'worker-exit' (agent, code, reason),
+ * 'error', and with measureHandoffLatency, 'handoff-latency' (seconds).
  */
 export class ServiceProxy extends EventEmitter {
   readonly server: net.Server;
@@ -124,9 +124,11 @@ export class ServiceProxy extends EventEmitter {
   /**
    * A snapshot of the pool and of what the proxy has done with the connections it accepted. Costs
    * nothing until called: each worker's event-loop use is read from the main thread, its heap asked for.
+   * Event-loop use covers the time since the previous call that passed the same `since` name, so that
+   * two readers (a metrics scrape and a status line, say) do not shorten each other's intervals.
    */
-  stats(): Promise<ProxyStats> {
-    return collectStats({
+  stats(since = 'stats'): Promise<ProxyStats> {
+    return collectStats(since, {
       transport: this.#transport?.name,
       counters: this.#counters,
       queued: this.#queue.length,
@@ -143,7 +145,9 @@ export class ServiceProxy extends EventEmitter {
       this.#pipeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'socketnaut-'));
       process.once('exit', this.#removePipeDir);
     }
-    this.#transport = createTransport(name, this.#token);
+    const recordLatency = this.#options.measureHandoffLatency ? (seconds: number) => this.emit('handoff-latency', seconds) : undefined;
+    this.#transport = createTransport(name, this.#token, recordLatency);
+    if (recordLatency && name === 'handoff') this.#pool.on('handoff-latency', recordLatency);
     this.log.info(`Transport: ${name}; workers: ${this.minWorkers} to ${this.maxWorkers}`);
     this.#reaper = setInterval(() => this.#reapIdleWorkers(), this.#options.workersCheckingInterval).unref();
     this.#pool.replenish();

@@ -27,7 +27,7 @@ export interface WorkerStats {
   connections: number;
   /** Given to this worker since it started. */
   totalConnections: number;
-  /** Share of time its event loop was busy since the previous stats() call (or its start). */
+  /** Share of time its event loop was busy since the previous stats() call of the same reader, or its start. */
   eventLoopUtilization: number;
   /** V8 heap in use, in bytes; undefined where the runtime cannot tell. */
   heapUsed: number | undefined;
@@ -56,7 +56,7 @@ export interface StatsSources {
   workers: WorkerHandle[];
 }
 
-export async function collectStats(sources: StatsSources): Promise<ProxyStats> {
+export async function collectStats(since: string, sources: StatsSources): Promise<ProxyStats> {
   const now = performance.now();
   const workers = await Promise.all(
     sources.workers.map(
@@ -66,7 +66,7 @@ export async function collectStats(sources: StatsSources): Promise<ProxyStats> {
         state: handle.state,
         connections: handle.connections,
         totalConnections: handle.totalConnections,
-        eventLoopUtilization: handle.eventLoopUtilization('stats'),
+        eventLoopUtilization: handle.eventLoopUtilization(since),
         heapUsed: await handle.heapUsed(),
         uptimeMs: now - handle.startedAt,
         restarts: handle.restarts,

@@ -1,15 +1,23 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { MessageChannel } from 'node:worker_threads';
+import { sharedClock } from '../messages.ts';
 import type { DispatchTarget, Transport } from './index.ts';
 
 /** Transfers the accepted TCP socket itself: the worker then owns the client connection. */
 export class HandoffTransport implements Transport {
   readonly name = 'handoff';
+  /** When set, the worker measures how long the move took and reports it back in batches. */
+  readonly #timed: boolean;
+
+  constructor(timed: boolean) {
+    this.#timed = timed;
+  }
 
   dispatch(target: DispatchTarget, socket: net.Socket, refused: (socket: net.Socket) => void): void {
     try {
-      target.port.postMessage({ type: 'connection', socket }, [socket as never]);
+      const message = this.#timed ? { type: 'connection', socket, acceptedAt: sharedClock() } : { type: 'connection', socket };
+      target.port.postMessage(message, [socket as never]);
     } catch {
       refused(socket);
     }

@@ -22,8 +22,11 @@ export interface Transport {
   dispatch(target: DispatchTarget, socket: net.Socket, refused: (socket: net.Socket) => void): void;
 }
 
-export function createTransport(name: ConcreteTransportName, token: string): Transport {
-  return name === 'handoff' ? new HandoffTransport() : new PipeTransport(token);
+/** Called with each hand-off's duration, from accept to the worker's server, when that is measured. */
+export type LatencyRecorder = (seconds: number) => void;
+
+export function createTransport(name: ConcreteTransportName, token: string, recordLatency?: LatencyRecorder): Transport {
+  return name === 'handoff' ? new HandoffTransport(recordLatency !== undefined) : new PipeTransport(token, recordLatency);
 }
 
 export { probeHandoff } from './handoff.ts';

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { addressInfoOf } from '../address-info.ts';
 import { encodePreamble } from '../preamble.ts';
-import type { DispatchTarget, Transport } from './index.ts';
+import type { DispatchTarget, LatencyRecorder, Transport } from './index.ts';
 
 /**
  * Pipes bytes between the client and the worker over the worker's private Unix socket. Used when
@@ -10,9 +10,11 @@ import type { DispatchTarget, Transport } from './index.ts';
 export class PipeTransport implements Transport {
   readonly name = 'pipe';
   readonly #token: string;
+  readonly #recordLatency: LatencyRecorder | undefined;
 
-  constructor(token: string) {
+  constructor(token: string, recordLatency?: LatencyRecorder) {
     this.#token = token;
+    this.#recordLatency = recordLatency;
   }
 
   dispatch(target: DispatchTarget, client: net.Socket, refused: (socket: net.Socket) => void): void {
@@ -22,6 +24,7 @@ export class PipeTransport implements Transport {
       return;
     }
     client.pause();
+    const startedAt = this.#recordLatency ? performance.now() : 0;
     const upstream = net.connect({ path: target.pipePath, allowHalfOpen: true });
     const onConnectError = (): void => {
       upstream.destroy();
@@ -36,6 +39,7 @@ export class PipeTransport implements Transport {
       }
       upstream.write(encodePreamble(this.#token, info));
       splice(client, upstream);
+      this.#recordLatency?.((performance.now() - startedAt) / 1000);
     });
   }
 }

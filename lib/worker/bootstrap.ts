@@ -23,9 +23,12 @@ syncBuiltinESMExports();
 
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
-    case 'connection':
-      currentAgent()!.accept(message.socket);
+    case 'connection': {
+      const agent = currentAgent()!;
+      if (message.acceptedAt !== undefined) agent.recordHandoff(message.acceptedAt);
+      agent.accept(message.socket);
       break;
+    }
     case 'retire': {
       const agent = currentAgent();
       if (agent) agent.server.close();

@@ -1,0 +1,88 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { ServiceProxy } from './service-proxy.ts';
+
+export interface MetricsServer {
+  server: http.Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+const HANDOFF_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+
+/**
+ * Serves the proxy's metrics in Prometheus' text format at `/metrics`, on a port of its own. The
+ * proxy must have been created with measureHandoffLatency for the hand-off histogram to fill.
+ * prom-client is loaded here, so only by those who ask for metrics.
+ */
+export async function serveMetrics(proxy: ServiceProxy, port: number, host?: string): Promise<MetricsServer> {
+  const client = await import('prom-client');
+  const registry = new client.Registry();
+  const worker = ['slot'] as const;
+  const gauge = (name: string, help: string) => new client.Gauge({ name, help, labelNames: worker, registers: [registry] });
+  const counter = (name: string, help: string) => new client.Counter({ name, help, registers: [registry] });
+
+  const workerConnections = gauge('socketnaut_worker_connections', 'Open connections held by each worker.');
+  const workerElu = gauge('socketnaut_worker_event_loop_utilization_ratio', "Share of time each worker's event loop was busy since the previous scrape.");
+  const workerHeap = gauge('socketnaut_worker_heap_used_bytes', 'V8 heap in use in each worker.');
+  const workers = new client.Gauge({ name: 'socketnaut_workers', help: 'Live worker threads.', registers: [registry] });
+  const queued = new client.Gauge({ name: 'socketnaut_connections_queued', help: 'Connections waiting for a worker now.', registers: [registry] });
+  const totals = {
+    accepted: counter('socketnaut_connections_accepted_total', 'Connections accepted.'),
+    dispatched: counter('socketnaut_connections_dispatched_total', 'Connections given to a worker, each re-dispatch counted again.'),
+    refused: counter('socketnaut_connections_refused_total', 'Connections closed at once for breaking a connection limit.'),
+    expired: counter('socketnaut_connections_expired_total', 'Connections closed because no worker could take them in time.'),
+    restarts: counter('socketnaut_worker_restarts_total', 'Workers that died and were replaced.'),
+    reloads: counter('socketnaut_reloads_total', 'Rolling reloads started.'),
+  };
+  const handoff = new client.Histogram({
+    name: 'socketnaut_handoff_duration_seconds',
+    help: "Time from accepting a connection to giving it to a worker's server.",
+    buckets: HANDOFF_BUCKETS,
+    registers: [registry],
+  });
+  const observeHandoff = (seconds: number): void => handoff.observe(seconds);
+  proxy.on('handoff-latency', observeHandoff);
+
+  // Counters mirror totals the proxy keeps, so each scrape sets them rather than adding to them.
+  const setTotal = (metric: InstanceType<typeof client.Counter>, value: number): void => {
+    metric.reset();
+    metric.inc(value);
+  };
+
+  const server = http.createServer(async (req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end('Not found: metrics are at /metrics\n');
+      return;
+    }
+    try {
+      const stats = await proxy.stats('metrics');
+      for (const metric of [workerConnections, workerElu, workerHeap]) metric.reset();
+      for (const w of stats.workers) {
+        const labels = { slot: String(w.slot) };
+        workerConnections.set(labels, w.connections);
+        workerElu.set(labels, w.eventLoopUtilization);
+        if (w.heapUsed !== undefined) workerHeap.set(labels, w.heapUsed);
+      }
+      workers.set(stats.workers.length);
+      queued.set(stats.queuedNow);
+      for (const [key, metric] of Object.entries(totals)) setTotal(metric, stats[key as keyof typeof totals]);
+      res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+    } catch (err) {
+      res.writeHead(500).end(`${(err as Error).message}\n`);
+    }
+  });
+  server.listen(port, host);
+  await once(server, 'listening');
+  const address = server.address() as { port: number };
+  return {
+    server,
+    url: `http://${host && host.includes(':') ? `[${host}]` : (host ?? 'localhost')}:${address.port}/metrics`,
+    close: async () => {
+      proxy.off('handoff-latency', observeHandoff);
+      server.close();
+      server.closeAllConnections();
+      await once(server, 'close');
+    },
+  };
+}
