@@ -31,6 +31,10 @@ Options (environment variable in brackets):
       --queue-timeout <ms>    how long they may wait before a 503 (default 10000)
       --headers-timeout <ms>  deadline for a request's headers in the app (default 10000)
       --request-timeout <ms>  deadline for a whole request in the app (default 60000)
+      --proxy-protocol        connections open with a PROXY v1/v2 header from a balancer [SOCKETNAUT_PROXY_PROTOCOL=1]
+      --proxy-protocol-from <list>  accept headers only from these addresses or CIDR subnets,
+                              comma-separated [SOCKETNAUT_PROXY_PROTOCOL_FROM]
+      --proxy-protocol-timeout <ms>  deadline for the whole header (default 3000)
       --metrics <[host:]port> serve Prometheus metrics at /metrics on this address [SOCKETNAUT_METRICS]
       --status-interval <s>   print a line about the workers every s seconds (JSON lines
                               when not on a terminal) [SOCKETNAUT_STATUS_INTERVAL]
@@ -64,6 +68,9 @@ const flags = {
   'headers-timeout': { type: 'string' },
   'request-timeout': { type: 'string' },
   metrics: { type: 'string' },
+  'proxy-protocol': { type: 'boolean' },
+  'proxy-protocol-from': { type: 'string' },
+  'proxy-protocol-timeout': { type: 'string' },
   'status-interval': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -89,6 +96,10 @@ function choice<T extends string>(name: string, value: string | undefined, allow
   if (value === undefined) return undefined;
   if (!allowed.includes(value as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, not '${value}'`);
   return value as T;
+}
+
+function list(value: string | undefined): string[] | undefined {
+  return value?.split(',').map((item) => item.trim()).filter(Boolean);
 }
 
 function positiveNumber(name: string, value: string | undefined): number | undefined {
@@ -159,6 +170,9 @@ export function parseCommandLine(argv: string[]): LaunchOptions | 'help' | 'vers
     headersTimeout: integer('headers-timeout', setting(values, 'headers-timeout', 'SOCKETNAUT_HEADERS_TIMEOUT'), 1),
     requestTimeout: integer('request-timeout', setting(values, 'request-timeout', 'SOCKETNAUT_REQUEST_TIMEOUT'), 0),
     metrics: hostPort('metrics', setting(values, 'metrics', 'SOCKETNAUT_METRICS')),
+    proxyProtocol: values['proxy-protocol'] ?? (process.env.SOCKETNAUT_PROXY_PROTOCOL === '1' || undefined),
+    proxyProtocolFrom: list(setting(values, 'proxy-protocol-from', 'SOCKETNAUT_PROXY_PROTOCOL_FROM')),
+    proxyProtocolTimeout: integer('proxy-protocol-timeout', setting(values, 'proxy-protocol-timeout', 'SOCKETNAUT_PROXY_PROTOCOL_TIMEOUT'), 1),
     statusInterval: positiveNumber('status-interval', setting(values, 'status-interval', 'SOCKETNAUT_STATUS_INTERVAL')),
   };
 }

@@ -45,6 +45,10 @@ export interface LaunchOptions {
   metrics?: { port: number; host?: string };
   /** Print a line about the pool every this many seconds (JSON lines when not on a terminal). */
   statusInterval?: number;
+  /** Connections open with a PROXY protocol header from a balancer in front. */
+  proxyProtocol?: boolean;
+  proxyProtocolFrom?: string[];
+  proxyProtocolTimeout?: number;
 }
 
 export interface Launched {
@@ -88,6 +92,9 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     queueTimeout: options.queueTimeout,
     overloadResponse: OVERLOADED,
     measureHandoffLatency: options.metrics !== undefined,
+    proxyProtocol: options.proxyProtocol,
+    proxyProtocolFrom: options.proxyProtocolFrom,
+    proxyProtocolTimeout: options.proxyProtocolTimeout,
     serverDefaults: {
       headersTimeout: options.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT_MS,
       requestTimeout: options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,

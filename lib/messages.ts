@@ -18,6 +18,8 @@ export interface WorkerBootData {
   /** Report the client address of each closed connection, for per-address limits. */
   reportAddresses: boolean;
   serverDefaults: ServerDefaults | undefined;
+  /** Set when each connection opens with a PROXY header that this worker must read (hand-off). */
+  proxyHeaderTimeout: number | undefined;
   userWorkerData: unknown;
 }
 
@@ -37,6 +39,7 @@ export type FromWorker =
   | { type: 'ready' }
   | { type: 'closed'; count: number; addresses: string[] | undefined }
   | { type: 'handoff-latencies'; seconds: number[] }
+  | { type: 'proxy-header-rejected' }
   | { type: 'stopped' }
   | { type: 'drained' }
   | { type: 'log'; record: LogRecord }

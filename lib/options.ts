@@ -37,6 +37,18 @@ export interface ServiceProxyOptions {
   serverDefaults?: ServerDefaults;
   /** Measure each hand-off, from accept to the worker's server, and emit 'handoff-latency' (seconds). */
   measureHandoffLatency?: boolean;
+  /** Every connection must open with a PROXY protocol (v1 or v2) header naming the real client. */
+  proxyProtocol?: boolean;
+  /** Accept PROXY headers only from these peers: addresses or CIDR subnets. */
+  proxyProtocolFrom?: string[];
+  /** How long a peer may take to send its whole PROXY header, in milliseconds. */
+  proxyProtocolTimeout?: number;
+}
+
+export interface ProxyProtocolSettings {
+  timeout: number;
+  /** Undefined when any peer may send a header. */
+  trusted: net.BlockList | undefined;
 }
 
 export interface ServerDefaults {
@@ -61,6 +73,7 @@ export interface ResolvedOptions {
   overloadResponse: string | Buffer | undefined;
   serverDefaults: ServerDefaults | undefined;
   measureHandoffLatency: boolean;
+  proxyProtocol: ProxyProtocolSettings | undefined;
 }
 
 const defaults = {
@@ -73,6 +86,7 @@ const defaults = {
   workerStartTimeout: 30_000,
   maxConnections: 0,
   maxConnectionsPerIp: 0,
+  proxyProtocolTimeout: 3_000,
 } as const;
 
 function integer(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -104,6 +118,30 @@ export function toWorkerURL(value: unknown): URL {
   }
   if (/^(file|data):/.test(value)) return new URL(value);
   return pathToFileURL(path.resolve(value));
+}
+
+function boolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new ERR_INVALID_OPTION(name, 'a boolean', describeValue(value));
+  return value;
+}
+
+function trustedPeers(value: unknown): net.BlockList {
+  if (!Array.isArray(value)) throw new ERR_INVALID_OPTION('proxyProtocolFrom', 'an array of addresses or CIDR subnets', describeValue(value));
+  const list = new net.BlockList();
+  value.forEach((entry: unknown, i) => {
+    const name = `proxyProtocolFrom[${i}]`;
+    if (typeof entry !== 'string') throw new ERR_INVALID_OPTION(name, 'an address or a CIDR subnet', describeValue(entry));
+    const [address = '', prefix, extra] = entry.split('/');
+    const family = net.isIPv4(address) ? 'ipv4' : net.isIPv6(address) ? 'ipv6' : undefined;
+    const bits = prefix === undefined ? undefined : Number(prefix);
+    const maxBits = family === 'ipv4' ? 32 : 128;
+    if (!family || extra !== undefined || (bits !== undefined && (!/^\d+$/.test(prefix!) || bits > maxBits))) {
+      throw new ERR_INVALID_OPTION(name, "an address or a CIDR subnet, like '10.0.0.0/8'", describeValue(entry));
+    }
+    if (bits === undefined) list.addAddress(address, family);
+    else list.addSubnet(address, bits, family);
+  });
+  return list;
 }
 
 export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
@@ -164,10 +202,13 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
       }
       return v;
     }),
-    measureHandoffLatency: optional(options.measureHandoffLatency, false, (v) => {
-      if (typeof v !== 'boolean') throw new ERR_INVALID_OPTION('measureHandoffLatency', 'a boolean', describeValue(v));
-      return v;
-    }),
+    measureHandoffLatency: optional(options.measureHandoffLatency, false, (v) => boolean('measureHandoffLatency', v)),
+    proxyProtocol: optional(options.proxyProtocol, false, (v) => boolean('proxyProtocol', v))
+      ? {
+          timeout: optional(options.proxyProtocolTimeout, defaults.proxyProtocolTimeout, (v) => integer('proxyProtocolTimeout', v, 1)),
+          trusted: options.proxyProtocolFrom === undefined ? undefined : trustedPeers(options.proxyProtocolFrom),
+        }
+      : undefined,
     serverDefaults: optional(options.serverDefaults, undefined, (v) => {
       if (v === null || typeof v !== 'object') throw new ERR_INVALID_OPTION('serverDefaults', 'an object', describeValue(v));
       return {

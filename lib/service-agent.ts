@@ -9,7 +9,7 @@ import {
   type ProxySocketAddressInfo,
 } from './address-info.ts';
 import { ERR_ADDRESS_UNKNOWN, ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_WORKER, describeValue } from './errors.ts';
-import { createLogger } from './logging.ts';
+import { createLogger, Level } from './logging.ts';
 import { sharedClock, type FromWorker, type WorkerBootData } from './messages.ts';
 import { getWorkerContext, isModuleLoaded } from './worker/context.ts';
 import { takeOverServer } from './worker/server-takeover.ts';
@@ -78,18 +78,34 @@ export class ServiceAgent extends EventEmitter {
     this.#post({ type: 'handoff-latencies', seconds });
   };
 
-  /** Called by a transport with a connection the proxy moved to this worker. */
-  accept(socket: net.Socket, info?: ProxySocketAddressInfo): void {
+  /**
+   * Called by a transport with a connection the proxy moved to this worker. `peer` is the address
+   * the proxy accepted it from, when that is not the socket's own remote address.
+   */
+  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string): void {
     const server = this.server as net.Server & ServerSettings;
     if (info) (socket as AddressInfoCarrier)[kAddressInfo] = info;
     if (server.noDelay) socket.setNoDelay(true);
     if (server.keepAlive) socket.setKeepAlive(true, server.keepAliveInitialDelay);
     socket.allowHalfOpen = server.allowHalfOpen ?? false;
     (socket as { server?: net.Server }).server = server;
-    this.#open.add(socket);
-    this.#addresses?.set(socket, info?.remote.address ?? socket.remoteAddress ?? '');
-    socket.once('close', () => this.#onSocketClose(socket));
+    this.#track(socket, peer);
     server.emit('connection', socket);
+  }
+
+  /** Closes a connection whose PROXY header was missing or malformed, without the server seeing it. */
+  reject(socket: net.Socket, peer: string, reason: string): void {
+    this.#track(socket, peer);
+    if (this.log.level >= Level.DEBUG) this.log.debug(`Rejected a connection from ${peer}: ${reason}`);
+    this.#post({ type: 'proxy-header-rejected' });
+    socket.destroy();
+  }
+
+  // The peer is recorded for per-address limits, which the proxy counted by the address it accepted from.
+  #track(socket: net.Socket, peer: string | undefined): void {
+    this.#open.add(socket);
+    this.#addresses?.set(socket, peer ?? socket.remoteAddress ?? '');
+    socket.once('close', () => this.#onSocketClose(socket));
   }
 
   /** The client's and the proxy's ends of this connection, when known without asking the proxy. */

@@ -1,7 +1,7 @@
 import { EventEmitter, once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import type net from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -11,6 +11,9 @@ import { createBalancer, type Balancer } from './balancers/index.ts';
 import { ConnectionQueue } from './connection-queue.ts';
 import { ERR_HANDOFF_UNSUPPORTED, ERR_INVALID_OPTION, ERR_WORKER_BOOTSTRAP } from './errors.ts';
 import { Admission } from './admission.ts';
+import { kAddressInfo, type AddressInfoCarrier } from './address-info.ts';
+import { parseProxyHeader } from './proxy-protocol.ts';
+import { readPrefix } from './read-prefix.ts';
 import { collectStats, type ConnectionCounters, type ProxyStats } from './stats.ts';
 import { createLogger, Level } from './logging.ts';
 import type { ConcreteTransportName } from './messages.ts';
@@ -27,6 +30,13 @@ export interface ShutdownOptions {
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 const TURN_AWAY_LINGER_MS = 1000;
+
+function isTrusted(trusted: net.BlockList, address: string | undefined): boolean {
+  if (!address) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return trusted.check(mapped[1]!, 'ipv4');
+  return trusted.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
+}
 
 // A connection waiting in the queue may be reset by its client; that must not throw on the main thread.
 function ignoreError(): void {}
@@ -46,7 +56,17 @@ export class ServiceProxy extends EventEmitter {
   readonly #balancer: Balancer;
   readonly #queue: ConnectionQueue;
   readonly #admission: Admission;
-  readonly #counters: ConnectionCounters = { accepted: 0, dispatched: 0, redispatched: 0, refused: 0, queued: 0, expired: 0, acceptErrors: 0 };
+  readonly #counters: ConnectionCounters = {
+    accepted: 0,
+    dispatched: 0,
+    redispatched: 0,
+    refused: 0,
+    queued: 0,
+    expired: 0,
+    acceptErrors: 0,
+    proxyHeaderRejected: 0,
+  };
+  readonly #headerRead = new WeakSet<net.Socket>();
   #reloads = 0;
   readonly #token = randomBytes(16).toString('hex');
   readonly #connectionEvent: 'connection' | 'secureConnection';
@@ -64,6 +84,9 @@ export class ServiceProxy extends EventEmitter {
     const terminatesTls = resolved.server instanceof tls.Server;
     if (terminatesTls && resolved.transport === 'handoff') {
       throw new ERR_INVALID_OPTION('transport', "'pipe' or 'auto' when the server is a tls.Server", "'handoff'");
+    }
+    if (terminatesTls && resolved.proxyProtocol) {
+      throw new ERR_INVALID_OPTION('proxyProtocol', 'false when the server is a tls.Server, whose TLS handshake would meet the header first', 'true');
     }
     this.#options = resolved;
     this.server = resolved.server;
@@ -93,12 +116,14 @@ export class ServiceProxy extends EventEmitter {
         logLevel: this.log.level,
         reportAddresses: this.#admission.tracksAddresses,
         serverDefaults: resolved.serverDefaults,
+        proxyHeaderTimeout: this.#transport!.name === 'handoff' ? resolved.proxyProtocol?.timeout : undefined,
         userWorkerData: undefined,
       }),
     });
     this.#pool.on('worker-ready', (handle: WorkerHandle) => this.#onWorkerReady(handle));
     this.#pool.on('worker-exit', (handle: WorkerHandle, code: number, reason: string) => this.#onWorkerExit(handle, code, reason));
     this.#pool.on('bootstrap-failure', (handle: WorkerHandle) => this.#onBootstrapFailure(handle));
+    this.#pool.on('proxy-header-rejected', () => this.#counters.proxyHeaderRejected++);
     if (this.#admission.enabled) {
       this.#pool.on('connections-closed', (count: number, addresses?: string[]) => this.#admission.release(count, addresses));
     }
@@ -156,8 +181,16 @@ export class ServiceProxy extends EventEmitter {
   }
 
   async #chooseTransport(terminatesTls: boolean): Promise<ConcreteTransportName | undefined> {
-    const requested = this.#options.transport;
+    const { transport: requested, proxyProtocol, balance } = this.#options;
     if (requested === 'pipe' || (requested === 'auto' && terminatesTls)) return 'pipe';
+    // Sticking to a client behind a balancer needs the PROXY header read before the worker is
+    // chosen, and only the pipe transport may read on the main thread.
+    const stickyBehindBalancer = proxyProtocol !== undefined && balance === 'ip-hash';
+    if (requested === 'auto' && stickyBehindBalancer) {
+      this.log.info('PROXY protocol with ip-hash: using the pipe transport, so that ip-hash sees the real client');
+      return 'pipe';
+    }
+    if (stickyBehindBalancer) this.log.warn("With transport 'handoff', ip-hash balances on the PROXY header's sender, not on the client it names");
     const unsupported = await probeHandoff();
     if (!unsupported) return 'handoff';
     if (requested === 'auto') {
@@ -174,6 +207,11 @@ export class ServiceProxy extends EventEmitter {
       socket.destroy();
       return;
     }
+    const trusted = this.#options.proxyProtocol?.trusted;
+    if (trusted && !isTrusted(trusted, socket.remoteAddress)) {
+      this.#rejectProxyHeader(socket, `${socket.remoteAddress} is not in proxyProtocolFrom`);
+      return;
+    }
     if (this.#admission.enabled) {
       const limit = this.#admission.admit(socket);
       if (limit) {
@@ -183,8 +221,33 @@ export class ServiceProxy extends EventEmitter {
         return;
       }
     }
-    this.#dispatch(socket, undefined);
+    this.#prepare(socket);
   };
+
+  /** With the pipe transport, a PROXY header is read here, before a worker is chosen. */
+  #prepare(socket: net.Socket): void {
+    const proxyProtocol = this.#options.proxyProtocol;
+    if (!proxyProtocol || this.#transport?.name !== 'pipe' || this.#headerRead.has(socket)) {
+      this.#dispatch(socket, undefined);
+      return;
+    }
+    this.#headerRead.add(socket);
+    readPrefix(socket, parseProxyHeader, proxyProtocol.timeout, (outcome) => {
+      if (outcome.status === 'invalid') {
+        this.#turnAway(socket, false);
+        this.#rejectProxyHeader(socket, outcome.reason);
+        return;
+      }
+      if (outcome.info) (socket as AddressInfoCarrier)[kAddressInfo] = outcome.info;
+      if (!socket.destroyed) this.#dispatch(socket, undefined);
+    });
+  }
+
+  #rejectProxyHeader(socket: net.Socket, reason: string): void {
+    this.#counters.proxyHeaderRejected++;
+    if (this.log.level >= Level.DEBUG) this.log.debug(`Rejected a connection from ${socket.remoteAddress}: ${reason}`);
+    socket.destroy();
+  }
 
   // Accepting can fail while the process is out of file descriptors. libuv then sheds the pending
   // connection itself and keeps accepting; all that is left to do here is not to crash.
@@ -196,11 +259,11 @@ export class ServiceProxy extends EventEmitter {
     if (this.server.listenerCount('error') === 1) this.#reportError(err);
   };
 
-  /** Closes a connection no worker will take, counting it out and telling HTTP clients why. */
-  #turnAway(socket: net.Socket): void {
+  /** Closes a connection no worker will take, counting it out and, if `explain`, telling HTTP clients why. */
+  #turnAway(socket: net.Socket, explain = true): void {
     if (this.#admission.enabled) this.#admission.release(1, this.#admission.tracksAddresses ? [socket.remoteAddress ?? ''] : undefined);
     const response = this.#options.overloadResponse;
-    if (response === undefined || socket.destroyed) {
+    if (!explain || response === undefined || socket.destroyed) {
       socket.destroy();
       return;
     }
@@ -253,7 +316,7 @@ export class ServiceProxy extends EventEmitter {
     this.#bootstrapFailureReported = false;
     this.log.debug(`Worker ${handle.threadId} is serving`);
     this.emit('worker-online', handle);
-    this.#queue.drain((socket) => this.#dispatch(socket, undefined));
+    this.#queue.drain((socket) => this.#prepare(socket));
     this.#maybeEmitReady();
   }
 

@@ -17,6 +17,8 @@ export interface ConnectionCounters {
   expired: number;
   /** Accepts that failed, for instance for lack of file descriptors. */
   acceptErrors: number;
+  /** Connections closed for a missing, malformed, slow or untrusted PROXY header. */
+  proxyHeaderRejected: number;
 }
 
 export interface WorkerStats {

@@ -151,6 +151,9 @@ export class WorkerPool extends EventEmitter {
         handle.onConnectionsClosed(message.count);
         this.emit('connections-closed', message.count, message.addresses);
         break;
+      case 'proxy-header-rejected':
+        this.emit('proxy-header-rejected');
+        break;
       case 'handoff-latencies':
         for (const seconds of message.seconds) this.emit('handoff-latency', seconds);
         break;

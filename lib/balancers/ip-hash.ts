@@ -1,11 +1,13 @@
 import type net from 'node:net';
+import { storedAddressInfo } from '../address-info.ts';
 import type { Balancer, BalancerCandidate } from './index.ts';
 
 // Rendezvous (highest random weight) hashing: each client address ranks every worker, and the
 // top-ranked live worker wins. When a worker comes or goes, only the clients it ranked first move.
+// The client is the one a PROXY header named, where the header was read before dispatch.
 export class IpHashBalancer implements Balancer {
   pick<T extends BalancerCandidate>(candidates: readonly T[], socket: net.Socket): T | undefined {
-    return pickByKey(candidates, socket.remoteAddress ?? '');
+    return pickByKey(candidates, storedAddressInfo(socket)?.remote.address ?? socket.remoteAddress ?? '');
   }
 }
 

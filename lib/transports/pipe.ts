@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { addressInfoOf } from '../address-info.ts';
+import { addressInfoOf, storedAddressInfo } from '../address-info.ts';
 import { encodePreamble } from '../preamble.ts';
 import type { DispatchTarget, LatencyRecorder, Transport } from './index.ts';
 
@@ -18,7 +18,7 @@ export class PipeTransport implements Transport {
   }
 
   dispatch(target: DispatchTarget, client: net.Socket, refused: (socket: net.Socket) => void): void {
-    const info = addressInfoOf(client);
+    const info = storedAddressInfo(client) ?? addressInfoOf(client);
     if (!info || !target.pipePath) {
       client.destroy();
       return;
@@ -37,7 +37,7 @@ export class PipeTransport implements Transport {
         upstream.destroy();
         return;
       }
-      upstream.write(encodePreamble(this.#token, info));
+      upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? ''));
       splice(client, upstream);
       this.#recordLatency?.((performance.now() - startedAt) / 1000);
     });

@@ -8,6 +8,8 @@ import { listenForPipe } from './pipe-listener.ts';
 import { agentFor, currentAgent } from '../service-agent.ts';
 import { forwardLogsTo, logger } from '../logging.ts';
 import { serializeError, type FromWorker, type ToWorker } from '../messages.ts';
+import { parseProxyHeader } from '../proxy-protocol.ts';
+import { readPrefix } from '../read-prefix.ts';
 
 const context = workerThreads.workerData;
 if (!isBootData(context)) throw new Error('socketnaut: the worker bootstrap was started without its boot data');
@@ -25,8 +27,17 @@ port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'connection': {
       const agent = currentAgent()!;
-      if (message.acceptedAt !== undefined) agent.recordHandoff(message.acceptedAt);
-      agent.accept(message.socket);
+      const { socket, acceptedAt } = message;
+      if (acceptedAt !== undefined) agent.recordHandoff(acceptedAt);
+      // The main thread must not read a socket it moves, so a PROXY header is read here.
+      if (context.proxyHeaderTimeout === undefined) agent.accept(socket);
+      else {
+        const peer = socket.remoteAddress ?? '';
+        readPrefix(socket, parseProxyHeader, context.proxyHeaderTimeout, (outcome) => {
+          if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer);
+          else agent.reject(socket, peer, outcome.reason);
+        });
+      }
       break;
     }
     case 'retire': {
@@ -44,7 +55,7 @@ port.on('message', (message: ToWorker) => {
 
 try {
   if (context.transport === 'pipe') {
-    await listenForPipe(context.pipePath!, context.token, (socket, info) => currentAgent()!.accept(socket, info));
+    await listenForPipe(context.pipePath!, context.token, (socket, info, peer) => currentAgent()!.accept(socket, info, peer));
   }
   interceptListen((server) => {
     const agent = currentAgent();
