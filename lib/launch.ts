@@ -111,7 +111,9 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
   const metrics = options.metrics && (await serveMetrics(proxy, options.metrics.port, options.metrics.host).catch(async (err: unknown) => {
     await proxy.shutdown({ timeout: 0 });
     const where = `${formatHost(options.metrics!.host)}:${options.metrics!.port}`;
-    throw (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? withCause(new ERR_PORT_IN_USE(where), err) : err;
+    throw (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      ? withCause(new ERR_PORT_IN_USE(where), err)
+      : withCause(new ERR_LISTEN(where, (err as Error).message), err);
   }));
   const stopStatus = options.statusInterval ? startStatusLine(proxy, options.statusInterval) : undefined;
 

@@ -59,11 +59,12 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
     try {
       const stats = await proxy.stats('metrics');
       for (const metric of [workerConnections, workerElu, workerHeap]) metric.reset();
+      // During a reload a slot briefly holds the retiring worker and its successor: add them up.
       for (const w of stats.workers) {
         const labels = { slot: String(w.slot) };
-        workerConnections.set(labels, w.connections);
-        workerElu.set(labels, w.eventLoopUtilization);
-        if (w.heapUsed !== undefined) workerHeap.set(labels, w.heapUsed);
+        workerConnections.inc(labels, w.connections);
+        if (w.state !== 'retiring') workerElu.set(labels, w.eventLoopUtilization);
+        if (w.heapUsed !== undefined) workerHeap.inc(labels, w.heapUsed);
       }
       workers.set(stats.workers.length);
       queued.set(stats.queuedNow);

@@ -377,7 +377,7 @@ export class ServiceProxy extends EventEmitter {
     for (const handle of old) {
       if (this.#shutdown) return;
       if (handle.state !== 'ready' && handle.state !== 'starting') continue;
-      const fresh = this.#pool.grow(true);
+      const fresh = this.#pool.grow(handle);
       if (!fresh) return;
       await this.#pool.whenReady(fresh);
       this.#pool.retire(handle);
@@ -395,6 +395,7 @@ export class ServiceProxy extends EventEmitter {
 
   async #runShutdown(timeout: number): Promise<PromiseSettledResult<number>[]> {
     clearInterval(this.#reaper);
+    this.#balancer.close?.();
     this.server.off(this.#connectionEvent, this.#onConnection);
     this.server.off('error', this.#onServerError);
     this.server.close();

@@ -6,6 +6,12 @@ export type WorkerState = 'starting' | 'ready' | 'retiring' | 'exited';
 
 const bootstrapURL = new URL('./worker/bootstrap.js', import.meta.url);
 
+const MIN_ELU_INTERVAL_MS = 1;
+
+function clampRatio(value: number): number {
+  return Math.min(1, Math.max(0, value));
+}
+
 /** The main thread's record of one worker thread: its channel, its state and its open connections. */
 export class WorkerHandle {
   readonly id: number;
@@ -27,7 +33,7 @@ export class WorkerHandle {
   idleSince = performance.now();
   bootstrapError: SerializedError | undefined;
   uncaughtError: Error | undefined;
-  readonly #eluMarks = new Map<string, EventLoopUtilization>();
+  readonly #eluMarks = new Map<string, { reading: EventLoopUtilization; value: number }>();
 
   constructor(id: number, slot: number, restarts: number, boot: Omit<WorkerBootData, 'port'>, workerOptions: WorkerOptions) {
     this.id = id;
@@ -54,8 +60,17 @@ export class WorkerHandle {
     const performance = this.worker.performance;
     const now = performance.eventLoopUtilization();
     const previous = this.#eluMarks.get(mark);
-    this.#eluMarks.set(mark, now);
-    return previous ? performance.eventLoopUtilization(now, previous).utilization : now.utilization;
+    if (!previous) {
+      this.#eluMarks.set(mark, { reading: now, value: clampRatio(now.utilization) });
+      return clampRatio(now.utilization);
+    }
+    const delta = performance.eventLoopUtilization(now, previous.reading);
+    // The worker's idle time and the clock are read at slightly different instants, which skews a
+    // very short interval; the last value stands until the interval is long enough to mean something.
+    if (delta.idle + delta.active < MIN_ELU_INTERVAL_MS) return previous.value;
+    const value = clampRatio(delta.utilization);
+    this.#eluMarks.set(mark, { reading: now, value });
+    return value;
   }
 
   /** Bytes of V8 heap in use, where the runtime can tell from outside the worker. */

@@ -55,11 +55,14 @@ export class WorkerPool extends EventEmitter {
     return count;
   }
 
-  /** Starts a worker if the pool is below `maxWorkers`, or regardless with `surplus` (for reloads). */
-  grow(surplus = false): WorkerHandle | undefined {
-    if (this.#closed || (!surplus && this.handles.size >= this.#settings.maxWorkers)) return undefined;
+  /**
+   * Starts a worker if the pool is below `maxWorkers`; or, to replace `successorOf` in a reload, in
+   * that worker's slot and regardless of the bound.
+   */
+  grow(successorOf?: WorkerHandle): WorkerHandle | undefined {
+    if (this.#closed || (!successorOf && this.handles.size >= this.#settings.maxWorkers)) return undefined;
     const id = ++this.#nextId;
-    const slot = this.#freeSlot();
+    const slot = successorOf?.slot ?? this.#freeSlot();
     const handle = new WorkerHandle(id, slot, this.#restartsBySlot.get(slot) ?? 0, this.#settings.boot(id), this.#settings.workerOptions);
     this.handles.add(handle);
     const startTimer = setTimeout(() => {

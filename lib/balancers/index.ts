@@ -16,6 +16,8 @@ export interface BalancerCandidate {
 /** Picks the worker for a new connection among those that can take one right now. */
 export interface Balancer {
   pick<T extends BalancerCandidate>(candidates: readonly T[], socket: net.Socket): T | undefined;
+  /** Stops whatever the balancer runs in the background. */
+  close?(): void;
 }
 
 export const balancerNames = ['least-connections', 'round-robin', 'ip-hash', 'least-loaded'] as const;
