@@ -1,5 +1,12 @@
 import type net from 'node:net';
 
+export interface QueueEvents {
+  /** The connection waited too long and left the queue. */
+  expired(socket: net.Socket): void;
+  /** The client closed the connection while it waited. */
+  abandoned(socket: net.Socket): void;
+}
+
 interface Waiting {
   timer: NodeJS.Timeout;
   onClose: () => void;
@@ -13,12 +20,12 @@ export class ConnectionQueue {
   readonly #waiting = new Map<net.Socket, Waiting>();
   readonly #limit: number;
   readonly #timeout: number;
-  readonly #onExpire: (socket: net.Socket) => void;
+  readonly #events: QueueEvents;
 
-  constructor(limit: number, timeout: number, onExpire: (socket: net.Socket) => void) {
+  constructor(limit: number, timeout: number, events: QueueEvents) {
     this.#limit = limit;
     this.#timeout = timeout;
-    this.#onExpire = onExpire;
+    this.#events = events;
   }
 
   get length(): number {
@@ -30,9 +37,12 @@ export class ConnectionQueue {
     if (this.#waiting.size >= this.#limit) return false;
     const timer = setTimeout(() => {
       this.#remove(socket);
-      this.#onExpire(socket);
+      this.#events.expired(socket);
     }, this.#timeout).unref();
-    const onClose = (): void => this.#remove(socket);
+    const onClose = (): void => {
+      this.#remove(socket);
+      this.#events.abandoned(socket);
+    };
     socket.once('close', onClose);
     this.#waiting.set(socket, { timer, onClose });
     return true;

@@ -24,7 +24,7 @@ export interface WorkerBootData {
 }
 
 export type ToWorker =
-  | { type: 'connection'; socket: net.Socket; acceptedAt?: number }
+  | { type: 'connection'; socket: net.Socket; acceptedAt?: number; peer?: string }
   | { type: 'retire' }
   | { type: 'log-level'; level: number };
 

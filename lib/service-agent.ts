@@ -162,21 +162,27 @@ export class ServiceAgent extends EventEmitter {
       this.#closedAddresses.push(this.#addresses.get(socket)!);
       this.#addresses.delete(socket);
     }
-    if (this.#closedSinceReport++ === 0) setImmediate(this.#reportClosed);
+    if (this.#closedSinceReport++ === 0) setImmediate(this.#reportClosedIfPending);
     this.#checkDrained();
   }
 
-  readonly #reportClosed = (): void => {
+  readonly #reportClosedIfPending = (): void => {
+    if (this.#closedSinceReport > 0) this.#reportClosed();
+  };
+
+  #reportClosed(): void {
     const count = this.#closedSinceReport;
     this.#closedSinceReport = 0;
     const addresses = this.#addresses ? this.#closedAddresses : undefined;
     this.#closedAddresses = [];
     this.#post({ type: 'closed', count, addresses });
-  };
+  }
 
   #checkDrained(): void {
     if (!this.#stopping || this.#open.size > 0) return;
     clearInterval(this.#idleSweep);
+    // The proxy must count the last connections closed before it hears that this worker is drained.
+    if (this.#closedSinceReport > 0) this.#reportClosed();
     this.emit('drained');
     this.#post({ type: 'drained' });
   }

@@ -18,7 +18,7 @@ import { collectStats, type ConnectionCounters, type ProxyStats } from './stats.
 import { createLogger, Level } from './logging.ts';
 import type { ConcreteTransportName } from './messages.ts';
 import { resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from './options.ts';
-import { createTransport, probeHandoff, type Transport } from './transports/index.ts';
+import { createTransport, probeHandoff, type DispatchOutcome, type Transport } from './transports/index.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 import { WorkerPool } from './worker-pool.ts';
 
@@ -67,6 +67,8 @@ export class ServiceProxy extends EventEmitter {
     proxyHeaderRejected: 0,
   };
   readonly #headerRead = new WeakSet<net.Socket>();
+  /** The workers that could not take a connection, kept only for connections that met one. */
+  readonly #refusedBy = new WeakMap<net.Socket, WorkerHandle[]>();
   #reloads = 0;
   readonly #token = randomBytes(16).toString('hex');
   readonly #connectionEvent: 'connection' | 'secureConnection';
@@ -95,10 +97,13 @@ export class ServiceProxy extends EventEmitter {
     this.log = createLogger('ServiceProxy');
     this.#balancer = createBalancer(resolved.balance);
     this.#admission = new Admission(resolved);
-    this.#queue = new ConnectionQueue(resolved.queueLimit, resolved.queueTimeout, (socket) => {
-      this.#counters.expired++;
-      this.log.warn(`A connection waited ${resolved.queueTimeout} ms for a worker and was closed`);
-      this.#turnAway(socket);
+    this.#queue = new ConnectionQueue(resolved.queueLimit, resolved.queueTimeout, {
+      expired: (socket) => {
+        this.#counters.expired++;
+        this.log.warn(`A connection waited ${resolved.queueTimeout} ms for a worker and was closed`);
+        this.#turnAway(socket);
+      },
+      abandoned: (socket) => this.#turnAway(socket, false),
     });
     this.#pool = new WorkerPool({
       minWorkers: resolved.minWorkers,
@@ -171,7 +176,7 @@ export class ServiceProxy extends EventEmitter {
       process.once('exit', this.#removePipeDir);
     }
     const recordLatency = this.#options.measureHandoffLatency ? (seconds: number) => this.emit('handoff-latency', seconds) : undefined;
-    this.#transport = createTransport(name, this.#token, recordLatency);
+    this.#transport = createTransport(name, { token: this.#token, recordLatency, sendPeer: this.#admission.tracksAddresses });
     if (recordLatency && name === 'handoff') this.#pool.on('handoff-latency', recordLatency);
     this.log.info(`Transport: ${name}; workers: ${this.minWorkers} to ${this.maxWorkers}`);
     this.#reaper = setInterval(() => this.#reapIdleWorkers(), this.#options.workersCheckingInterval).unref();
@@ -228,7 +233,7 @@ export class ServiceProxy extends EventEmitter {
   #prepare(socket: net.Socket): void {
     const proxyProtocol = this.#options.proxyProtocol;
     if (!proxyProtocol || this.#transport?.name !== 'pipe' || this.#headerRead.has(socket)) {
-      this.#dispatch(socket, undefined);
+      this.#dispatch(socket);
       return;
     }
     this.#headerRead.add(socket);
@@ -239,7 +244,7 @@ export class ServiceProxy extends EventEmitter {
         return;
       }
       if (outcome.info) (socket as AddressInfoCarrier)[kAddressInfo] = outcome.info;
-      if (!socket.destroyed) this.#dispatch(socket, undefined);
+      if (!socket.destroyed) this.#dispatch(socket);
     });
   }
 
@@ -273,9 +278,14 @@ export class ServiceProxy extends EventEmitter {
     setTimeout(() => socket.destroy(), TURN_AWAY_LINGER_MS).unref();
   }
 
-  #dispatch(socket: net.Socket, refusedBy: WorkerHandle[] | undefined): void {
+  #dispatch(socket: net.Socket): void {
+    if (socket.destroyed) {
+      this.#turnAway(socket, false);
+      return;
+    }
     const transport = this.#transport;
     const ready = this.#pool.ready;
+    const refusedBy = this.#refusedBy.get(socket);
     const candidates = refusedBy ? ready.filter((handle) => !refusedBy.includes(handle)) : ready;
     const handle = transport && this.#balancer.pick(candidates, socket);
     if (!handle) {
@@ -286,13 +296,23 @@ export class ServiceProxy extends EventEmitter {
     handle.connections++;
     handle.totalConnections++;
     this.#counters.dispatched++;
-    transport.dispatch(handle, socket, (refused) => {
+    transport.dispatch(handle, socket, this.#dispatchOutcome);
+  }
+
+  readonly #dispatchOutcome: DispatchOutcome = {
+    refused: (target, socket) => {
+      const handle = target as WorkerHandle;
       handle.onConnectionsClosed(1);
       this.#counters.redispatched++;
       this.log.debug(`Worker ${handle.threadId} refused a connection; offering it to another worker`);
-      this.#dispatch(refused, [...(refusedBy ?? []), handle]);
-    });
-  }
+      this.#refusedBy.set(socket, [...(this.#refusedBy.get(socket) ?? []), handle]);
+      this.#dispatch(socket);
+    },
+    dropped: (target, socket) => {
+      (target as WorkerHandle).onConnectionsClosed(1);
+      this.#turnAway(socket, false);
+    },
+  };
 
   #enqueue(socket: net.Socket): void {
     if (this.#transport && this.#pool.starting === 0 && !this.#pool.backingOff) this.#pool.grow();
@@ -352,7 +372,7 @@ export class ServiceProxy extends EventEmitter {
   #reapIdleWorkers(): void {
     const now = performance.now();
     for (const handle of [...this.#pool.ready]) {
-      if (this.#pool.ready.length + this.#pool.starting <= this.minWorkers) return;
+      if (this.#pool.ready.length <= this.minWorkers) return;
       if (handle.connections === 0 && now - handle.idleSince >= this.#options.workersCheckingInterval) {
         this.log.debug(`Retiring idle worker ${handle.threadId}`);
         this.#pool.retire(handle);
@@ -408,6 +428,7 @@ export class ServiceProxy extends EventEmitter {
     await Promise.race([Promise.all(exits), delay(timeout, undefined, { signal: deadline.signal, ref: false }).catch(() => {})]);
     deadline.abort();
     const results = await Promise.allSettled(handles.map((handle) => handle.worker.terminate()));
+    await Promise.all(handles.map((handle) => handle.portClosed));
     this.#removePipeDir();
     process.off('exit', this.#removePipeDir);
     return results;

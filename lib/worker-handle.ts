@@ -33,6 +33,10 @@ export class WorkerHandle {
   idleSince = performance.now();
   bootstrapError: SerializedError | undefined;
   uncaughtError: Error | undefined;
+  /** The worker said it has no connection left; it stops once none is on its way either. */
+  drained = false;
+  /** Settles once the channel to the worker has closed, after the worker exited. */
+  readonly portClosed: Promise<void>;
   readonly #eluMarks = new Map<string, { reading: EventLoopUtilization; value: number }>();
 
   constructor(id: number, slot: number, restarts: number, boot: Omit<WorkerBootData, 'port'>, workerOptions: WorkerOptions) {
@@ -42,6 +46,7 @@ export class WorkerHandle {
     this.pipePath = boot.pipePath;
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
+    this.portClosed = new Promise((resolve) => port1.once('close', () => resolve()));
     const data: WorkerBootData = { ...boot, port: port2, userWorkerData: workerOptions.workerData };
     this.worker = new Worker(bootstrapURL, {
       ...workerOptions,

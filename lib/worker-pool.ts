@@ -153,6 +153,7 @@ export class WorkerPool extends EventEmitter {
       case 'closed':
         handle.onConnectionsClosed(message.count);
         this.emit('connections-closed', message.count, message.addresses);
+        this.#stopIfDrained(handle);
         break;
       case 'proxy-header-rejected':
         this.emit('proxy-header-rejected');
@@ -176,12 +177,19 @@ export class WorkerPool extends EventEmitter {
         this.emit('worker-stopped', handle);
         break;
       case 'drained':
-        void handle.worker.terminate();
+        handle.drained = true;
+        this.#stopIfDrained(handle);
         break;
       case 'bootstrap-error':
         handle.bootstrapError = message.error;
         break;
     }
+  }
+
+  // With the pipe transport a connection can be on its way over the worker's Unix socket after the
+  // worker said it was drained: the worker stops only once the main thread counts none either.
+  #stopIfDrained(handle: WorkerHandle): void {
+    if (handle.drained && handle.connections === 0 && handle.state !== 'exited') void handle.worker.terminate();
   }
 
   #onExit(handle: WorkerHandle, code: number): void {
@@ -199,13 +207,14 @@ export class WorkerPool extends EventEmitter {
       this.#restartsBySlot.set(handle.slot, handle.restarts + 1);
     }
 
-    const reason = handle.bootstrapError
-      ? `failed to load: ${handle.bootstrapError.message}`
-      : handle.uncaughtError
-        ? `threw: ${handle.uncaughtError.message}`
-        : failed
-          ? `exited unexpectedly with code ${code}`
-          : 'retired';
+    const error = handle.bootstrapError ?? handle.uncaughtError;
+    const reason = !failed
+      ? 'retired'
+      : handle.readyAt === 0 && error
+        ? `failed to load: ${error.message}`
+        : error
+          ? `threw: ${error.message}`
+          : `exited unexpectedly with code ${code}`;
     if (handle.readyAt === 0 && failed) this.emit('bootstrap-failure', handle);
     this.emit('worker-exit', handle, code, reason);
     this.replenish();

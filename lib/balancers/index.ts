@@ -8,6 +8,8 @@ import { LeastLoadedBalancer } from './least-loaded.ts';
 export interface BalancerCandidate {
   /** Stable for the life of the worker, unique within the proxy. */
   readonly id: number;
+  /** The pool position the worker fills: its replacement, after a crash or in a reload, takes it over. */
+  readonly slot: number;
   readonly connections: number;
   /** Share of time the worker's event loop was busy since the last call with the same mark. */
   eventLoopUtilization?(mark: string): number;

@@ -2,8 +2,9 @@ import type net from 'node:net';
 import { storedAddressInfo } from '../address-info.ts';
 import type { Balancer, BalancerCandidate } from './index.ts';
 
-// Rendezvous (highest random weight) hashing: each client address ranks every worker, and the
-// top-ranked live worker wins. When a worker comes or goes, only the clients it ranked first move.
+// Rendezvous (highest random weight) hashing: each client address ranks every worker slot, and the
+// top-ranked live worker wins. When a worker comes or goes, only the clients it ranked first move;
+// a replacement takes over its slot, and with it the same clients.
 // The client is the one a PROXY header named, where the header was read before dispatch.
 export class IpHashBalancer implements Balancer {
   pick<T extends BalancerCandidate>(candidates: readonly T[], socket: net.Socket): T | undefined {
@@ -16,7 +17,7 @@ export function pickByKey<T extends BalancerCandidate>(candidates: readonly T[],
   let best: T | undefined;
   let bestScore = -1;
   for (const candidate of candidates) {
-    const score = mix(keyHash ^ Math.imul(candidate.id + 1, 0x9e3779b1));
+    const score = mix(keyHash ^ Math.imul(candidate.slot + 1, 0x9e3779b1));
     if (score > bestScore) {
       bestScore = score;
       best = candidate;

@@ -1,25 +1,29 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { MessageChannel } from 'node:worker_threads';
-import { sharedClock } from '../messages.ts';
-import type { DispatchTarget, Transport } from './index.ts';
+import { sharedClock, type ToWorker } from '../messages.ts';
+import type { DispatchOutcome, DispatchTarget, Transport, TransportSettings } from './index.ts';
 
 /** Transfers the accepted TCP socket itself: the worker then owns the client connection. */
 export class HandoffTransport implements Transport {
   readonly name = 'handoff';
   /** When set, the worker measures how long the move took and reports it back in batches. */
   readonly #timed: boolean;
+  readonly #sendPeer: boolean;
 
-  constructor(timed: boolean) {
-    this.#timed = timed;
+  constructor(settings: TransportSettings) {
+    this.#timed = settings.recordLatency !== undefined;
+    this.#sendPeer = settings.sendPeer;
   }
 
-  dispatch(target: DispatchTarget, socket: net.Socket, refused: (socket: net.Socket) => void): void {
+  dispatch(target: DispatchTarget, socket: net.Socket, outcome: DispatchOutcome): void {
+    const message: ToWorker = { type: 'connection', socket };
+    if (this.#timed) message.acceptedAt = sharedClock();
+    if (this.#sendPeer) message.peer = socket.remoteAddress ?? '';
     try {
-      const message = this.#timed ? { type: 'connection', socket, acceptedAt: sharedClock() } : { type: 'connection', socket };
       target.port.postMessage(message, [socket as never]);
     } catch {
-      refused(socket);
+      outcome.refused(target, socket);
     }
   }
 }

@@ -13,20 +13,34 @@ export interface DispatchTarget {
   readonly pipePath: string | undefined;
 }
 
-/**
- * Moves an accepted client connection into a worker. A transport that cannot complete the move
- * calls `refused`, with the socket still intact, so that the proxy can offer it to another worker.
- */
+/** How a move that did not reach the worker ended. */
+export interface DispatchOutcome {
+  /** The worker could not take the connection, which is intact: another worker may. */
+  refused(target: DispatchTarget, socket: net.Socket): void;
+  /** The connection ended before it reached the worker. */
+  dropped(target: DispatchTarget, socket: net.Socket): void;
+}
+
+/** Moves an accepted client connection into a worker. */
 export interface Transport {
   readonly name: ConcreteTransportName;
-  dispatch(target: DispatchTarget, socket: net.Socket, refused: (socket: net.Socket) => void): void;
+  dispatch(target: DispatchTarget, socket: net.Socket, outcome: DispatchOutcome): void;
+}
+
+export interface TransportSettings {
+  /** The pipe preamble's secret. */
+  token: string;
+  /** Called with each hand-off's duration, when hand-offs are measured. */
+  recordLatency?: LatencyRecorder | undefined;
+  /** Tell the worker the address each connection was accepted from, for per-address limits. */
+  sendPeer: boolean;
 }
 
 /** Called with each hand-off's duration, from accept to the worker's server, when that is measured. */
 export type LatencyRecorder = (seconds: number) => void;
 
-export function createTransport(name: ConcreteTransportName, token: string, recordLatency?: LatencyRecorder): Transport {
-  return name === 'handoff' ? new HandoffTransport(recordLatency !== undefined) : new PipeTransport(token, recordLatency);
+export function createTransport(name: ConcreteTransportName, settings: TransportSettings): Transport {
+  return name === 'handoff' ? new HandoffTransport(settings) : new PipeTransport(settings);
 }
 
 export { probeHandoff } from './handoff.ts';

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { addressInfoOf, storedAddressInfo } from '../address-info.ts';
 import { encodePreamble } from '../preamble.ts';
-import type { DispatchTarget, LatencyRecorder, Transport } from './index.ts';
+import type { DispatchOutcome, DispatchTarget, LatencyRecorder, Transport, TransportSettings } from './index.ts';
 
 /**
  * Pipes bytes between the client and the worker over the worker's private Unix socket. Used when
@@ -12,15 +12,16 @@ export class PipeTransport implements Transport {
   readonly #token: string;
   readonly #recordLatency: LatencyRecorder | undefined;
 
-  constructor(token: string, recordLatency?: LatencyRecorder) {
-    this.#token = token;
-    this.#recordLatency = recordLatency;
+  constructor(settings: TransportSettings) {
+    this.#token = settings.token;
+    this.#recordLatency = settings.recordLatency;
   }
 
-  dispatch(target: DispatchTarget, client: net.Socket, refused: (socket: net.Socket) => void): void {
+  dispatch(target: DispatchTarget, client: net.Socket, outcome: DispatchOutcome): void {
+    // A client that reset before it was accepted has no address left to pass on.
     const info = storedAddressInfo(client) ?? addressInfoOf(client);
     if (!info || !target.pipePath) {
-      client.destroy();
+      outcome.dropped(target, client);
       return;
     }
     client.pause();
@@ -28,13 +29,14 @@ export class PipeTransport implements Transport {
     const upstream = net.connect({ path: target.pipePath, allowHalfOpen: true });
     const onConnectError = (): void => {
       upstream.destroy();
-      refused(client);
+      outcome.refused(target, client);
     };
     upstream.once('error', onConnectError);
     upstream.once('connect', () => {
       upstream.off('error', onConnectError);
       if (client.destroyed) {
         upstream.destroy();
+        outcome.dropped(target, client);
         return;
       }
       upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? ''));

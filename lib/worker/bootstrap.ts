@@ -29,13 +29,13 @@ port.on('message', (message: ToWorker) => {
       const agent = currentAgent()!;
       const { socket, acceptedAt } = message;
       if (acceptedAt !== undefined) agent.recordHandoff(acceptedAt);
+      const { peer } = message;
       // The main thread must not read a socket it moves, so a PROXY header is read here.
-      if (context.proxyHeaderTimeout === undefined) agent.accept(socket);
+      if (context.proxyHeaderTimeout === undefined) agent.accept(socket, undefined, peer);
       else {
-        const peer = socket.remoteAddress ?? '';
         readPrefix(socket, parseProxyHeader, context.proxyHeaderTimeout, (outcome) => {
           if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer);
-          else agent.reject(socket, peer, outcome.reason);
+          else agent.reject(socket, peer ?? socket.remoteAddress ?? '', outcome.reason);
         });
       }
       break;
