@@ -50,20 +50,28 @@ function parseV1(data: Buffer): ProxyHeader {
   if (proto === 'UNKNOWN') return { status: 'ok', length: lf + 1, info: undefined };
   if (fields.length !== 6 || (proto !== 'TCP4' && proto !== 'TCP6')) return invalid('malformed v1 header');
   const family = proto === 'TCP4' ? 'IPv4' : 'IPv6';
-  const isIP = family === 'IPv4' ? net.isIPv4 : net.isIPv6;
   const [, , source, destination, sourcePort, destinationPort] = fields as [string, string, string, string, string, string];
+  const addresses = [canonical(source, family), canonical(destination, family)];
   const ports = [port(sourcePort), port(destinationPort)];
-  if (!isIP(source) || !isIP(destination) || ports[0] === undefined || ports[1] === undefined) {
+  if (addresses[0] === undefined || addresses[1] === undefined || ports[0] === undefined || ports[1] === undefined) {
     return invalid('malformed v1 addresses');
   }
   return {
     status: 'ok',
     length: lf + 1,
     info: {
-      remote: { address: source, family, port: ports[0] },
-      local: { address: destination, family, port: ports[1] },
+      remote: { address: addresses[0], family, port: ports[0] },
+      local: { address: addresses[1], family, port: ports[1] },
     },
   };
+}
+
+// One spelling per address, as v2 gives, so that a client has one clientAddress and one ip-hash key.
+// A zone (fe80::1%eth0) names an interface of the balancer's host, never a client: refused.
+function canonical(address: string, family: 'IPv4' | 'IPv6'): string | undefined {
+  if (address.includes('%')) return undefined;
+  if (family === 'IPv4') return net.isIPv4(address) ? address : undefined;
+  return net.isIPv6(address) ? new net.SocketAddress({ address, family: 'ipv6' }).address : undefined;
 }
 
 function port(text: string): number | undefined {

@@ -1,19 +1,16 @@
-import { EventEmitter, once } from 'node:events';
+import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'streams-logger';
 import { createBalancer, type Balancer } from './balancers/index.ts';
 import { ConnectionQueue } from './connection-queue.ts';
 import { ERR_HANDOFF_UNSUPPORTED, ERR_INVALID_OPTION, ERR_WORKER_BOOTSTRAP } from './errors.ts';
 import { Admission } from './admission.ts';
-import { kAddressInfo, type AddressInfoCarrier } from './address-info.ts';
-import { parseProxyHeader } from './proxy-protocol.ts';
-import { readPrefix } from './read-prefix.ts';
+import { ProxyHeaderGate } from './proxy-header-gate.ts';
 import { collectStats, type ConnectionCounters, type ProxyStats } from './stats.ts';
 import { createLogger, Level } from './logging.ts';
 import type { ConcreteTransportName } from './messages.ts';
@@ -30,13 +27,6 @@ export interface ShutdownOptions {
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 const TURN_AWAY_LINGER_MS = 1000;
-
-function isTrusted(trusted: net.BlockList, address: string | undefined): boolean {
-  if (!address) return false;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return trusted.check(mapped[1]!, 'ipv4');
-  return trusted.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
-}
 
 // A connection waiting in the queue may be reset by its client; that must not throw on the main thread.
 function ignoreError(): void {}
@@ -66,7 +56,7 @@ export class ServiceProxy extends EventEmitter {
     acceptErrors: 0,
     proxyHeaderRejected: 0,
   };
-  readonly #headerRead = new WeakSet<net.Socket>();
+  readonly #proxyHeaderGate: ProxyHeaderGate | undefined;
   /** The workers that could not take a connection, kept only for connections that met one. */
   readonly #refusedBy = new WeakMap<net.Socket, WorkerHandle[]>();
   #reloads = 0;
@@ -97,6 +87,7 @@ export class ServiceProxy extends EventEmitter {
     this.log = createLogger('ServiceProxy');
     this.#balancer = createBalancer(resolved.balance);
     this.#admission = new Admission(resolved);
+    this.#proxyHeaderGate = resolved.proxyProtocol && new ProxyHeaderGate(resolved.proxyProtocol);
     this.#queue = new ConnectionQueue(resolved.queueLimit, resolved.queueTimeout, {
       expired: (socket) => {
         this.#counters.expired++;
@@ -212,9 +203,9 @@ export class ServiceProxy extends EventEmitter {
       socket.destroy();
       return;
     }
-    const trusted = this.#options.proxyProtocol?.trusted;
-    if (trusted && !isTrusted(trusted, socket.remoteAddress)) {
-      this.#rejectProxyHeader(socket, `${socket.remoteAddress} is not in proxyProtocolFrom`);
+    const distrust = this.#proxyHeaderGate?.distrust(socket);
+    if (distrust) {
+      this.#rejectProxyHeader(socket, distrust);
       return;
     }
     if (this.#admission.enabled) {
@@ -231,20 +222,18 @@ export class ServiceProxy extends EventEmitter {
 
   /** With the pipe transport, a PROXY header is read here, before a worker is chosen. */
   #prepare(socket: net.Socket): void {
-    const proxyProtocol = this.#options.proxyProtocol;
-    if (!proxyProtocol || this.#transport?.name !== 'pipe' || this.#headerRead.has(socket)) {
+    const gate = this.#proxyHeaderGate;
+    if (!gate || this.#transport?.name !== 'pipe') {
       this.#dispatch(socket);
       return;
     }
-    this.#headerRead.add(socket);
-    readPrefix(socket, parseProxyHeader, proxyProtocol.timeout, (outcome) => {
-      if (outcome.status === 'invalid') {
-        this.#turnAway(socket, false);
-        this.#rejectProxyHeader(socket, outcome.reason);
+    gate.read(socket, (rejection) => {
+      if (rejection === undefined) {
+        this.#dispatch(socket);
         return;
       }
-      if (outcome.info) (socket as AddressInfoCarrier)[kAddressInfo] = outcome.info;
-      if (!socket.destroyed) this.#dispatch(socket);
+      this.#turnAway(socket, false);
+      this.#rejectProxyHeader(socket, rejection);
     });
   }
 
@@ -385,23 +374,14 @@ export class ServiceProxy extends EventEmitter {
    * connections and drains. Rejects, leaving the remaining old workers serving, if a new one fails.
    */
   reload(): Promise<void> {
-    const run = (this.#reloading ?? Promise.resolve()).catch(() => {}).then(() => this.#runReload());
+    const run = (this.#reloading ?? Promise.resolve()).catch(() => {}).then(() => {
+      if (this.#shutdown) return;
+      this.#reloads++;
+      this.log.info(`Reloading ${this.#pool.size} workers`);
+      return this.#pool.replaceAll();
+    });
     this.#reloading = run;
     return run;
-  }
-
-  async #runReload(): Promise<void> {
-    this.#reloads++;
-    const old = [...this.#pool.handles].filter((handle) => handle.state === 'ready' || handle.state === 'starting');
-    this.log.info(`Reloading ${old.length} workers`);
-    for (const handle of old) {
-      if (this.#shutdown) return;
-      if (handle.state !== 'ready' && handle.state !== 'starting') continue;
-      const fresh = this.#pool.grow(handle);
-      if (!fresh) return;
-      await this.#pool.whenReady(fresh);
-      this.#pool.retire(handle);
-    }
   }
 
   /**
@@ -421,14 +401,7 @@ export class ServiceProxy extends EventEmitter {
     this.server.close();
     this.#pool.close();
     this.#queue.drain((socket) => this.#turnAway(socket));
-    const handles = [...this.#pool.handles];
-    const exits = handles.map((handle) => once(handle.worker, 'exit').catch(() => {}));
-    for (const handle of handles) this.#pool.retire(handle);
-    const deadline = new AbortController();
-    await Promise.race([Promise.all(exits), delay(timeout, undefined, { signal: deadline.signal, ref: false }).catch(() => {})]);
-    deadline.abort();
-    const results = await Promise.allSettled(handles.map((handle) => handle.worker.terminate()));
-    await Promise.all(handles.map((handle) => handle.portClosed));
+    const results = await this.#pool.retireAll(timeout);
     this.#removePipeDir();
     process.off('exit', this.#removePipeDir);
     return results;

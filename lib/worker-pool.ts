@@ -1,4 +1,5 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
 import { acceptWorkerLogRecord } from './logging.ts';
@@ -146,6 +147,34 @@ export class WorkerPool extends EventEmitter {
     this.#closed = true;
     clearTimeout(this.#respawnTimer);
     this.#respawnTimer = undefined;
+  }
+
+  /** Replaces each worker in turn by a successor in its slot, retiring it once the successor serves. */
+  async replaceAll(): Promise<void> {
+    const old = [...this.handles].filter((handle) => handle.state === 'ready' || handle.state === 'starting');
+    for (const handle of old) {
+      if (handle.state !== 'ready' && handle.state !== 'starting') continue;
+      const successor = this.grow(handle);
+      if (!successor) return;
+      await this.whenReady(successor);
+      this.retire(handle);
+    }
+  }
+
+  /**
+   * Retires every worker and waits up to `timeout` ms for them to drain, then stops whatever is
+   * left. Call close() first, so that none is started meanwhile.
+   */
+  async retireAll(timeout: number): Promise<PromiseSettledResult<number>[]> {
+    const handles = [...this.handles];
+    const exits = handles.map((handle) => once(handle.worker, 'exit').catch(() => {}));
+    for (const handle of handles) this.retire(handle);
+    const deadline = new AbortController();
+    await Promise.race([Promise.all(exits), delay(timeout, undefined, { signal: deadline.signal, ref: false }).catch(() => {})]);
+    deadline.abort();
+    const results = await Promise.allSettled(handles.map((handle) => handle.worker.terminate()));
+    await Promise.all(handles.map((handle) => handle.portClosed));
+    return results;
   }
 
   #onMessage(handle: WorkerHandle, message: FromWorker): void {

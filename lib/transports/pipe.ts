@@ -25,6 +25,8 @@ export class PipeTransport implements Transport {
       return;
     }
     client.pause();
+    // A reset before the upstream connects must not throw; the destroyed client is noticed on connect.
+    client.on('error', ignoreError);
     const startedAt = this.#recordLatency ? performance.now() : 0;
     const upstream = net.connect({ path: target.pipePath, allowHalfOpen: true });
     const onConnectError = (): void => {
@@ -45,6 +47,8 @@ export class PipeTransport implements Transport {
     });
   }
 }
+
+function ignoreError(): void {}
 
 // Each side's end is passed on as a half-close, so a reply can follow a client's FIN. An error, or a
 // side that closes before its end arrived, tears down both.

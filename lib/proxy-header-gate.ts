@@ -1,0 +1,53 @@
+import net from 'node:net';
+import { kAddressInfo, type AddressInfoCarrier } from './address-info.ts';
+import type { ProxyProtocolSettings } from './options.ts';
+import { parseProxyHeader } from './proxy-protocol.ts';
+import { readPrefix } from './read-prefix.ts';
+
+/**
+ * The main thread's part of the PROXY protocol: it turns away peers that may not send headers and,
+ * where the main thread may read a connection (the pipe transport), reads the header before a worker
+ * is chosen, so that the balancer sees the client it names.
+ */
+export class ProxyHeaderGate {
+  readonly #settings: ProxyProtocolSettings;
+  readonly #read = new WeakSet<net.Socket>();
+
+  constructor(settings: ProxyProtocolSettings) {
+    this.#settings = settings;
+  }
+
+  /** Why the peer may not send PROXY headers, or undefined when it may. */
+  distrust(socket: net.Socket): string | undefined {
+    const { trusted } = this.#settings;
+    if (!trusted || isTrusted(trusted, socket.remoteAddress)) return undefined;
+    return `${socket.remoteAddress} is not in proxyProtocolFrom`;
+  }
+
+  /**
+   * Reads the header once per connection and keeps the client it names on the socket. Calls `done`
+   * with the reason when there is no valid header.
+   */
+  read(socket: net.Socket, done: (rejection: string | undefined) => void): void {
+    if (this.#read.has(socket)) {
+      done(undefined);
+      return;
+    }
+    this.#read.add(socket);
+    readPrefix(socket, parseProxyHeader, this.#settings.timeout, (outcome) => {
+      if (outcome.status === 'invalid') {
+        done(outcome.reason);
+        return;
+      }
+      if (outcome.info) (socket as AddressInfoCarrier)[kAddressInfo] = outcome.info;
+      done(undefined);
+    });
+  }
+}
+
+function isTrusted(trusted: net.BlockList, address: string | undefined): boolean {
+  if (!address) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return trusted.check(mapped[1]!, 'ipv4');
+  return trusted.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
+}
