@@ -25,8 +25,7 @@ export interface WorkerBootData {
 
 export type ToWorker =
   | { type: 'connection'; socket: net.Socket; acceptedAt?: number; peer?: string }
-  | { type: 'retire' }
-  | { type: 'log-level'; level: number };
+  | { type: 'retire' };
 
 export interface SerializedError {
   name: string;

@@ -27,9 +27,8 @@ port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'connection': {
       const agent = currentAgent()!;
-      const { socket, acceptedAt } = message;
+      const { socket, acceptedAt, peer } = message;
       if (acceptedAt !== undefined) agent.recordHandoff(acceptedAt);
-      const { peer } = message;
       // The main thread must not read a socket it moves, so a PROXY header is read here.
       if (context.proxyHeaderTimeout === undefined) agent.accept(socket, undefined, peer);
       else {
@@ -46,10 +45,6 @@ port.on('message', (message: ToWorker) => {
       else post({ type: 'drained' });
       break;
     }
-    case 'log-level':
-      logger.setLevel(message.level);
-      currentAgent()?.log.setLevel(message.level);
-      break;
   }
 });
 
