@@ -2,11 +2,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
+import { freePort } from './helpers.ts';
+
+export { freePort };
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -28,14 +30,6 @@ export function readmeCommand(example: string, prefix: string): string[] {
     .map((arg) => (arg.startsWith('example-apps/') ? path.join(root, arg) : arg));
 }
 
-/** A port that was free a moment ago, for an app that cannot be told to report the one it got. */
-export async function freePort(): Promise<number> {
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 export interface Alone {
   child: ChildProcess;

@@ -84,6 +84,27 @@ export function tlsConnect(port: number, options: tls.ConnectionOptions = {}): P
   });
 }
 
+/** A loopback port that was free a moment ago, for a program that cannot report the port it got. */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Whether a TCP connection to host:port is accepted: 'connected', or the error code. */
+export function connectOutcome(port: number, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, host);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+  });
+}
+
 /** Resolves once `check` holds, polling each `interval` ms; rejects after `timeout` ms. */
 export async function waitFor(check: () => boolean, timeout = 5000, interval = 10): Promise<void> {
   const deadline = Date.now() + timeout;

@@ -1,7 +1,6 @@
 import http from 'node:http';
-import net from 'node:net';
 import t from 'tap';
-import { fixture, transports } from './helpers.ts';
+import { connectOutcome, fixture, transports } from './helpers.ts';
 import { startLauncher } from './launcher.ts';
 
 const IN_FLIGHT = 100;
@@ -22,17 +21,6 @@ function streamRequest(port: number): { headers: Promise<void>; body: Promise<st
   return { headers, body };
 }
 
-function connectOutcome(port: number): Promise<'refused' | 'connected'> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.once('error', () => resolve('refused'));
-  });
-}
-
 for (const transport of transports) {
   t.test(`${transport}: SIGTERM lets ${IN_FLIGHT} in-flight requests finish, then exits 0`, async (t) => {
     const launcher = await startLauncher(t, ['--workers', '2', '--transport', transport, fixture('plain-app.js').pathname]);
@@ -42,7 +30,7 @@ for (const transport of transports) {
     launcher.child.kill('SIGTERM');
     const bodies = await Promise.all(requests.map((r) => r.body));
     t.equal(bodies.filter((body) => /^done \d+$/.test(body)).length, IN_FLIGHT, 'every response completed');
-    t.equal(await connectOutcome(launcher.port), 'refused', 'no new connections once stopping');
+    t.equal(await connectOutcome(launcher.port), 'ECONNREFUSED', 'no new connections once stopping');
     const { code } = await launcher.exited;
     t.equal(code, 0);
   });

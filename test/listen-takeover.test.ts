@@ -1,26 +1,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import t from 'tap';
-import { fixture, requestJSON, startProxy } from './helpers.ts';
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
-function connectOutcome(port: number, host: string): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, host);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve('connected');
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-  });
-}
+import { connectOutcome, fixture, freePort, requestJSON, startProxy } from './helpers.ts';
 
 t.test("a second server on the proxied server's port opens no port either", async (t) => {
   const port = await freePort();

@@ -1,13 +1,15 @@
 // Real services for the scale-out tests: Redis, HAProxy and nginx from the system's packages, each
 // started on free loopback ports with its files in a temporary directory, and stopped in teardown.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Test } from 'tap';
+import { freePort } from './helpers.ts';
+
+export { freePort };
 
 export const binaries = {
   redis: '/usr/bin/redis-server',
@@ -39,14 +41,6 @@ export function skipUnlessInstalled(...names: ServiceName[]): string | false {
   return `not installed: ${absent.join(', ')} (Debian: apt-get install redis-server haproxy nginx-light libnginx-mod-stream)`;
 }
 
-/** A loopback port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 export interface Service {
   child: ChildProcess;
