@@ -10,7 +10,7 @@ export interface AdmissionLimits {
  * no limit is set: nothing is counted then.
  */
 export class Admission {
-  readonly #maxConnections: number;
+  #maxConnections: number;
   readonly #maxPerIp: number;
   readonly #perIp = new Map<string, number>();
   #open = 0;
@@ -18,6 +18,15 @@ export class Admission {
   constructor(limits: AdmissionLimits) {
     this.#maxConnections = limits.maxConnections;
     this.#maxPerIp = limits.maxConnectionsPerIp;
+  }
+
+  /** Sets maxConnections where the user left it unlimited. Call before the first connection. */
+  defaultMaxConnections(limit: number): void {
+    if (this.#maxConnections === 0) this.#maxConnections = limit;
+  }
+
+  get maxConnections(): number {
+    return this.#maxConnections;
   }
 
   get enabled(): boolean {

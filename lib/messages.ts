@@ -36,7 +36,7 @@ export interface SerializedError {
 
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'closed'; count: number; addresses: string[] | undefined }
+  | { type: 'closed'; count: number; addresses: string[] | undefined; pipeIds: number[] | undefined }
   | { type: 'handoff-latencies'; seconds: number[] }
   | { type: 'proxy-header-rejected' }
   | { type: 'stopped' }

@@ -45,6 +45,9 @@ export class ServiceAgent extends EventEmitter {
   /** Only kept when the proxy limits connections per client address. */
   readonly #addresses: Map<net.Socket, string> | undefined;
   #closedAddresses: string[] = [];
+  /** Connections that came over the pipe transport, by the id the proxy gave them. */
+  readonly #pipeIds = new Map<net.Socket, number>();
+  #closedPipeIds: number[] = [];
   #latencies: number[] = [];
   #serving = false;
   #stopping = false;
@@ -82,13 +85,18 @@ export class ServiceAgent extends EventEmitter {
    * Called by a transport with a connection the proxy moved to this worker. `peer` is the address
    * the proxy accepted it from, when that is not the socket's own remote address.
    */
-  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string): void {
+  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number): void {
     const server = this.server as net.Server & ServerSettings;
     if (info) (socket as AddressInfoCarrier)[kAddressInfo] = info;
     if (server.noDelay) socket.setNoDelay(true);
     if (server.keepAlive) socket.setKeepAlive(true, server.keepAliveInitialDelay);
     socket.allowHalfOpen = server.allowHalfOpen ?? false;
     (socket as { server?: net.Server }).server = server;
+    if (pipeId !== undefined) {
+      this.#pipeIds.set(socket, pipeId);
+      // A Unix socket cannot be reset; an app that resets its client gets the nearest thing.
+      socket.resetAndDestroy = () => socket.destroy();
+    }
     this.#track(socket, peer);
     server.emit('connection', socket);
   }
@@ -158,6 +166,11 @@ export class ServiceAgent extends EventEmitter {
 
   #onSocketClose(socket: net.Socket): void {
     this.#open.delete(socket);
+    const pipeId = this.#pipeIds.get(socket);
+    if (pipeId !== undefined) {
+      this.#closedPipeIds.push(pipeId);
+      this.#pipeIds.delete(socket);
+    }
     if (this.#addresses) {
       this.#closedAddresses.push(this.#addresses.get(socket)!);
       this.#addresses.delete(socket);
@@ -175,7 +188,9 @@ export class ServiceAgent extends EventEmitter {
     this.#closedSinceReport = 0;
     const addresses = this.#addresses ? this.#closedAddresses : undefined;
     this.#closedAddresses = [];
-    this.#post({ type: 'closed', count, addresses });
+    const pipeIds = this.#closedPipeIds.length > 0 ? this.#closedPipeIds : undefined;
+    this.#closedPipeIds = [];
+    this.#post({ type: 'closed', count, addresses, pipeIds });
   }
 
   #checkDrained(): void {

@@ -11,6 +11,7 @@ import { ConnectionQueue } from './connection-queue.ts';
 import { ERR_HANDOFF_UNSUPPORTED, ERR_INVALID_OPTION, ERR_WORKER_BOOTSTRAP } from './errors.ts';
 import { Admission } from './admission.ts';
 import { ProxyHeaderGate } from './proxy-header-gate.ts';
+import { openFileLimit } from './fd-limit.ts';
 import { collectStats, type ConnectionCounters, type ProxyStats } from './stats.ts';
 import { createLogger, Level } from './logging.ts';
 import type { ConcreteTransportName } from './messages.ts';
@@ -27,6 +28,11 @@ export interface ShutdownOptions {
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 const TURN_AWAY_LINGER_MS = 1000;
+
+const FDS_PER_PIPED_CONNECTION = 3;
+const RESERVED_FDS = 64;
+const FDS_PER_WORKER = 16;
+const MIN_DEFAULT_CONNECTIONS = 16;
 
 // A connection waiting in the queue may be reset by its client; that must not throw on the main thread.
 function ignoreError(): void {}
@@ -120,9 +126,10 @@ export class ServiceProxy extends EventEmitter {
     this.#pool.on('worker-exit', (handle: WorkerHandle, code: number, reason: string) => this.#onWorkerExit(handle, code, reason));
     this.#pool.on('bootstrap-failure', (handle: WorkerHandle) => this.#onBootstrapFailure(handle));
     this.#pool.on('proxy-header-rejected', () => this.#counters.proxyHeaderRejected++);
-    if (this.#admission.enabled) {
-      this.#pool.on('connections-closed', (count: number, addresses?: string[]) => this.#admission.release(count, addresses));
-    }
+    this.#pool.on('connections-closed', (count: number, addresses?: string[], pipeIds?: number[]) => {
+      if (this.#admission.enabled) this.#admission.release(count, addresses);
+      if (pipeIds) this.#transport?.workerClosed?.(pipeIds);
+    });
 
     // Hand-off needs sockets nothing has read from, and the pipe transport reads only once connected.
     if (!terminatesTls) (this.server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
@@ -165,6 +172,7 @@ export class ServiceProxy extends EventEmitter {
     if (name === 'pipe') {
       this.#pipeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'socketnaut-'));
       process.once('exit', this.#removePipeDir);
+      this.#limitPipeConnections();
     }
     const recordLatency = this.#options.measureHandoffLatency ? (seconds: number) => this.emit('handoff-latency', seconds) : undefined;
     this.#transport = createTransport(name, { token: this.#token, recordLatency, sendPeer: this.#admission.tracksAddresses });
@@ -195,6 +203,17 @@ export class ServiceProxy extends EventEmitter {
     }
     this.#reportError(new ERR_HANDOFF_UNSUPPORTED(`this runtime cannot move sockets between threads (${unsupported})`));
     return undefined;
+  }
+
+  // A piped connection holds three descriptors. Out of descriptors, accepting fails in a way libuv
+  // cannot shed when several threads share the process (the listener then wakes the loop forever),
+  // so the pipe transport keeps below the limit instead of reaching it.
+  #limitPipeConnections(): void {
+    const limit = openFileLimit();
+    if (limit === undefined) return;
+    const reserved = RESERVED_FDS + FDS_PER_WORKER * this.maxWorkers;
+    this.#admission.defaultMaxConnections(Math.max(MIN_DEFAULT_CONNECTIONS, Math.floor((limit - reserved) / FDS_PER_PIPED_CONNECTION)));
+    this.log.debug(`Pipe transport: at most ${this.#admission.maxConnections} connections at once (open-file limit ${limit})`);
   }
 
   readonly #onConnection = (socket: net.Socket): void => {

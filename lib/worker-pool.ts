@@ -24,7 +24,7 @@ export const HEALTHY_UPTIME_MS = 1_000;
 /**
  * Starts, tracks and replaces worker threads. Emits 'worker-ready' (handle), 'worker-stopped'
  * (handle), 'worker-exit' (handle, code, reason), 'bootstrap-failure' (handle) and
- * 'connections-closed' (count, addresses).
+ * 'connections-closed' (count, addresses, pipeIds).
  */
 export class WorkerPool extends EventEmitter {
   /** Every worker not yet exited, in start order. */
@@ -181,7 +181,7 @@ export class WorkerPool extends EventEmitter {
     switch (message.type) {
       case 'closed':
         handle.onConnectionsClosed(message.count);
-        this.emit('connections-closed', message.count, message.addresses);
+        this.emit('connections-closed', message.count, message.addresses, message.pipeIds);
         this.#stopIfDrained(handle);
         break;
       case 'proxy-header-rejected':

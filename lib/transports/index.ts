@@ -25,6 +25,8 @@ export interface DispatchOutcome {
 export interface Transport {
   readonly name: ConcreteTransportName;
   dispatch(target: DispatchTarget, socket: net.Socket, outcome: DispatchOutcome): void;
+  /** Workers report the connections they closed by these ids, where the transport gave them ids. */
+  workerClosed?(ids: readonly number[]): void;
 }
 
 export interface TransportSettings {

@@ -11,6 +11,9 @@ export class PipeTransport implements Transport {
   readonly name = 'pipe';
   readonly #token: string;
   readonly #recordLatency: LatencyRecorder | undefined;
+  /** Spliced connections by the id their worker knows them by, until the client's side closes. */
+  readonly #spliced = new Map<number, { client: net.Socket; upstream: net.Socket }>();
+  #nextId = 0;
 
   constructor(settings: TransportSettings) {
     this.#token = settings.token;
@@ -41,11 +44,54 @@ export class PipeTransport implements Transport {
         outcome.dropped(target, client);
         return;
       }
-      upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? ''));
+      const id = ++this.#nextId;
+      upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id));
       splice(client, upstream);
+      this.#spliced.set(id, { client, upstream });
+      client.once('close', () => this.#spliced.delete(id));
       this.#recordLatency?.((performance.now() - startedAt) / 1000);
     });
   }
+
+  /**
+   * The worker closed these connections. Their upstream may be paused behind a client that does not
+   * read, and so never see the close: what is left of it is bounded now, so it is read in full and
+   * the client given a while to take it.
+   */
+  workerClosed(ids: readonly number[]): void {
+    for (const id of ids) {
+      const pair = this.#spliced.get(id);
+      if (pair) finishAfterWorker(pair.client, pair.upstream);
+    }
+  }
+}
+
+/** Seconds a client may take no byte of what is left for it, once its worker is done, before it is cut. */
+const STALL_LIMIT_S = 5;
+
+function finishAfterWorker(client: net.Socket, upstream: net.Socket): void {
+  if (!upstream.readableEnded) {
+    upstream.unpipe(client);
+    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    upstream.once('end', () => client.end());
+    upstream.resume();
+  }
+  let written = client.bytesWritten;
+  let stalled = 0;
+  const watch = setInterval(() => {
+    if (client.destroyed) {
+      clearInterval(watch);
+      return;
+    }
+    const progressed = client.writableLength === 0 || client.bytesWritten !== written;
+    written = client.bytesWritten;
+    stalled = progressed ? 0 : stalled + 1;
+    if (stalled >= STALL_LIMIT_S) {
+      clearInterval(watch);
+      client.destroy();
+      upstream.destroy();
+    }
+  }, 1000).unref();
 }
 
 function ignoreError(): void {}

@@ -50,7 +50,7 @@ port.on('message', (message: ToWorker) => {
 
 try {
   if (context.transport === 'pipe') {
-    await listenForPipe(context.pipePath!, context.token, (socket, info, peer) => currentAgent()!.accept(socket, info, peer));
+    await listenForPipe(context.pipePath!, context.token, (socket, info, peer, id) => currentAgent()!.accept(socket, info, peer, id));
   }
   interceptListen((server) => {
     const agent = currentAgent();

@@ -6,14 +6,14 @@ import { readPrefix } from '../read-prefix.ts';
 
 const PREAMBLE_DEADLINE_MS = 5_000;
 
-export type Accept = (socket: net.Socket, info: ProxySocketAddressInfo, peer: string) => void;
+export type Accept = (socket: net.Socket, info: ProxySocketAddressInfo, peer: string, id: number) => void;
 
 /** The worker's end of the pipe transport: a private Unix socket whose connections open with a preamble. */
 export async function listenForPipe(path: string, token: string, accept: Accept): Promise<net.Server> {
   fs.rmSync(path, { force: true });
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     readPrefix(socket, (data) => decodePreamble(data, token), PREAMBLE_DEADLINE_MS, (outcome) => {
-      if (outcome.status === 'ok') accept(socket, outcome.info, outcome.peer);
+      if (outcome.status === 'ok') accept(socket, outcome.info, outcome.peer, outcome.id);
       else socket.destroy();
     });
   });
