@@ -19,6 +19,8 @@ export interface ServiceAgentOptions {
 }
 
 const IDLE_SWEEP_MS = 500;
+/** Closed connections are reported together, at most this often: one message instead of one each. */
+const REPORT_INTERVAL_MS = 5;
 
 function endAfterResponse(_req: unknown, res: { shouldKeepAlive: boolean }): void {
   res.shouldKeepAlive = false;
@@ -96,6 +98,10 @@ export class ServiceAgent extends EventEmitter {
       this.#pipeIds.set(socket, pipeId);
       // A Unix socket cannot be reset; an app that resets its client gets the nearest thing.
       socket.resetAndDestroy = () => socket.destroy();
+    } else {
+      // A socket net.Server accepts starts reading at once, so that the peer's FIN is seen even by a
+      // server that never reads; a moved socket arrives stopped and must be started the same way.
+      socket.read(0);
     }
     this.#track(socket, peer);
     server.emit('connection', socket);
@@ -175,7 +181,7 @@ export class ServiceAgent extends EventEmitter {
       this.#closedAddresses.push(this.#addresses.get(socket)!);
       this.#addresses.delete(socket);
     }
-    if (this.#closedSinceReport++ === 0) setImmediate(this.#reportClosedIfPending);
+    if (this.#closedSinceReport++ === 0) setTimeout(this.#reportClosedIfPending, REPORT_INTERVAL_MS);
     this.#checkDrained();
   }
 
