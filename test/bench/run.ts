@@ -1,4 +1,4 @@
-// npm run bench [-- --rounds 3 --duration 5 --workers 2 --only hello,close]
+// npm run bench [-- --rounds 3 --duration 5 --workers 2 --only hello,close,balance]
 // Compares one plain node:http process, node:cluster, and socketnaut's two transports under the same
 // handler, interleaved round by round, with wrk as the load generator.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -242,6 +242,44 @@ async function measureExtras(): Promise<Extras> {
   return { readyMs: median(readyTimes), rssPerExtraWorkerMB, dispatchPerSecond: dispatch.rps };
 }
 
+const balancerConfigs = ['least-loaded', 'least-connections', 'round-robin'] as const;
+type BalancerSummary = Record<(typeof balancerConfigs)[number], { rps: number; p99ms: number; errors: number }>;
+
+// Connection: close load where 5% of requests burn 20 ms of CPU and the rest 0.1 ms, hand-off, N workers.
+async function measureBalancers(): Promise<BalancerSummary> {
+  const workload: Workload = { name: 'balance', protocol: 'http', path: '/mixed', connections: 50, lua: closeHeader };
+  const servers = new Map<string, Server>();
+  for (const balance of balancerConfigs) servers.set(balance, await startServer(`handoff/${balance}`, 'http', WORKERS));
+  const runs = new Map<string, Run[]>(balancerConfigs.map((b) => [b, []]));
+  try {
+    for (const balance of balancerConfigs) await wrk(workload, servers.get(balance)!, 1);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const balance of balancerConfigs) {
+        const run = await wrk(workload, servers.get(balance)!, DURATION_S);
+        runs.get(balance)!.push(run);
+        console.error(`balance round ${round} ${balance}: ${run.rps.toFixed(0)} req/s, p99 ${run.p99ms.toFixed(1)} ms`);
+      }
+    }
+  } finally {
+    for (const server of servers.values()) await stopServer(server);
+  }
+  return Object.fromEntries(
+    balancerConfigs.map((balance) => {
+      const list = runs.get(balance)!;
+      return [balance, { rps: median(list.map((r) => r.rps)), p99ms: median(list.map((r) => r.p99ms)), errors: list.reduce((sum, r) => sum + r.errors, 0) }];
+    }),
+  ) as BalancerSummary;
+}
+
+function formatBalancers(balancing: BalancerSummary): string {
+  const lines = ['| balance | req/s | p99 ms | errors |', '|---|---:|---:|---:|'];
+  for (const balance of balancerConfigs) {
+    const row = balancing[balance];
+    lines.push(`| ${balance} | ${row.rps.toFixed(0)} | ${row.p99ms.toFixed(1)} | ${row.errors} |`);
+  }
+  return lines.join('\n');
+}
+
 function formatTable(summary: Summary): string {
   const lines = [
     '| workload | config | req/s | p99 ms | RSS MB | vs plain | vs cluster | errors |',
@@ -267,6 +305,7 @@ console.error(`Benchmarking with ${wrkVersion}; N = ${WORKERS}; ${ROUNDS} rounds
 
 const summary = await measureWorkloads();
 const extras = await measureExtras();
+const balancing = values.only && !values.only.split(',').includes('balance') ? undefined : await measureBalancers();
 
 const table = formatTable(summary);
 const report = [
@@ -279,13 +318,20 @@ const report = [
   `- start to 'ready' with ${WORKERS} workers (handoff): ${extras.readyMs.toFixed(0)} ms`,
   `- RSS per extra idle worker: ${extras.rssPerExtraWorkerMB.toFixed(1)} MB`,
   `- main-thread hand-off rate (workers answer without parsing, a new connection per request): ${extras.dispatchPerSecond.toFixed(0)} connections/s`,
+  ...(balancing
+    ? ['', `Balancers, hand-off, Connection: close, 5% of requests 20 ms of CPU and the rest 0.1 ms:`, '', formatBalancers(balancing)]
+    : []),
 ].join('\n');
 console.log(report);
 
 fs.mkdirSync(OUT_DIR, { recursive: true });
 fs.writeFileSync(
   `${OUT_DIR}/latest.json`,
-  JSON.stringify({ date: started.toISOString(), machine, node: process.version, loadGenerator: wrkVersion, workers: WORKERS, rounds: ROUNDS, durationSeconds: DURATION_S, summary, extras }, null, 2) + '\n',
+  JSON.stringify(
+    { date: started.toISOString(), machine, node: process.version, loadGenerator: wrkVersion, workers: WORKERS, rounds: ROUNDS, durationSeconds: DURATION_S, summary, extras, balancing },
+    null,
+    2,
+  ) + '\n',
 );
 fs.writeFileSync(`${OUT_DIR}/latest.md`, report + '\n');
 fs.writeFileSync(`${OUT_DIR}/chart.svg`, renderChart(summary, configs, `req/s, N = ${WORKERS}, ${started.toISOString().slice(0, 10)}`));

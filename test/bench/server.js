@@ -1,5 +1,6 @@
 // One benchmarked server, as its own process: node server.js <config> <http|https> <port> <workers>
-// Prints "READY" once it serves.
+// where <config> is plain, cluster, handoff or pipe, the last two optionally with a balancer
+// (handoff/least-loaded). Prints "READY" once it serves.
 import cluster from 'node:cluster';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -26,7 +27,7 @@ function appServer() {
 
 if (!isMainThread) {
   // A socketnaut worker: listen() is taken over by the proxy.
-  if (protocol === 'raw') net.createServer((socket) => socket.end(RAW_REPLY)).listen(port);
+  if (protocol === 'raw') net.createServer((socket) => socket.on('error', () => {}).resume().end(RAW_REPLY)).listen(port);
   else appServer().listen(port, '127.0.0.1');
 } else if (config === 'plain') {
   appServer().listen(port, '127.0.0.1', () => console.log('READY'));
@@ -43,12 +44,14 @@ if (!isMainThread) {
 } else {
   const started = performance.now();
   const { createServiceProxy } = await import('socketnaut');
-  const server = net.createServer({ noDelay: true }).listen(port, '127.0.0.1');
+  const server = net.createServer().listen(port, '127.0.0.1');
+  const [transport, balance] = config.split('/');
   const proxy = createServiceProxy({
     server,
     workerURL: new URL(import.meta.url),
     workerCount: workers,
-    transport: config,
+    transport,
+    balance,
     workerOptions: { argv: process.argv.slice(-4) },
   });
   proxy.on('ready', () => console.log(`READY ${(performance.now() - started).toFixed(1)}`));
