@@ -20,9 +20,14 @@ export class Admission {
     this.#maxPerIp = limits.maxConnectionsPerIp;
   }
 
-  /** Sets maxConnections where the user left it unlimited. Call before the first connection. */
-  defaultMaxConnections(limit: number): void {
-    if (this.#maxConnections === 0) this.#maxConnections = limit;
+  /**
+   * Sets maxConnections where the user left it unlimited, counting in the `alreadyOpen` connections
+   * accepted while no limit applied.
+   */
+  defaultMaxConnections(limit: number, alreadyOpen: number): void {
+    if (this.#maxConnections !== 0) return;
+    if (!this.enabled) this.#open = alreadyOpen;
+    this.#maxConnections = limit;
   }
 
   get maxConnections(): number {
@@ -36,10 +41,6 @@ export class Admission {
   /** Whether workers must say which client address each closed connection had. */
   get tracksAddresses(): boolean {
     return this.#maxPerIp > 0;
-  }
-
-  get open(): number {
-    return this.#open;
   }
 
   /** Counts the connection in, or returns the limit it would break. */

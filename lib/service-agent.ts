@@ -44,6 +44,7 @@ export class ServiceAgent extends EventEmitter {
   readonly #context: WorkerBootData;
   readonly #open = new Set<net.Socket>();
   #closedSinceReport = 0;
+  #reportTimer: NodeJS.Timeout | undefined;
   /** Only kept when the proxy limits connections per client address. */
   readonly #addresses: Map<net.Socket, string> | undefined;
   #closedAddresses: string[] = [];
@@ -181,11 +182,13 @@ export class ServiceAgent extends EventEmitter {
       this.#closedAddresses.push(this.#addresses.get(socket)!);
       this.#addresses.delete(socket);
     }
-    if (this.#closedSinceReport++ === 0) setTimeout(this.#reportClosedIfPending, REPORT_INTERVAL_MS);
+    this.#closedSinceReport++;
+    this.#reportTimer ??= setTimeout(this.#reportClosedIfPending, REPORT_INTERVAL_MS);
     this.#checkDrained();
   }
 
   readonly #reportClosedIfPending = (): void => {
+    this.#reportTimer = undefined;
     if (this.#closedSinceReport > 0) this.#reportClosed();
   };
 

@@ -136,7 +136,7 @@ export class ServiceProxy extends EventEmitter {
     this.#connectionEvent = terminatesTls ? 'secureConnection' : 'connection';
     this.server.on(this.#connectionEvent, this.#onConnection);
     this.server.on('error', this.#onServerError);
-    void this.#start(terminatesTls);
+    this.#start(terminatesTls).catch((err: unknown) => this.#reportError(err as Error));
   }
 
   /** One entry per live worker, with its `worker` and its open `connections`. */
@@ -212,7 +212,9 @@ export class ServiceProxy extends EventEmitter {
     const limit = openFileLimit();
     if (limit === undefined) return;
     const reserved = RESERVED_FDS + FDS_PER_WORKER * this.maxWorkers;
-    this.#admission.defaultMaxConnections(Math.max(MIN_DEFAULT_CONNECTIONS, Math.floor((limit - reserved) / FDS_PER_PIPED_CONNECTION)));
+    const maxConnections = Math.max(MIN_DEFAULT_CONNECTIONS, Math.floor((limit - reserved) / FDS_PER_PIPED_CONNECTION));
+    // What was accepted before the transport was chosen is all still waiting in the queue.
+    this.#admission.defaultMaxConnections(maxConnections, this.#queue.length);
     this.log.debug(`Pipe transport: at most ${this.#admission.maxConnections} connections at once (open-file limit ${limit})`);
   }
 
@@ -287,8 +289,8 @@ export class ServiceProxy extends EventEmitter {
   }
 
   #dispatch(socket: net.Socket): void {
-    if (socket.destroyed) {
-      this.#turnAway(socket, false);
+    if (socket.destroyed || this.#shutdown) {
+      this.#turnAway(socket, !socket.destroyed);
       return;
     }
     const transport = this.#transport;
@@ -303,6 +305,7 @@ export class ServiceProxy extends EventEmitter {
     if (handle.connections > 0 && this.#pool.size < this.maxWorkers) this.#growIfAllBusy();
     handle.connections++;
     handle.totalConnections++;
+    if (this.#admission.tracksAddresses) handle.addPeer(socket.remoteAddress ?? '');
     this.#counters.dispatched++;
     transport.dispatch(handle, socket, this.#dispatchOutcome);
   }
@@ -310,21 +313,27 @@ export class ServiceProxy extends EventEmitter {
   readonly #dispatchOutcome: DispatchOutcome = {
     refused: (target, socket) => {
       const handle = target as WorkerHandle;
-      handle.onConnectionsClosed(1);
+      this.#forget(handle, socket);
       this.#counters.redispatched++;
       this.log.debug(`Worker ${handle.threadId} refused a connection; offering it to another worker`);
       this.#refusedBy.set(socket, [...(this.#refusedBy.get(socket) ?? []), handle]);
       this.#dispatch(socket);
     },
     dropped: (target, socket) => {
-      (target as WorkerHandle).onConnectionsClosed(1);
+      this.#forget(target as WorkerHandle, socket);
       this.#turnAway(socket, false);
     },
   };
 
+  /** Counts out of `handle` a connection that never reached it. */
+  #forget(handle: WorkerHandle, socket: net.Socket): void {
+    if (this.#admission.tracksAddresses) handle.removePeers([socket.remoteAddress ?? '']);
+    this.#pool.connectionsEnded(handle, 1);
+  }
+
   #enqueue(socket: net.Socket): void {
     if (this.#transport && this.#pool.starting === 0 && !this.#pool.backingOff) this.#pool.grow();
-    if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
+    if (socket.listenerCount('error') === 0) socket.on('error', ignoreError);
     if (this.#queue.push(socket)) {
       this.#counters.queued++;
       return;
@@ -369,6 +378,7 @@ export class ServiceProxy extends EventEmitter {
 
   #reportError(err: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', err);
+    else this.log.error(err.message);
   }
 
   #maybeEmitReady(): void {
@@ -415,7 +425,8 @@ export class ServiceProxy extends EventEmitter {
   async #runShutdown(timeout: number): Promise<PromiseSettledResult<number>[]> {
     clearInterval(this.#reaper);
     this.#balancer.close?.();
-    this.server.off(this.#connectionEvent, this.#onConnection);
+    // The connection listener stays: a TLS handshake under way now still ends in 'secureConnection',
+    // and #onConnection closes what arrives from now on.
     this.server.off('error', this.#onServerError);
     this.server.close();
     this.#pool.close();

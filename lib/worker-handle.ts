@@ -29,6 +29,8 @@ export class WorkerHandle {
   /** Connections given to this worker that it has not yet reported closed. */
   connections = 0;
   totalConnections = 0;
+  /** Client addresses of the open connections, kept only under a per-address limit. */
+  peers: Map<string, number> | undefined;
   /** When `connections` last dropped to zero, for idle reaping. */
   idleSince = performance.now();
   bootstrapError: SerializedError | undefined;
@@ -83,6 +85,25 @@ export class WorkerHandle {
     const worker = this.worker as Worker & { getHeapStatistics?: () => Promise<{ used_heap_size: number }> };
     if (this.state === 'exited' || typeof worker.getHeapStatistics !== 'function') return undefined;
     return (await worker.getHeapStatistics().catch(() => undefined))?.used_heap_size;
+  }
+
+  addPeer(address: string): void {
+    this.peers ??= new Map();
+    this.peers.set(address, (this.peers.get(address) ?? 0) + 1);
+  }
+
+  removePeers(addresses: readonly string[]): void {
+    if (!this.peers) return;
+    for (const address of addresses) {
+      const remaining = (this.peers.get(address) ?? 1) - 1;
+      if (remaining > 0) this.peers.set(address, remaining);
+      else this.peers.delete(address);
+    }
+  }
+
+  /** The addresses of connections still counted open, one entry per connection. */
+  openPeers(): string[] {
+    return [...(this.peers ?? [])].flatMap(([address, count]) => Array<string>(count).fill(address));
   }
 
   onConnectionsClosed(count: number): void {

@@ -22,9 +22,9 @@ export const RESTART_MAX_DELAY_MS = 15_000;
 export const HEALTHY_UPTIME_MS = 1_000;
 
 /**
- * Starts, tracks and replaces worker threads. Emits 'worker-ready' (handle), 'worker-stopped'
- * (handle), 'worker-exit' (handle, code, reason), 'bootstrap-failure' (handle) and
- * 'connections-closed' (count, addresses, pipeIds).
+ * Starts, tracks and replaces worker threads. Emits 'worker-ready' (handle), 'worker-exit'
+ * (handle, code, reason), 'bootstrap-failure' (handle) and 'connections-closed' (count, addresses,
+ * pipeIds).
  */
 export class WorkerPool extends EventEmitter {
   /** Every worker not yet exited, in start order. */
@@ -180,9 +180,9 @@ export class WorkerPool extends EventEmitter {
   #onMessage(handle: WorkerHandle, message: FromWorker): void {
     switch (message.type) {
       case 'closed':
-        handle.onConnectionsClosed(message.count);
+        if (message.addresses) handle.removePeers(message.addresses);
         this.emit('connections-closed', message.count, message.addresses, message.pipeIds);
-        this.#stopIfDrained(handle);
+        this.connectionsEnded(handle, message.count);
         break;
       case 'proxy-header-rejected':
         this.emit('proxy-header-rejected');
@@ -203,7 +203,6 @@ export class WorkerPool extends EventEmitter {
       case 'stopped':
         if (handle.state === 'ready') handle.state = 'retiring';
         this.#leaveReady(handle);
-        this.emit('worker-stopped', handle);
         break;
       case 'drained':
         handle.drained = true;
@@ -213,6 +212,12 @@ export class WorkerPool extends EventEmitter {
         handle.bootstrapError = message.error;
         break;
     }
+  }
+
+  /** Counts connections out of a worker, whether it reported them closed or they never reached it. */
+  connectionsEnded(handle: WorkerHandle, count: number): void {
+    handle.onConnectionsClosed(count);
+    this.#stopIfDrained(handle);
   }
 
   // With the pipe transport a connection can be on its way over the worker's Unix socket after the
@@ -227,6 +232,11 @@ export class WorkerPool extends EventEmitter {
     this.handles.delete(handle);
     this.#leaveReady(handle);
     handle.port.close();
+    // Whatever the worker held, or had not yet reported closed, went with it.
+    if (handle.connections > 0) {
+      this.emit('connections-closed', handle.connections, handle.peers && handle.openPeers(), undefined);
+      handle.onConnectionsClosed(handle.connections);
+    }
 
     const uptime = handle.readyAt ? performance.now() - handle.readyAt : 0;
     if (!failed || uptime >= HEALTHY_UPTIME_MS) this.#failures = 0;

@@ -29,7 +29,7 @@ export class PipeTransport implements Transport {
     }
     client.pause();
     // A reset before the upstream connects must not throw; the destroyed client is noticed on connect.
-    client.on('error', ignoreError);
+    if (client.listenerCount('error') === 0) client.on('error', ignoreError);
     const startedAt = this.#recordLatency ? performance.now() : 0;
     const upstream = net.connect({ path: target.pipePath, allowHalfOpen: true });
     const onConnectError = (): void => {
@@ -55,43 +55,51 @@ export class PipeTransport implements Transport {
 
   /**
    * The worker closed these connections. Their upstream may be paused behind a client that does not
-   * read, and so never see the close: what is left of it is bounded now, so it is read in full and
-   * the client given a while to take it.
+   * read, and so never see the close: what is left of it is bounded now, so it is read in full, and
+   * a client that then takes no byte of it for a while, or never closes its side, is cut.
    */
   workerClosed(ids: readonly number[]): void {
     for (const id of ids) {
       const pair = this.#spliced.get(id);
-      if (pair) finishAfterWorker(pair.client, pair.upstream);
+      if (!pair || pair.client.destroyed) continue;
+      drainUpstream(pair.client, pair.upstream);
+      this.#lingering.set(pair.client, { upstream: pair.upstream, written: pair.client.bytesWritten, stalled: 0 });
     }
+    if (this.#lingering.size > 0) this.#sweep ??= setInterval(this.#sweepLingering, 1000).unref();
   }
+
+  readonly #lingering = new Map<net.Socket, { upstream: net.Socket; written: number; stalled: number }>();
+  #sweep: NodeJS.Timeout | undefined;
+
+  readonly #sweepLingering = (): void => {
+    for (const [client, state] of this.#lingering) {
+      if (client.destroyed) {
+        this.#lingering.delete(client);
+        continue;
+      }
+      state.stalled = client.bytesWritten === state.written ? state.stalled + 1 : 0;
+      state.written = client.bytesWritten;
+      if (state.stalled < STALL_LIMIT_S) continue;
+      client.destroy();
+      state.upstream.destroy();
+      this.#lingering.delete(client);
+    }
+    if (this.#lingering.size === 0) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
+  };
 }
 
-/** Seconds a client may take no byte of what is left for it, once its worker is done, before it is cut. */
+/** Seconds a client may go without taking a byte, once its worker is done, before it is cut. */
 const STALL_LIMIT_S = 5;
 
-function finishAfterWorker(client: net.Socket, upstream: net.Socket): void {
-  if (!upstream.readableEnded) {
-    upstream.unpipe(client);
-    upstream.on('data', (chunk: Buffer) => client.write(chunk));
-    upstream.once('end', () => client.end());
-    upstream.resume();
-  }
-  let written = client.bytesWritten;
-  let stalled = 0;
-  const watch = setInterval(() => {
-    if (client.destroyed) {
-      clearInterval(watch);
-      return;
-    }
-    const progressed = client.writableLength === 0 || client.bytesWritten !== written;
-    written = client.bytesWritten;
-    stalled = progressed ? 0 : stalled + 1;
-    if (stalled >= STALL_LIMIT_S) {
-      clearInterval(watch);
-      client.destroy();
-      upstream.destroy();
-    }
-  }, 1000).unref();
+function drainUpstream(client: net.Socket, upstream: net.Socket): void {
+  if (upstream.readableEnded) return;
+  upstream.unpipe(client);
+  upstream.on('data', (chunk: Buffer) => client.write(chunk));
+  upstream.once('end', () => client.end());
+  upstream.resume();
 }
 
 function ignoreError(): void {}
