@@ -431,7 +431,9 @@ export class ServiceProxy extends EventEmitter {
     this.server.close();
     this.#pool.close();
     this.#queue.drain((socket) => this.#turnAway(socket));
+    const started = performance.now();
     const results = await this.#pool.retireAll(timeout);
+    await this.#transport?.close?.(Math.max(0, timeout - (performance.now() - started)));
     this.#removePipeDir();
     process.off('exit', this.#removePipeDir);
     return results;

@@ -27,6 +27,11 @@ export interface Transport {
   dispatch(target: DispatchTarget, socket: net.Socket, outcome: DispatchOutcome): void;
   /** Workers report the connections they closed by these ids, where the transport gave them ids. */
   workerClosed?(ids: readonly number[]): void;
+  /**
+   * Once the workers are gone: waits up to `timeout` ms for the connections the transport still
+   * carries on the main thread to finish, then closes the rest.
+   */
+  close?(timeout: number): Promise<void>;
 }
 
 export interface TransportSettings {

@@ -14,6 +14,7 @@ export class PipeTransport implements Transport {
   /** Spliced connections by the id their worker knows them by, until the client's side closes. */
   readonly #spliced = new Map<number, { client: net.Socket; upstream: net.Socket }>();
   #nextId = 0;
+  #onEmpty: (() => void) | undefined;
 
   constructor(settings: TransportSettings) {
     this.#token = settings.token;
@@ -48,7 +49,10 @@ export class PipeTransport implements Transport {
       upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id));
       splice(client, upstream);
       this.#spliced.set(id, { client, upstream });
-      client.once('close', () => this.#spliced.delete(id));
+      client.once('close', () => {
+        this.#spliced.delete(id);
+        if (this.#spliced.size === 0) this.#onEmpty?.();
+      });
       this.#recordLatency?.((performance.now() - startedAt) / 1000);
     });
   }
@@ -66,6 +70,26 @@ export class PipeTransport implements Transport {
       this.#lingering.set(pair.client, { upstream: pair.upstream, written: pair.client.bytesWritten, stalled: 0 });
     }
     if (this.#lingering.size > 0) this.#sweep ??= setInterval(this.#sweepLingering, 1000).unref();
+  }
+
+  async close(timeout: number): Promise<void> {
+    if (this.#spliced.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeout).unref();
+        this.#onEmpty = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    for (const { client, upstream } of this.#spliced.values()) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.#spliced.clear();
+    this.#lingering.clear();
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
   }
 
   readonly #lingering = new Map<net.Socket, { upstream: net.Socket; written: number; stalled: number }>();
