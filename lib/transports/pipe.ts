@@ -1,7 +1,8 @@
-import net from 'node:net';
+import type net from 'node:net';
 import { addressInfoOf, storedAddressInfo } from '../address-info.ts';
 import { encodePreamble } from '../preamble.ts';
 import type { DispatchOutcome, DispatchTarget, LatencyRecorder, Transport, TransportSettings } from './index.ts';
+import { Splice } from './splice.ts';
 
 /**
  * Pipes bytes between the client and the worker over the worker's private Unix socket. Used when
@@ -12,7 +13,7 @@ export class PipeTransport implements Transport {
   readonly #token: string;
   readonly #recordLatency: LatencyRecorder | undefined;
   /** Spliced connections by the id their worker knows them by, until the client's side closes. */
-  readonly #spliced = new Map<number, { client: net.Socket; upstream: net.Socket }>();
+  readonly #spliced = new Map<number, Splice>();
   #nextId = 0;
   #onEmpty: (() => void) | undefined;
 
@@ -32,7 +33,8 @@ export class PipeTransport implements Transport {
     // A reset before the upstream connects must not throw; the destroyed client is noticed on connect.
     if (client.listenerCount('error') === 0) client.on('error', ignoreError);
     const startedAt = this.#recordLatency ? performance.now() : 0;
-    const upstream = net.connect({ path: target.pipePath, allowHalfOpen: true });
+    const splice = new Splice(client, target.pipePath);
+    const { upstream } = splice;
     const onConnectError = (): void => {
       upstream.destroy();
       outcome.refused(target, client);
@@ -47,8 +49,8 @@ export class PipeTransport implements Transport {
       }
       const id = ++this.#nextId;
       upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id));
-      splice(client, upstream);
-      this.#spliced.set(id, { client, upstream });
+      splice.join();
+      this.#spliced.set(id, splice);
       client.once('close', () => {
         this.#spliced.delete(id);
         if (this.#spliced.size === 0) this.#onEmpty?.();
@@ -64,10 +66,10 @@ export class PipeTransport implements Transport {
    */
   workerClosed(ids: readonly number[]): void {
     for (const id of ids) {
-      const pair = this.#spliced.get(id);
-      if (!pair || pair.client.destroyed) continue;
-      drainUpstream(pair.client, pair.upstream);
-      this.#lingering.set(pair.client, { upstream: pair.upstream, written: pair.client.bytesWritten, stalled: 0 });
+      const splice = this.#spliced.get(id);
+      if (!splice || splice.client.destroyed) continue;
+      splice.drain();
+      this.#lingering.set(splice.client, { upstream: splice.upstream, written: splice.client.bytesWritten, stalled: 0 });
     }
     if (this.#lingering.size > 0) this.#sweep ??= setInterval(this.#sweepLingering, 1000).unref();
   }
@@ -118,33 +120,4 @@ export class PipeTransport implements Transport {
 /** Seconds a client may go without taking a byte, once its worker is done, before it is cut. */
 const STALL_LIMIT_S = 5;
 
-function drainUpstream(client: net.Socket, upstream: net.Socket): void {
-  if (upstream.readableEnded) return;
-  upstream.unpipe(client);
-  upstream.on('data', (chunk: Buffer) => client.write(chunk));
-  upstream.once('end', () => client.end());
-  upstream.resume();
-}
-
 function ignoreError(): void {}
-
-// Each side's end is passed on as a half-close, so a reply can follow a client's FIN. An error, or a
-// side that closes before its end arrived, tears down both.
-function splice(client: net.Socket, upstream: net.Socket): void {
-  client.allowHalfOpen = true;
-  client.setNoDelay(true);
-  const destroyBoth = (): void => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on('error', destroyBoth);
-  upstream.on('error', destroyBoth);
-  client.on('close', () => {
-    if (!client.readableEnded) upstream.destroy();
-  });
-  upstream.on('close', () => {
-    if (!upstream.readableEnded) client.destroy();
-  });
-  client.pipe(upstream);
-  upstream.pipe(client);
-}

@@ -1,0 +1,97 @@
+import net from 'node:net';
+
+/** Bytes read from a worker at a time; as nginx's proxy_buffer_size, it is also all a slow client can pin. */
+const BUFFER_SIZE = 16 * 1024;
+/** Free buffers kept for the next connections. */
+const POOL_LIMIT = 256;
+const pool: Buffer[] = [];
+
+function takeBuffer(): Buffer {
+  return pool.pop() ?? Buffer.allocUnsafeSlow(BUFFER_SIZE);
+}
+
+/**
+ * Joins a client connection to its worker's Unix socket. The worker's bytes are read into one buffer
+ * per connection and written to the client from there, and reading waits while a write of that buffer
+ * is still pending: nothing is allocated per read, and a client that reads slowly makes the main
+ * thread hold one buffer for it, no more. The client's bytes go the other way through pipe().
+ */
+export class Splice {
+  readonly upstream: net.Socket;
+  readonly client: net.Socket;
+  #buffer: Buffer | undefined = takeBuffer();
+  /** The client's write still holds the buffer; reading resumes once it is done. */
+  #lent = false;
+  /** The worker is done: what is left is read in full, copied, and passed on regardless of the client. */
+  #draining = false;
+  #closed = 0;
+
+  constructor(client: net.Socket, path: string) {
+    this.client = client;
+    this.upstream = net.connect({
+      path,
+      allowHalfOpen: true,
+      // A buffer, not a function: a function would be called for a new buffer after every read.
+      onread: { buffer: this.#buffer!, callback: this.#forward },
+    });
+  }
+
+  /** Starts passing bytes both ways, once the upstream is connected and its preamble written. */
+  join(): void {
+    const { client, upstream } = this;
+    client.allowHalfOpen = true;
+    client.setNoDelay(true);
+    // Each side's end is passed on as a half-close, so a reply can follow a client's FIN. An error, or
+    // a side that closes before its end arrived, tears down both.
+    const destroyBoth = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', destroyBoth);
+    upstream.on('error', destroyBoth);
+    client.on('close', () => {
+      if (!client.readableEnded) upstream.destroy();
+      this.#release();
+    });
+    upstream.on('close', () => {
+      if (!upstream.readableEnded) client.destroy();
+      this.#release();
+    });
+    upstream.once('end', () => client.end());
+    client.pipe(upstream);
+  }
+
+  /** The worker closed its side: read what is left of it now, even if the client does not take it. */
+  drain(): void {
+    if (this.#draining || this.upstream.readableEnded) return;
+    this.#draining = true;
+    if (!this.#lent) this.upstream.resume();
+  }
+
+  readonly #forward = (length: number, buffer: Buffer): boolean => {
+    const { client } = this;
+    if (client.destroyed) return false;
+    if (this.#draining) {
+      client.write(Buffer.from(buffer.subarray(0, length)));
+      return true;
+    }
+    client.write(buffer.subarray(0, length), this.#written);
+    // Written to the kernel at once: the buffer is free for the next read.
+    if (client.writableLength === 0) return true;
+    this.#lent = true;
+    return false;
+  };
+
+  readonly #written = (): void => {
+    if (!this.#lent) return;
+    this.#lent = false;
+    if (!this.upstream.destroyed) this.upstream.resume();
+  };
+
+  /** Both sockets are closed, so neither a read nor a write can touch the buffer any more. */
+  #release(): void {
+    if (++this.#closed < 2 || !this.#buffer) return;
+    if (pool.length < POOL_LIMIT) pool.push(this.#buffer);
+    this.#buffer = undefined;
+  }
+}
