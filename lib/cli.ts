@@ -23,7 +23,7 @@ Options (environment variable in brackets):
       --tls-key <file>        PEM key; with --tls-cert, TLS ends at the proxy [SOCKETNAUT_TLS_KEY]
       --tls-cert <file>       PEM certificate [SOCKETNAUT_TLS_CERT]
       --log-level <level>     debug | info | notice | warn | error [SOCKETNAUT_LOG_LEVEL] (default warn)
-      --shutdown-timeout <ms> grace for in-flight requests on SIGINT/SIGTERM [SOCKETNAUT_SHUTDOWN_TIMEOUT]
+      --shutdown-timeout <ms> grace for open connections on SIGINT/SIGTERM and SIGHUP [SOCKETNAUT_SHUTDOWN_TIMEOUT]
                               (default 10000)
       --max-connections <n>   open connections allowed at once (default: no limit)
       --max-connections-per-ip <n>  open connections allowed from one client address
@@ -207,7 +207,7 @@ function handleSignals(): (launched: Launched) => void {
   process.on('SIGHUP', () => {
     if (!launched || stopping) return;
     console.error('socketnaut: SIGHUP; reloading workers');
-    launched.proxy.reload().then(
+    launched.reload().then(
       () => console.error('socketnaut: reload complete'),
       (err: unknown) => console.error(`socketnaut: reload stopped, old workers keep serving: ${(err as Error).message}`),
     );

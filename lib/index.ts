@@ -1,4 +1,4 @@
-export { createServiceProxy, ServiceProxy, type ShutdownOptions } from './service-proxy.ts';
+export { createServiceProxy, ServiceProxy, type ReloadOptions, type ShutdownOptions } from './service-proxy.ts';
 export { createServiceAgent, ServiceAgent, type ServiceAgentOptions } from './service-agent.ts';
 export type { ServiceProxyOptions } from './options.ts';
 export type { ProxySocketAddressInfo, SocketAddress } from './address-info.ts';

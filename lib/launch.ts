@@ -29,7 +29,10 @@ export interface LaunchOptions {
   tlsKey?: string | Buffer;
   tlsCert?: string | Buffer;
   logLevel?: Level;
-  /** How long in-flight requests may take to finish on SIGINT/SIGTERM, in milliseconds. */
+  /**
+   * How long open connections may take to finish, in milliseconds: at shutdown (SIGINT/SIGTERM), and
+   * on an old worker at a reload (SIGHUP). Default 10000.
+   */
   shutdownTimeout?: number;
   /** Failed starts of the app, with none serving, before launch gives up. */
   maxStartAttempts?: number;
@@ -58,6 +61,8 @@ export interface Launched {
   metrics: MetricsServer | undefined;
   /** Stops accepting and waits for in-flight requests, up to the shutdown timeout. */
   close(): Promise<void>;
+  /** A rolling reload whose old workers get the shutdown timeout to drain. */
+  reload(): Promise<void>;
 }
 
 const DEFAULT_PORT = 3000;
@@ -130,6 +135,7 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
       await proxy.shutdown({ timeout: shutdownTimeout });
       await metrics?.close();
     },
+    reload: () => proxy.reload({ timeout: shutdownTimeout }),
   };
 }
 

@@ -100,6 +100,13 @@ function integer(name: string, value: unknown, min: number, max = Number.MAX_SAF
   return value;
 }
 
+const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+
+/** The `timeout` of shutdown() and reload(): how long open connections may take to finish, in ms. */
+export function drainTimeout(value: unknown): number {
+  return value === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : integer('timeout', value, 0);
+}
+
 function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
   if (!allowed.includes(value as T)) {
     throw new ERR_INVALID_OPTION(name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, describeValue(value));

@@ -15,7 +15,7 @@ import { openFileLimit } from './fd-limit.ts';
 import { collectStats, type ConnectionCounters, type ProxyStats } from './stats.ts';
 import { createLogger, Level } from './logging.ts';
 import type { ConcreteTransportName } from './messages.ts';
-import { resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from './options.ts';
+import { drainTimeout, resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from './options.ts';
 import { createTransport, probeHandoff, type DispatchOutcome, type Transport } from './transports/index.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 import { WorkerPool } from './worker-pool.ts';
@@ -25,7 +25,7 @@ export interface ShutdownOptions {
   timeout?: number;
 }
 
-const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export type ReloadOptions = ShutdownOptions;
 
 const TURN_AWAY_LINGER_MS = 1000;
 
@@ -400,14 +400,17 @@ export class ServiceProxy extends EventEmitter {
 
   /**
    * Replaces every worker, one at a time: each new worker is serving before an old one stops taking
-   * connections and drains. Rejects, leaving the remaining old workers serving, if a new one fails.
+   * connections and drains; an old worker still holding connections `timeout` ms later is stopped.
+   * Resolves once the old workers are gone. Rejects, leaving the remaining old workers serving, if a
+   * new one fails.
    */
-  reload(): Promise<void> {
+  reload(options: ReloadOptions = {}): Promise<void> {
+    const timeout = drainTimeout(options.timeout);
     const run = (this.#reloading ?? Promise.resolve()).catch(() => {}).then(() => {
       if (this.#shutdown) return;
       this.#reloads++;
       this.log.info(`Reloading ${this.#pool.size} workers`);
-      return this.#pool.replaceAll();
+      return this.#pool.replaceAll(timeout);
     });
     this.#reloading = run;
     return run;
@@ -418,7 +421,7 @@ export class ServiceProxy extends EventEmitter {
    * Resolves to the outcome of stopping each worker.
    */
   shutdown(options: ShutdownOptions = {}): Promise<PromiseSettledResult<number>[]> {
-    this.#shutdown ??= this.#runShutdown(options.timeout ?? DEFAULT_SHUTDOWN_TIMEOUT_MS);
+    this.#shutdown ??= this.#runShutdown(drainTimeout(options.timeout));
     return this.#shutdown;
   }
 

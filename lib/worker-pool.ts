@@ -138,9 +138,13 @@ export class WorkerPool extends EventEmitter {
     return slot;
   }
 
-  retire(handle: WorkerHandle): void {
+  /** Stops giving `handle` connections and lets it drain; after `timeout` ms, if given, it is stopped. */
+  retire(handle: WorkerHandle, timeout?: number): void {
     this.#leaveReady(handle);
     handle.retire();
+    if (timeout === undefined || handle.state === 'exited') return;
+    const deadline = setTimeout(() => void handle.worker.terminate(), timeout).unref();
+    handle.worker.once('exit', () => clearTimeout(deadline));
   }
 
   close(): void {
@@ -149,15 +153,26 @@ export class WorkerPool extends EventEmitter {
     this.#respawnTimer = undefined;
   }
 
-  /** Replaces each worker in turn by a successor in its slot, retiring it once the successor serves. */
-  async replaceAll(): Promise<void> {
+  /**
+   * Replaces each worker in turn by a successor in its slot, retiring it once the successor serves,
+   * and resolves once the old workers are gone: drained, or stopped `timeout` ms after retiring.
+   */
+  async replaceAll(timeout: number): Promise<void> {
     const old = [...this.handles].filter((handle) => handle.state === 'ready' || handle.state === 'starting');
-    for (const handle of old) {
-      if (handle.state !== 'ready' && handle.state !== 'starting') continue;
-      const successor = this.grow(handle);
-      if (!successor) return;
-      await this.whenReady(successor);
-      this.retire(handle);
+    const exits: Promise<unknown>[] = [];
+    try {
+      for (const handle of old) {
+        if (handle.state !== 'ready' && handle.state !== 'starting') continue;
+        const successor = this.grow(handle);
+        if (!successor) return;
+        await this.whenReady(successor);
+        // It may have died while its successor started; the successor already took its place.
+        if (!this.handles.has(handle)) continue;
+        exits.push(once(handle.worker, 'exit').catch(() => {}));
+        this.retire(handle, timeout);
+      }
+    } finally {
+      await Promise.all(exits);
     }
   }
 
