@@ -18,6 +18,8 @@ export interface WorkerBootData {
   /** Report the client address of each closed connection, for per-address limits. */
   reportAddresses: boolean;
   serverDefaults: ServerDefaults | undefined;
+  /** TLS session ticket keys shared by the workers' TLS servers, so that a session resumes on any of them. */
+  ticketKeys: Uint8Array;
   /** Set when each connection opens with a PROXY header that this worker must read (hand-off). */
   proxyHeaderTimeout: number | undefined;
   userWorkerData: unknown;

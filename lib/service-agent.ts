@@ -12,7 +12,7 @@ import { ERR_ADDRESS_UNKNOWN, ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_W
 import { createLogger, Level } from './logging.ts';
 import { sharedClock, type FromWorker, type WorkerBootData } from './messages.ts';
 import { getWorkerContext, isModuleLoaded } from './worker/context.ts';
-import { takeOverServer } from './worker/server-takeover.ts';
+import { shareTicketKeys, takeOverServer } from './worker/server-takeover.ts';
 
 export interface ServiceAgentOptions {
   server: net.Server;
@@ -63,6 +63,7 @@ export class ServiceAgent extends EventEmitter {
     this.log = createLogger('ServiceAgent', context.logLevel);
     if (context.reportAddresses) this.#addresses = new Map();
     takeOverServer(server, this, context.publicAddress, context.serverDefaults);
+    shareTicketKeys(server, context.ticketKeys);
   }
 
   get connections(): number {

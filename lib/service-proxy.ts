@@ -67,6 +67,7 @@ export class ServiceProxy extends EventEmitter {
   readonly #refusedBy = new WeakMap<net.Socket, WorkerHandle[]>();
   #reloads = 0;
   readonly #token = randomBytes(16).toString('hex');
+  readonly #ticketKeys = randomBytes(48);
   readonly #connectionEvent: 'connection' | 'secureConnection';
   #transport: Transport | undefined;
   #pipeDir: string | undefined;
@@ -118,6 +119,7 @@ export class ServiceProxy extends EventEmitter {
         logLevel: this.log.level,
         reportAddresses: this.#admission.tracksAddresses,
         serverDefaults: resolved.serverDefaults,
+        ticketKeys: this.#ticketKeys,
         proxyHeaderTimeout: this.#transport!.name === 'handoff' ? resolved.proxyProtocol?.timeout : undefined,
         userWorkerData: undefined,
       }),

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { ServerDefaults } from '../options.ts';
 
 // Node's own defaults: a server that still has them was not configured by its author.
@@ -27,6 +28,17 @@ function applyServerDefaults(server: http.Server, defaults: ServerDefaults): voi
   if (settings.connectionsCheckingInterval === NODE_CHECKING_INTERVAL) {
     const shortest = Math.min(server.headersTimeout || Infinity, server.requestTimeout || Infinity);
     settings.connectionsCheckingInterval = Math.max(250, Math.min(1000, shortest / 4));
+  }
+}
+
+/**
+ * Gives a TLS server the proxy's session ticket keys, unless its author chose keys of their own: a
+ * client that comes back then resumes its session on whichever worker it reaches, instead of paying
+ * for a full handshake whenever it lands on another one.
+ */
+export function shareTicketKeys(server: net.Server, keys: Uint8Array): void {
+  if (server instanceof tls.Server && !(server as tls.Server & { ticketKeys?: Buffer }).ticketKeys) {
+    server.setTicketKeys(Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength));
   }
 }
 
