@@ -4,12 +4,22 @@ import { MessageChannel } from 'node:worker_threads';
 import { sharedClock, type ToWorker } from '../messages.ts';
 import type { DispatchOutcome, DispatchTarget, Transport, TransportSettings } from './index.ts';
 
-/** Transfers the accepted TCP socket itself: the worker then owns the client connection. */
+interface Batch {
+  sockets: net.Socket[];
+  acceptedAt: number[];
+  outcome: DispatchOutcome;
+}
+
+/**
+ * Transfers the accepted TCP socket itself: the worker then owns the client connection. The sockets
+ * accepted in one turn of the event loop go to each worker in one message.
+ */
 export class HandoffTransport implements Transport {
   readonly name = 'handoff';
   /** When set, the worker measures how long the move took and reports it back in batches. */
   readonly #timed: boolean;
   readonly #sendPeer: boolean;
+  readonly #batches = new Map<DispatchTarget, Batch>();
 
   constructor(settings: TransportSettings) {
     this.#timed = settings.recordLatency !== undefined;
@@ -17,13 +27,35 @@ export class HandoffTransport implements Transport {
   }
 
   dispatch(target: DispatchTarget, socket: net.Socket, outcome: DispatchOutcome): void {
-    const message: ToWorker = { type: 'connection', socket };
-    if (this.#timed) message.acceptedAt = sharedClock();
-    if (this.#sendPeer) message.peer = socket.remoteAddress ?? '';
+    if (this.#batches.size === 0) setImmediate(this.#flush);
+    let batch = this.#batches.get(target);
+    if (!batch) this.#batches.set(target, (batch = { sockets: [], acceptedAt: [], outcome }));
+    batch.sockets.push(socket);
+    if (this.#timed) batch.acceptedAt.push(sharedClock());
+  }
+
+  readonly #flush = (): void => {
+    for (const [target, batch] of this.#batches) this.#send(target, batch);
+    this.#batches.clear();
+  };
+
+  #send(target: DispatchTarget, batch: Batch): void {
+    // A socket that closed while it waited cannot move, and would spoil the whole message.
+    const sockets: net.Socket[] = [];
+    const acceptedAt: number[] = [];
+    batch.sockets.forEach((socket, i) => {
+      if (socket.destroyed) return batch.outcome.dropped(target, socket);
+      sockets.push(socket);
+      if (this.#timed) acceptedAt.push(batch.acceptedAt[i]!);
+    });
+    if (sockets.length === 0) return;
+    const message: ToWorker = { type: 'connections', sockets };
+    if (this.#timed) message.acceptedAt = acceptedAt;
+    if (this.#sendPeer) message.peers = sockets.map((socket) => socket.remoteAddress ?? '');
     try {
-      target.port.postMessage(message, [socket as never]);
+      target.port.postMessage(message, sockets as never[]);
     } catch {
-      outcome.refused(target, socket);
+      for (const socket of sockets) batch.outcome.refused(target, socket);
     }
   }
 }
