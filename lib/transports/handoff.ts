@@ -35,8 +35,10 @@ export class HandoffTransport implements Transport {
   }
 
   readonly #flush = (): void => {
-    for (const [target, batch] of this.#batches) this.#send(target, batch);
+    // Taken out first: a refused socket is dispatched again, into a batch of the next turn.
+    const batches = [...this.#batches];
     this.#batches.clear();
+    for (const [target, batch] of batches) this.#send(target, batch);
   };
 
   #send(target: DispatchTarget, batch: Batch): void {
