@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { balancerNames, type BalancerName } from './balancers/index.ts';
 import { launch, type LaunchOptions, type Launched } from './launch.ts';
 import { Level } from './logging.ts';
+import { MAX_TIMER_MS } from './options.ts';
 import { transportNames, type TransportName } from './transports/index.ts';
 
 const usage = `Usage: socketnaut [options] <app-module>
@@ -162,17 +163,17 @@ export function parseCommandLine(argv: string[]): LaunchOptions | 'help' | 'vers
     tlsKey,
     tlsCert,
     logLevel: logLevel(setting(values, 'log-level', 'SOCKETNAUT_LOG_LEVEL')),
-    shutdownTimeout: integer('shutdown-timeout', setting(values, 'shutdown-timeout', 'SOCKETNAUT_SHUTDOWN_TIMEOUT'), 0),
+    shutdownTimeout: integer('shutdown-timeout', setting(values, 'shutdown-timeout', 'SOCKETNAUT_SHUTDOWN_TIMEOUT'), 0, MAX_TIMER_MS),
     maxConnections: integer('max-connections', setting(values, 'max-connections', 'SOCKETNAUT_MAX_CONNECTIONS'), 0),
     maxConnectionsPerIp: integer('max-connections-per-ip', setting(values, 'max-connections-per-ip', 'SOCKETNAUT_MAX_CONNECTIONS_PER_IP'), 0),
     queueLimit: integer('queue-limit', setting(values, 'queue-limit', 'SOCKETNAUT_QUEUE_LIMIT'), 0),
-    queueTimeout: integer('queue-timeout', setting(values, 'queue-timeout', 'SOCKETNAUT_QUEUE_TIMEOUT'), 1),
-    headersTimeout: integer('headers-timeout', setting(values, 'headers-timeout', 'SOCKETNAUT_HEADERS_TIMEOUT'), 1),
-    requestTimeout: integer('request-timeout', setting(values, 'request-timeout', 'SOCKETNAUT_REQUEST_TIMEOUT'), 0),
+    queueTimeout: integer('queue-timeout', setting(values, 'queue-timeout', 'SOCKETNAUT_QUEUE_TIMEOUT'), 1, MAX_TIMER_MS),
+    headersTimeout: integer('headers-timeout', setting(values, 'headers-timeout', 'SOCKETNAUT_HEADERS_TIMEOUT'), 1, MAX_TIMER_MS),
+    requestTimeout: integer('request-timeout', setting(values, 'request-timeout', 'SOCKETNAUT_REQUEST_TIMEOUT'), 0, MAX_TIMER_MS),
     metrics: hostPort('metrics', setting(values, 'metrics', 'SOCKETNAUT_METRICS')),
     proxyProtocol: values['proxy-protocol'] ?? (process.env.SOCKETNAUT_PROXY_PROTOCOL === '1' || undefined),
     proxyProtocolFrom: list(setting(values, 'proxy-protocol-from', 'SOCKETNAUT_PROXY_PROTOCOL_FROM')),
-    proxyProtocolTimeout: integer('proxy-protocol-timeout', setting(values, 'proxy-protocol-timeout', 'SOCKETNAUT_PROXY_PROTOCOL_TIMEOUT'), 1),
+    proxyProtocolTimeout: integer('proxy-protocol-timeout', setting(values, 'proxy-protocol-timeout', 'SOCKETNAUT_PROXY_PROTOCOL_TIMEOUT'), 1, MAX_TIMER_MS),
     statusInterval: positiveNumber('status-interval', setting(values, 'status-interval', 'SOCKETNAUT_STATUS_INTERVAL')),
   };
 }

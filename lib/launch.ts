@@ -9,6 +9,7 @@ import type { BalancerName } from './balancers/index.ts';
 import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_LISTEN, ERR_PORT_IN_USE, withCause } from './errors.ts';
 import type { Level } from './logging.ts';
 import { serveMetrics, type MetricsServer } from './metrics.ts';
+import { drainTimeout } from './options.ts';
 import { ServiceProxy } from './service-proxy.ts';
 import { startStatusLine } from './status.ts';
 import type { TransportName } from './transports/index.ts';
@@ -66,7 +67,6 @@ export interface Launched {
 }
 
 const DEFAULT_PORT = 3000;
-const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 const DEFAULT_START_ATTEMPTS = 3;
 const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -75,6 +75,7 @@ const OVERLOADED = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConten
 
 /** Starts the app on every worker behind one public port. Resolves once the pool serves. */
 export async function launch(options: LaunchOptions): Promise<Launched> {
+  const shutdownTimeout = drainTimeout(options.shutdownTimeout, 'shutdownTimeout');
   const appPath = path.resolve(options.app);
   if (!fs.existsSync(appPath)) {
     throw new ERR_APP_NOT_FOUND(appPath);
@@ -124,7 +125,6 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
 
   const scheme = terminatesTls ? 'https' : 'http';
   const url = `${scheme}://${formatHost(options.host)}:${boundPort(server)}`;
-  const shutdownTimeout = options.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   return {
     proxy,
     server,

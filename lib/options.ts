@@ -101,10 +101,12 @@ function integer(name: string, value: unknown, min: number, max = Number.MAX_SAF
 }
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+/** Node runs a longer timer after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The `timeout` of shutdown() and reload(): how long open connections may take to finish, in ms. */
-export function drainTimeout(value: unknown): number {
-  return value === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : integer('timeout', value, 0);
+export function drainTimeout(value: unknown, name = 'timeout'): number {
+  return value === undefined ? DEFAULT_DRAIN_TIMEOUT_MS : integer(name, value, 0, MAX_TIMER_MS);
 }
 
 function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
@@ -189,15 +191,15 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
     minWorkers: min,
     maxWorkers: max,
     workersCheckingInterval: optional(options.workersCheckingInterval, defaults.workersCheckingInterval, (v) =>
-      integer('workersCheckingInterval', v, 1),
+      integer('workersCheckingInterval', v, 1, MAX_TIMER_MS),
     ),
     workerOptions,
     transport: optional(options.transport, defaults.transport, (v) => oneOf('transport', v, transportNames)),
     balance: optional(options.balance, defaults.balance, (v) => oneOf('balance', v, balancerNames)),
     queueLimit: optional(options.queueLimit, defaults.queueLimit, (v) => integer('queueLimit', v, 0)),
-    queueTimeout: optional(options.queueTimeout, defaults.queueTimeout, (v) => integer('queueTimeout', v, 1)),
+    queueTimeout: optional(options.queueTimeout, defaults.queueTimeout, (v) => integer('queueTimeout', v, 1, MAX_TIMER_MS)),
     workerStartTimeout: optional(options.workerStartTimeout, defaults.workerStartTimeout, (v) =>
-      integer('workerStartTimeout', v, 1),
+      integer('workerStartTimeout', v, 1, MAX_TIMER_MS),
     ),
     maxConnections: optional(options.maxConnections, defaults.maxConnections, (v) => integer('maxConnections', v, 0)),
     maxConnectionsPerIp: optional(options.maxConnectionsPerIp, defaults.maxConnectionsPerIp, (v) =>
@@ -212,15 +214,15 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
     measureHandoffLatency: optional(options.measureHandoffLatency, false, (v) => boolean('measureHandoffLatency', v)),
     proxyProtocol: optional(options.proxyProtocol, false, (v) => boolean('proxyProtocol', v))
       ? {
-          timeout: optional(options.proxyProtocolTimeout, defaults.proxyProtocolTimeout, (v) => integer('proxyProtocolTimeout', v, 1)),
+          timeout: optional(options.proxyProtocolTimeout, defaults.proxyProtocolTimeout, (v) => integer('proxyProtocolTimeout', v, 1, MAX_TIMER_MS)),
           trusted: options.proxyProtocolFrom === undefined ? undefined : trustedPeers(options.proxyProtocolFrom),
         }
       : undefined,
     serverDefaults: optional(options.serverDefaults, undefined, (v) => {
       if (v === null || typeof v !== 'object') throw new ERR_INVALID_OPTION('serverDefaults', 'an object', describeValue(v));
       return {
-        headersTimeout: optional(v.headersTimeout, undefined, (n) => integer('serverDefaults.headersTimeout', n, 1)),
-        requestTimeout: optional(v.requestTimeout, undefined, (n) => integer('serverDefaults.requestTimeout', n, 0)),
+        headersTimeout: optional(v.headersTimeout, undefined, (n) => integer('serverDefaults.headersTimeout', n, 1, MAX_TIMER_MS)),
+        requestTimeout: optional(v.requestTimeout, undefined, (n) => integer('serverDefaults.requestTimeout', n, 0, MAX_TIMER_MS)),
       };
     }),
   };

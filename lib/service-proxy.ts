@@ -363,6 +363,7 @@ export class ServiceProxy extends EventEmitter {
     const repeatedBootstrapFailure = handle.readyAt === 0 && this.#bootstrapFailureReported;
     const level = reason === 'retired' || repeatedBootstrapFailure ? 'debug' : 'warn';
     this.log[level](`Worker ${handle.threadId} exited (code ${code}): ${reason}`);
+    this.#transport?.workerExited?.(handle);
     this.emit('worker-exit', handle, code, reason);
     if (!this.#shutdown && this.#queue.length > 0 && this.#pool.size === 0 && !this.#pool.backingOff) this.#pool.grow();
   }
@@ -407,7 +408,12 @@ export class ServiceProxy extends EventEmitter {
    * new one fails.
    */
   reload(options: ReloadOptions = {}): Promise<void> {
-    const timeout = drainTimeout(options.timeout);
+    let timeout: number;
+    try {
+      timeout = drainTimeout(options.timeout);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const run = (this.#reloading ?? Promise.resolve()).catch(() => {}).then(() => {
       if (this.#shutdown) return;
       this.#reloads++;
@@ -423,7 +429,13 @@ export class ServiceProxy extends EventEmitter {
    * Resolves to the outcome of stopping each worker.
    */
   shutdown(options: ShutdownOptions = {}): Promise<PromiseSettledResult<number>[]> {
-    this.#shutdown ??= this.#runShutdown(drainTimeout(options.timeout));
+    if (!this.#shutdown) {
+      try {
+        this.#shutdown = this.#runShutdown(drainTimeout(options.timeout));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     return this.#shutdown;
   }
 

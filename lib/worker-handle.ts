@@ -39,6 +39,8 @@ export class WorkerHandle {
   drained = false;
   /** Settles once the channel to the worker has closed, after the worker exited. */
   readonly portClosed: Promise<void>;
+  /** Settles once the worker thread has exited, whatever it threw on the way. */
+  readonly exited: Promise<void>;
   readonly #eluMarks = new Map<string, { reading: EventLoopUtilization; value: number }>();
 
   constructor(id: number, slot: number, restarts: number, boot: Omit<WorkerBootData, 'port'>, workerOptions: WorkerOptions) {
@@ -56,6 +58,7 @@ export class WorkerHandle {
       transferList: [...(workerOptions.transferList ?? []), port2],
     });
     this.threadId = this.worker.threadId;
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
   }
 
 

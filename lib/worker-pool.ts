@@ -1,5 +1,4 @@
-import { EventEmitter, once } from 'node:events';
-import { setTimeout as delay } from 'node:timers/promises';
+import { EventEmitter } from 'node:events';
 import type { WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
 import { acceptWorkerLogRecord } from './logging.ts';
@@ -144,7 +143,7 @@ export class WorkerPool extends EventEmitter {
     handle.retire();
     if (timeout === undefined || handle.state === 'exited') return;
     const deadline = setTimeout(() => void handle.worker.terminate(), timeout).unref();
-    handle.worker.once('exit', () => clearTimeout(deadline));
+    void handle.exited.then(() => clearTimeout(deadline));
   }
 
   close(): void {
@@ -159,21 +158,18 @@ export class WorkerPool extends EventEmitter {
    */
   async replaceAll(timeout: number): Promise<void> {
     const old = [...this.handles].filter((handle) => handle.state === 'ready' || handle.state === 'starting');
-    const exits: Promise<unknown>[] = [];
-    try {
-      for (const handle of old) {
-        if (handle.state !== 'ready' && handle.state !== 'starting') continue;
-        const successor = this.grow(handle);
-        if (!successor) return;
-        await this.whenReady(successor);
-        // It may have died while its successor started; the successor already took its place.
-        if (!this.handles.has(handle)) continue;
-        exits.push(once(handle.worker, 'exit').catch(() => {}));
-        this.retire(handle, timeout);
-      }
-    } finally {
-      await Promise.all(exits);
+    const retired: WorkerHandle[] = [];
+    for (const handle of old) {
+      if (handle.state !== 'ready' && handle.state !== 'starting') continue;
+      const successor = this.grow(handle);
+      if (!successor) break;
+      await this.whenReady(successor);
+      // It may have died while its successor started; the successor already took its place.
+      if (!this.handles.has(handle)) continue;
+      this.retire(handle, timeout);
+      retired.push(handle);
     }
+    await Promise.all(retired.map((handle) => handle.exited));
   }
 
   /**
@@ -182,11 +178,8 @@ export class WorkerPool extends EventEmitter {
    */
   async retireAll(timeout: number): Promise<PromiseSettledResult<number>[]> {
     const handles = [...this.handles];
-    const exits = handles.map((handle) => once(handle.worker, 'exit').catch(() => {}));
-    for (const handle of handles) this.retire(handle);
-    const deadline = new AbortController();
-    await Promise.race([Promise.all(exits), delay(timeout, undefined, { signal: deadline.signal, ref: false }).catch(() => {})]);
-    deadline.abort();
+    for (const handle of handles) this.retire(handle, timeout);
+    await Promise.all(handles.map((handle) => handle.exited));
     const results = await Promise.allSettled(handles.map((handle) => handle.worker.terminate()));
     await Promise.all(handles.map((handle) => handle.portClosed));
     return results;

@@ -47,6 +47,14 @@ for (const transport of transports) {
   });
 }
 
+t.test('sessions still resume on any worker after a server replaces its secure context', async (t) => {
+  const { port } = await startProxy(t, { workerURL: fixture('https-new-context.js'), workerCount: 2, balance: 'round-robin' });
+  const first = await visit(port);
+  const second = await visit(port, first.session);
+  t.not(first.threadId, second.threadId, 'the second connection went to the other worker');
+  t.ok(second.reused, 'and resumed the session the first worker issued');
+});
+
 t.test('a TLS server whose author set ticketKeys keeps them', async (t) => {
   const ticketKeys = crypto.randomBytes(48).toString('hex');
   const { port } = await startProxy(t, {

@@ -51,13 +51,21 @@ export class HandoffTransport implements Transport {
       if (this.#timed) acceptedAt.push(batch.acceptedAt[i]!);
     });
     if (sockets.length === 0) return;
+    // A message to a worker that has exited would vanish, and the sockets in it with it.
+    if (target.state === 'exited') {
+      for (const socket of sockets) batch.outcome.refused(target, socket);
+      return;
+    }
     const message: ToWorker = { type: 'connections', sockets };
     if (this.#timed) message.acceptedAt = acceptedAt;
     if (this.#sendPeer) message.peers = sockets.map((socket) => socket.remoteAddress ?? '');
     try {
       target.port.postMessage(message, sockets as never[]);
     } catch {
-      for (const socket of sockets) batch.outcome.refused(target, socket);
+      // Sent one by one, only the socket that cannot move is refused (one that the failed message
+      // had already taken is closed by now, and so dropped).
+      if (sockets.length === 1) batch.outcome.refused(target, sockets[0]!);
+      else sockets.forEach((socket, i) => this.#send(target, { ...batch, sockets: [socket], acceptedAt: acceptedAt.slice(i, i + 1) }));
     }
   }
 }

@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import type { ConcreteTransportName } from '../messages.ts';
+import type { WorkerState } from '../worker-handle.ts';
 import { HandoffTransport } from './handoff.ts';
 import { PipeTransport } from './pipe.ts';
 
@@ -11,6 +12,7 @@ export type TransportName = (typeof transportNames)[number];
 export interface DispatchTarget {
   readonly port: MessagePort;
   readonly pipePath: string | undefined;
+  readonly state: WorkerState;
 }
 
 /** How a move that did not reach the worker ended. */
@@ -27,6 +29,8 @@ export interface Transport {
   dispatch(target: DispatchTarget, socket: net.Socket, outcome: DispatchOutcome): void;
   /** Workers report the connections they closed by these ids, where the transport gave them ids. */
   workerClosed?(ids: readonly number[]): void;
+  /** The worker exited: whatever connections it held are closed, reported or not. */
+  workerExited?(target: DispatchTarget): void;
   /**
    * Once the workers are gone: waits up to `timeout` ms for the connections the transport still
    * carries on the main thread to finish, then closes the rest.

@@ -13,7 +13,7 @@ export class PipeTransport implements Transport {
   readonly #token: string;
   readonly #recordLatency: LatencyRecorder | undefined;
   /** Spliced connections by the id their worker knows them by, until the client's side closes. */
-  readonly #spliced = new Map<number, Splice>();
+  readonly #spliced = new Map<number, { splice: Splice; target: DispatchTarget }>();
   #nextId = 0;
   #onEmpty: (() => void) | undefined;
 
@@ -50,7 +50,7 @@ export class PipeTransport implements Transport {
       const id = ++this.#nextId;
       upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id));
       splice.join();
-      this.#spliced.set(id, splice);
+      this.#spliced.set(id, { splice, target });
       client.once('close', () => {
         this.#spliced.delete(id);
         if (this.#spliced.size === 0) this.#onEmpty?.();
@@ -66,12 +66,19 @@ export class PipeTransport implements Transport {
    */
   workerClosed(ids: readonly number[]): void {
     for (const id of ids) {
-      const splice = this.#spliced.get(id);
-      if (!splice || splice.client.destroyed) continue;
+      const splice = this.#spliced.get(id)?.splice;
+      if (!splice || splice.client.destroyed || this.#lingering.has(splice)) continue;
       splice.drain();
-      this.#lingering.set(splice.client, { upstream: splice.upstream, written: splice.client.bytesWritten, stalled: 0 });
+      this.#lingering.set(splice, { written: splice.client.bytesWritten, stalled: 0 });
     }
     if (this.#lingering.size > 0) this.#sweep ??= setInterval(this.#sweepLingering, 1000).unref();
+  }
+
+  /** A worker that exited, stopped or crashed, could not say which connections it closed: all of them. */
+  workerExited(target: DispatchTarget): void {
+    const ids: number[] = [];
+    for (const [id, spliced] of this.#spliced) if (spliced.target === target) ids.push(id);
+    this.workerClosed(ids);
   }
 
   async close(timeout: number): Promise<void> {
@@ -84,31 +91,28 @@ export class PipeTransport implements Transport {
         };
       });
     }
-    for (const { client, upstream } of this.#spliced.values()) {
-      client.destroy();
-      upstream.destroy();
-    }
+    for (const { splice } of this.#spliced.values()) splice.destroy();
     this.#spliced.clear();
     this.#lingering.clear();
     clearInterval(this.#sweep);
     this.#sweep = undefined;
   }
 
-  readonly #lingering = new Map<net.Socket, { upstream: net.Socket; written: number; stalled: number }>();
+  readonly #lingering = new Map<Splice, { written: number; stalled: number }>();
   #sweep: NodeJS.Timeout | undefined;
 
   readonly #sweepLingering = (): void => {
-    for (const [client, state] of this.#lingering) {
+    for (const [splice, state] of this.#lingering) {
+      const { client } = splice;
       if (client.destroyed) {
-        this.#lingering.delete(client);
+        this.#lingering.delete(splice);
         continue;
       }
       state.stalled = client.bytesWritten === state.written ? state.stalled + 1 : 0;
       state.written = client.bytesWritten;
       if (state.stalled < STALL_LIMIT_S) continue;
-      client.destroy();
-      state.upstream.destroy();
-      this.#lingering.delete(client);
+      splice.destroy();
+      this.#lingering.delete(splice);
     }
     if (this.#lingering.size === 0) {
       clearInterval(this.#sweep);

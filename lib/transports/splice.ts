@@ -43,12 +43,8 @@ export class Splice {
     client.setNoDelay(true);
     // Each side's end is passed on as a half-close, so a reply can follow a client's FIN. An error, or
     // a side that closes before its end arrived, tears down both.
-    const destroyBoth = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', destroyBoth);
-    upstream.on('error', destroyBoth);
+    client.on('error', this.destroy);
+    upstream.on('error', this.destroy);
     client.on('close', () => {
       if (!client.readableEnded) upstream.destroy();
       this.#release();
@@ -60,6 +56,11 @@ export class Splice {
     upstream.once('end', () => client.end());
     client.pipe(upstream);
   }
+
+  readonly destroy = (): void => {
+    this.client.destroy();
+    this.upstream.destroy();
+  };
 
   /** The worker closed its side: read what is left of it now, even if the client does not take it. */
   drain(): void {

@@ -34,12 +34,22 @@ function applyServerDefaults(server: http.Server, defaults: ServerDefaults): voi
 /**
  * Gives a TLS server the proxy's session ticket keys, unless its author chose keys of their own: a
  * client that comes back then resumes its session on whichever worker it reaches, instead of paying
- * for a full handshake whenever it lands on another one.
+ * for a full handshake whenever it lands on another one. A new secure context (a certificate
+ * rotated with setSecureContext()) would otherwise bring fresh keys of its own.
  */
 export function shareTicketKeys(server: net.Server, keys: Uint8Array): void {
-  if (server instanceof tls.Server && !(server as tls.Server & { ticketKeys?: Buffer }).ticketKeys) {
-    server.setTicketKeys(Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength));
-  }
+  if (!(server instanceof tls.Server)) return;
+  const tlsServer = server as tls.Server & { ticketKeys?: Buffer };
+  const shared = Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength);
+  const share = (): void => {
+    if (!tlsServer.ticketKeys) tlsServer.setTicketKeys(shared);
+  };
+  share();
+  const setSecureContext = tlsServer.setSecureContext;
+  tlsServer.setSecureContext = function (options: tls.SecureContextOptions): void {
+    setSecureContext.call(this, options);
+    share();
+  };
 }
 
 interface Serving {

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import t from 'tap';
-import { delay, httpRequest, mb, MB, now, rssOf, startChildProxy, summary } from './helpers.ts';
+import { delay, FIXED_YOUNG_GENERATION, httpRequest, mb, MB, now, rssOf, startChildProxy, summary } from './helpers.ts';
 
 const CLIENTS = 100;
 const READ_RATE = 64 * 1024; // bytes per second, per client
@@ -57,7 +57,7 @@ function slowReader(port: number): SlowReader {
 }
 
 t.test(`pipe: ${CLIENTS} clients reading at 64 KiB/s do not make the main thread buffer`, async (t) => {
-  const proxy = await startChildProxy(t, { transport: 'pipe', workerCount: 2, exposeGc: true });
+  const proxy = await startChildProxy(t, { transport: 'pipe', workerCount: 2, exposeGc: true, nodeArgs: FIXED_YOUNG_GENERATION });
   for (let i = 0; i < 20; i++) await httpRequest(proxy.port, { path: '/blob?bytes=65536' });
   const baseline = (await proxy.snapshot()).rss;
 

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import t from 'tap';
 import WebSocket from 'ws';
-import { delay, fdsOf, httpRequest, mb, now, startChildProxy, transports, type ChildProxy } from './helpers.ts';
+import { delay, fdsOf, FIXED_YOUNG_GENERATION, httpRequest, mb, now, startChildProxy, transports, type ChildProxy } from './helpers.ts';
 
 // Long enough for the process's memory to reach its working size (allocator arenas, V8 heap
 // reservations), with crashes and reloads in it, so that the end is compared with a warm process.
@@ -217,17 +217,15 @@ async function drive(
 
 for (const transport of transports) {
   t.test(`${transport}: a minute of mixed load, a crash every 10 s and a reload every 15 s`, { buffered: true }, async (t) => {
-    // RSS is to show what the process holds on to, so two things that size memory by recent load are
-    // fixed: glibc's per-thread arenas, which keep what they freed (two arenas make RSS follow live
-    // memory), and V8's young generation, which grows to up to 64 MiB per semi-space in each thread
-    // under load and so swings RSS by more than 100 MB as workers are replaced.
+    // glibc gives each thread an arena of its own and keeps what it freed there: with several worker
+    // threads RSS then drifts by more than any leak would. Two arenas make RSS follow live memory.
     const proxy = await startChildProxy(t, {
       transport,
       workerCount: 2,
       appConfig: { websocket: true },
       exposeGc: true,
       prefix: ['env', 'MALLOC_ARENA_MAX=2'],
-      nodeArgs: ['--min-semi-space-size=16', '--max-semi-space-size=16'],
+      nodeArgs: FIXED_YOUNG_GENERATION,
     });
     const ledger = new Ledger();
     // Warm-up, then a quiet moment to take the figures the end is compared with.
