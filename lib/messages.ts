@@ -26,7 +26,7 @@ export interface WorkerBootData {
 }
 
 export type ToWorker =
-  | { type: 'connections'; sockets: net.Socket[]; acceptedAt?: number[]; peers?: string[] }
+  | { type: 'connection'; socket: net.Socket; acceptedAt?: number; peer?: string }
   | { type: 'retire' };
 
 export interface SerializedError {

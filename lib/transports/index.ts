@@ -1,7 +1,6 @@
 import type net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import type { ConcreteTransportName } from '../messages.ts';
-import type { WorkerState } from '../worker-handle.ts';
 import { HandoffTransport } from './handoff.ts';
 import { PipeTransport } from './pipe.ts';
 
@@ -12,7 +11,6 @@ export type TransportName = (typeof transportNames)[number];
 export interface DispatchTarget {
   readonly port: MessagePort;
   readonly pipePath: string | undefined;
-  readonly state: WorkerState;
 }
 
 /** How a move that did not reach the worker ended. */

@@ -25,20 +25,18 @@ syncBuiltinESMExports();
 
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
-    case 'connections': {
+    case 'connection': {
       const agent = currentAgent()!;
-      message.sockets.forEach((socket, i) => {
-        const peer = message.peers?.[i];
-        if (message.acceptedAt) agent.recordHandoff(message.acceptedAt[i]!);
-        // The main thread must not read a socket it moves, so a PROXY header is read here.
-        if (context.proxyHeaderTimeout === undefined) agent.accept(socket, undefined, peer);
-        else {
-          readPrefix(socket, parseProxyHeader, context.proxyHeaderTimeout, (outcome) => {
-            if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer);
-            else agent.reject(socket, peer ?? socket.remoteAddress ?? '', outcome.reason);
-          });
-        }
-      });
+      const { socket, acceptedAt, peer } = message;
+      if (acceptedAt !== undefined) agent.recordHandoff(acceptedAt);
+      // The main thread must not read a socket it moves, so a PROXY header is read here.
+      if (context.proxyHeaderTimeout === undefined) agent.accept(socket, undefined, peer);
+      else {
+        readPrefix(socket, parseProxyHeader, context.proxyHeaderTimeout, (outcome) => {
+          if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer);
+          else agent.reject(socket, peer ?? socket.remoteAddress ?? '', outcome.reason);
+        });
+      }
       break;
     }
     case 'retire': {
