@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -71,6 +72,10 @@ t.test("transport 'pipe' with a tls.Server serves HTTPS, bodies included", async
   const reply = await httpsRequest(port, { method: 'POST', path: '/echo', body, localAddress: '127.0.0.40' });
   t.equal(reply.status, 200);
   t.ok(reply.body.equals(body), 'the echoed body matches');
+  // Random bytes, far more than the socket buffers hold: a chunk lost, repeated or overwritten shows.
+  const large = crypto.randomBytes(16 * 1024 * 1024);
+  const echoed = await httpsRequest(port, { method: 'POST', path: '/echo', body: large, localAddress: '127.0.0.42' });
+  t.ok(echoed.body.equals(large), 'a 16 MiB random body is echoed byte for byte');
 
   const info = JSON.parse((await httpsRequest(port, { localAddress: '127.0.0.41' })).body.toString()) as Info;
   t.equal(info.sync?.remote.address, '127.0.0.41');

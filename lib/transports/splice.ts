@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 
 /** Bytes read from a worker at a time; as nginx's proxy_buffer_size, it is also all a slow client can pin. */
 const BUFFER_SIZE = 16 * 1024;
@@ -14,20 +15,27 @@ function takeBuffer(): Buffer {
  * Joins a client connection to its worker's Unix socket. The worker's bytes are read into one buffer
  * per connection and written to the client from there, and reading waits while a write of that buffer
  * is still pending: nothing is allocated per read, and a client that reads slowly makes the main
- * thread hold one buffer for it, no more. The client's bytes go the other way through pipe().
+ * thread hold one buffer for it, no more (a TLS client, its high-water mark's worth of copies). The
+ * client's bytes go the other way through pipe().
  */
 export class Splice {
   readonly upstream: net.Socket;
   readonly client: net.Socket;
   #buffer: Buffer | undefined = takeBuffer();
-  /** The client's write still holds the buffer; reading resumes once it is done. */
-  #lent = false;
+  /** Reading waits for the client: its write still holds the buffer, or its buffer is full. */
+  #waiting = false;
+  /**
+   * A TLS socket's write completes only once encrypted and sent, so waiting for each one would
+   * stall reading: it is given copies, and its high-water mark sets the pace.
+   */
+  readonly #copying: boolean;
   /** The worker is done: what is left is read in full, copied, and passed on regardless of the client. */
   #draining = false;
   #closed = 0;
 
   constructor(client: net.Socket, path: string) {
     this.client = client;
+    this.#copying = client instanceof tls.TLSSocket;
     this.upstream = net.connect({
       path,
       allowHalfOpen: true,
@@ -66,7 +74,7 @@ export class Splice {
   drain(): void {
     if (this.#draining || this.upstream.readableEnded) return;
     this.#draining = true;
-    if (!this.#lent) this.upstream.resume();
+    if (!this.#waiting) this.upstream.resume();
   }
 
   readonly #forward = (length: number, buffer: Buffer): boolean => {
@@ -76,16 +84,22 @@ export class Splice {
       client.write(Buffer.from(buffer.subarray(0, length)));
       return true;
     }
-    client.write(buffer.subarray(0, length), this.#written);
+    if (this.#copying) {
+      if (client.write(Buffer.from(buffer.subarray(0, length)))) return true;
+      this.#waiting = true;
+      client.once('drain', this.#resume);
+      return false;
+    }
+    client.write(buffer.subarray(0, length), this.#resume);
     // Written to the kernel at once: the buffer is free for the next read.
     if (client.writableLength === 0) return true;
-    this.#lent = true;
+    this.#waiting = true;
     return false;
   };
 
-  readonly #written = (): void => {
-    if (!this.#lent) return;
-    this.#lent = false;
+  readonly #resume = (): void => {
+    if (!this.#waiting) return;
+    this.#waiting = false;
     if (!this.upstream.destroyed) this.upstream.resume();
   };
 
