@@ -1,6 +1,8 @@
-import http from 'node:http';
+// Types only: an ESM import of node:http reads its WebSocket export, which loads undici, 5.5 MB
+// in every worker (nodejs/node#59686); node:tls would load its root certificates.
+import type http from 'node:http';
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { ServerDefaults } from '../options.ts';
 
 // Node's own defaults: a server that still has them was not configured by its author.
@@ -38,8 +40,8 @@ function applyServerDefaults(server: http.Server, defaults: ServerDefaults): voi
  * rotated with setSecureContext()) would otherwise bring fresh keys of its own.
  */
 export function shareTicketKeys(server: net.Server, keys: Uint8Array): void {
-  if (!(server instanceof tls.Server)) return;
   const tlsServer = server as tls.Server & { ticketKeys?: Buffer };
+  if (typeof tlsServer.setTicketKeys !== 'function') return;
   const shared = Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength);
   const share = (): void => {
     if (!tlsServer.ticketKeys) tlsServer.setTicketKeys(shared);

@@ -216,7 +216,18 @@ async function measureWorkloads(): Promise<Summary> {
 interface Extras {
   readyMs: number;
   rssPerExtraWorkerMB: number;
+  rssPerExtraWorkerEsmHttpMB: number;
   dispatchPerSecond: number;
+}
+
+async function measureRssPerExtraWorker(protocol: 'http' | 'http-esm'): Promise<number> {
+  const one = await startServer('handoff', protocol, 1);
+  const four = await startServer('handoff', protocol, 4);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const perExtraWorker = (treeRssMB(four.child.pid!) - treeRssMB(one.child.pid!)) / 3;
+  await stopServer(one);
+  await stopServer(four);
+  return perExtraWorker;
 }
 
 async function measureExtras(): Promise<Extras> {
@@ -227,19 +238,14 @@ async function measureExtras(): Promise<Extras> {
     await stopServer(server);
   }
 
-  const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1000));
-  const one = await startServer('handoff', 'http', 1);
-  const four = await startServer('handoff', 'http', 4);
-  await settle();
-  const rssPerExtraWorkerMB = (treeRssMB(four.child.pid!) - treeRssMB(one.child.pid!)) / 3;
-  await stopServer(one);
-  await stopServer(four);
+  const rssPerExtraWorkerMB = await measureRssPerExtraWorker('http');
+  const rssPerExtraWorkerEsmHttpMB = await measureRssPerExtraWorker('http-esm');
 
   const raw = await startServer('handoff', 'raw', WORKERS);
   const close = workloads.find((w) => w.name === 'close') ?? { name: 'close', protocol: 'http' as const, path: '/', connections: 50, lua: closeHeader };
   const dispatch = await wrk(close, raw, DURATION_S);
   await stopServer(raw);
-  return { readyMs: median(readyTimes), rssPerExtraWorkerMB, dispatchPerSecond: dispatch.rps };
+  return { readyMs: median(readyTimes), rssPerExtraWorkerMB, rssPerExtraWorkerEsmHttpMB, dispatchPerSecond: dispatch.rps };
 }
 
 const balancerConfigs = ['least-loaded', 'least-connections', 'round-robin'] as const;
@@ -316,7 +322,7 @@ const report = [
   table,
   '',
   `- start to 'ready' with ${WORKERS} workers (handoff): ${extras.readyMs.toFixed(0)} ms`,
-  `- RSS per extra idle worker: ${extras.rssPerExtraWorkerMB.toFixed(1)} MB`,
+  `- RSS per extra idle worker: ${extras.rssPerExtraWorkerMB.toFixed(1)} MB; ${extras.rssPerExtraWorkerEsmHttpMB.toFixed(1)} MB when the app loads node:http with an ESM import`,
   `- main-thread hand-off rate (workers answer without parsing, a new connection per request): ${extras.dispatchPerSecond.toFixed(0)} connections/s`,
   ...(balancing
     ? ['', `Balancers, hand-off, Connection: close, 5% of requests 20 ms of CPU and the rest 0.1 ms:`, '', formatBalancers(balancing)]

@@ -1,10 +1,9 @@
-// One benchmarked server, as its own process: node server.js <config> <http|https> <port> <workers>
+// One benchmarked server, as its own process: node server.js <config> <protocol> <port> <workers>
 // where <config> is plain, cluster, handoff or pipe, the last two optionally with a balancer
-// (handoff/least-loaded). Prints "READY" once it serves.
+// (handoff/least-loaded), and <protocol> is http, https, raw (see RAW_REPLY) or http-esm (http, with
+// node:http loaded by an ESM import). Prints "READY" once it serves.
 import cluster from 'node:cluster';
 import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { handle } from './handler.js';
@@ -12,7 +11,12 @@ import { handle } from './handler.js';
 const [config, protocol, portText, workersText] = process.argv.slice(-4);
 const port = Number(portText);
 const workers = Number(workersText);
-const tlsOptions = {
+
+// Loaded as require() would: an ESM import of node:http loads undici in every thread, 5.5 MB each
+// (see the README's Memory section). http-esm measures that cost.
+const http = protocol === 'http-esm' ? (await import('node:http')).default : process.getBuiltinModule('node:http');
+const https = protocol === 'https' ? process.getBuiltinModule('node:https') : undefined;
+const tlsOptions = https && {
   key: fs.readFileSync(new URL('../fixtures/tls/key.pem', import.meta.url)),
   cert: fs.readFileSync(new URL('../fixtures/tls/cert.pem', import.meta.url)),
 };
@@ -22,7 +26,7 @@ const tlsOptions = {
 const RAW_REPLY = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok';
 
 function appServer() {
-  return protocol === 'https' ? https.createServer(tlsOptions, handle) : http.createServer(handle);
+  return https ? https.createServer(tlsOptions, handle) : http.createServer(handle);
 }
 
 if (!isMainThread) {
