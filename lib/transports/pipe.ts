@@ -2,6 +2,7 @@ import type net from 'node:net';
 import { addressInfoOf, storedAddressInfo } from '../address-info.ts';
 import { encodePreamble } from '../preamble.ts';
 import type { DispatchOutcome, DispatchTarget, LatencyRecorder, Transport, TransportSettings } from './index.ts';
+import { SlotTable } from './slot-table.ts';
 import { Splice } from './splice.ts';
 
 /**
@@ -13,8 +14,7 @@ export class PipeTransport implements Transport {
   readonly #token: string;
   readonly #recordLatency: LatencyRecorder | undefined;
   /** Spliced connections by the id their worker knows them by, until the client's side closes. */
-  readonly #spliced = new Map<number, { splice: Splice; target: DispatchTarget }>();
-  #nextId = 0;
+  readonly #spliced = new SlotTable<{ splice: Splice; target: DispatchTarget }>();
   #onEmpty: (() => void) | undefined;
 
   constructor(settings: TransportSettings) {
@@ -36,21 +36,20 @@ export class PipeTransport implements Transport {
     const splice = new Splice(client, target.pipePath);
     const { upstream } = splice;
     const onConnectError = (): void => {
-      upstream.destroy();
+      splice.abandon();
       outcome.refused(target, client);
     };
     upstream.once('error', onConnectError);
     upstream.once('connect', () => {
       upstream.off('error', onConnectError);
-      if (client.destroyed) {
-        upstream.destroy();
+      const id = client.destroyed ? undefined : this.#spliced.add({ splice, target });
+      if (id === undefined) {
+        splice.abandon();
         outcome.dropped(target, client);
         return;
       }
-      const id = ++this.#nextId;
       upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id));
       splice.join();
-      this.#spliced.set(id, { splice, target });
       client.once('close', () => {
         this.#spliced.delete(id);
         if (this.#spliced.size === 0) this.#onEmpty?.();
@@ -67,17 +66,16 @@ export class PipeTransport implements Transport {
   workerClosed(ids: readonly number[]): void {
     for (const id of ids) {
       const splice = this.#spliced.get(id)?.splice;
-      if (!splice || splice.client.destroyed || this.#lingering.has(splice)) continue;
+      if (!splice || splice.client.destroyed) continue;
       splice.drain();
-      this.#lingering.set(splice, { written: splice.client.bytesWritten, stalled: 0 });
+      this.#sweep ??= setInterval(this.#sweepDraining, 1000).unref();
     }
-    if (this.#lingering.size > 0) this.#sweep ??= setInterval(this.#sweepLingering, 1000).unref();
   }
 
   /** A worker that exited, stopped or crashed, could not say which connections it closed: all of them. */
   workerExited(target: DispatchTarget): void {
     const ids: number[] = [];
-    for (const [id, spliced] of this.#spliced) if (spliced.target === target) ids.push(id);
+    for (const [id, spliced] of this.#spliced.entries()) if (spliced.target === target) ids.push(id);
     this.workerClosed(ids);
   }
 
@@ -91,30 +89,24 @@ export class PipeTransport implements Transport {
         };
       });
     }
-    for (const { splice } of this.#spliced.values()) splice.destroy();
+    for (const [, { splice }] of this.#spliced.entries()) splice.destroy();
     this.#spliced.clear();
-    this.#lingering.clear();
     clearInterval(this.#sweep);
     this.#sweep = undefined;
   }
 
-  readonly #lingering = new Map<Splice, { written: number; stalled: number }>();
   #sweep: NodeJS.Timeout | undefined;
 
-  readonly #sweepLingering = (): void => {
-    for (const [splice, state] of this.#lingering) {
-      const { client } = splice;
-      if (client.destroyed) {
-        this.#lingering.delete(splice);
-        continue;
-      }
-      state.stalled = client.bytesWritten === state.written ? state.stalled + 1 : 0;
-      state.written = client.bytesWritten;
-      if (state.stalled < STALL_LIMIT_S) continue;
-      splice.destroy();
-      this.#lingering.delete(splice);
+  // Each connection's client leaves the table when it closes, so what is left with a finished worker
+  // is a client still taking the rest of its reply, or not taking it.
+  readonly #sweepDraining = (): void => {
+    let draining = 0;
+    for (const [, { splice }] of this.#spliced.entries()) {
+      if (!splice.workerDone || splice.client.destroyed) continue;
+      if (splice.stalledChecks() < STALL_LIMIT_S) draining++;
+      else splice.destroy();
     }
-    if (this.#lingering.size === 0) {
+    if (draining === 0) {
       clearInterval(this.#sweep);
       this.#sweep = undefined;
     }

@@ -31,6 +31,10 @@ export class Splice {
   readonly #copying: boolean;
   /** The worker is done: what is left is read in full, copied, and passed on regardless of the client. */
   #draining = false;
+  #workerDone = false;
+  /** What the client had taken at the last stall check, and for how many checks in a row it took nothing. */
+  #written = 0;
+  #stalledChecks = 0;
   #closed = 0;
 
   constructor(client: net.Socket, path: string) {
@@ -70,11 +74,35 @@ export class Splice {
     this.upstream.destroy();
   };
 
-  /** The worker closed its side: read what is left of it now, even if the client does not take it. */
+  /** Gives up on a splice that never joined: closes the upstream, then takes back its buffer. */
+  abandon(): void {
+    if (this.upstream.closed) this.#returnBuffer();
+    else this.upstream.once('close', () => this.#returnBuffer());
+    this.upstream.destroy();
+  }
+
+  /**
+   * The worker closed its side: what is left of it is read in full from now on, even if the client
+   * does not take it. Reading is on already, unless a write to the client still holds the buffer; the
+   * end of that write turns it back on.
+   */
   drain(): void {
-    if (this.#draining || this.upstream.readableEnded) return;
+    if (this.#workerDone) return;
+    this.#workerDone = true;
+    this.#written = this.client.bytesWritten;
     this.#draining = true;
-    if (!this.#waiting) this.upstream.resume();
+  }
+
+  get workerDone(): boolean {
+    return this.#workerDone;
+  }
+
+  /** For how many calls in a row, this one included, the client has taken no byte. */
+  stalledChecks(): number {
+    const written = this.client.bytesWritten;
+    this.#stalledChecks = written === this.#written ? this.#stalledChecks + 1 : 0;
+    this.#written = written;
+    return this.#stalledChecks;
   }
 
   readonly #forward = (length: number, buffer: Buffer): boolean => {
@@ -105,7 +133,11 @@ export class Splice {
 
   /** Both sockets are closed, so neither a read nor a write can touch the buffer any more. */
   #release(): void {
-    if (++this.#closed < 2 || !this.#buffer) return;
+    if (++this.#closed === 2) this.#returnBuffer();
+  }
+
+  #returnBuffer(): void {
+    if (!this.#buffer) return;
     if (pool.length < POOL_LIMIT) pool.push(this.#buffer);
     this.#buffer = undefined;
   }
