@@ -3,12 +3,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import type { BalancerName } from './balancers/index.ts';
 import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_LISTEN, ERR_PORT_IN_USE, withCause } from './errors.ts';
 import type { Level } from './logging.ts';
 import { serveMetrics, type MetricsServer } from './metrics.ts';
+import { loadTls } from './builtins.ts';
 import { drainTimeout } from './options.ts';
 import { ServiceProxy } from './service-proxy.ts';
 import { startStatusLine } from './status.ts';
@@ -82,7 +82,7 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
   }
   const port = options.port ?? DEFAULT_PORT;
   const terminatesTls = options.tlsKey !== undefined || options.tlsCert !== undefined;
-  const server = terminatesTls ? tls.createServer({ key: options.tlsKey, cert: options.tlsCert }) : net.createServer();
+  const server = terminatesTls ? loadTls().createServer({ key: options.tlsKey, cert: options.tlsCert }) : net.createServer();
   await listen(server, port, options.host);
 
   const fixedCount = options.minWorkers === undefined && options.maxWorkers === undefined;

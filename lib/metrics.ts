@@ -1,5 +1,6 @@
 import { once } from 'node:events';
-import http from 'node:http';
+import type http from 'node:http';
+import { loadHttp } from './builtins.ts';
 import type { ServiceProxy } from './service-proxy.ts';
 
 export interface MetricsServer {
@@ -51,7 +52,7 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
     metric.inc(value);
   };
 
-  const server = http.createServer(async (req, res) => {
+  const server = loadHttp().createServer(async (req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404).end('Not found: metrics are at /metrics\n');
       return;

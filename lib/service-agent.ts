@@ -42,15 +42,13 @@ export class ServiceAgent extends EventEmitter {
   readonly server: net.Server;
   readonly log: Logger;
   readonly #context: WorkerBootData;
-  // A count and the close listeners' closures, not a collection of sockets: a Set or Map that
-  // sockets pass through keeps them alive past young-generation GCs, which then copy and promote
-  // them (measured: twice the GC time under Connection: close load).
+  // A count, not a Set: churn in a Set keeps closed sockets alive through young-generation GCs (measured).
   #openCount = 0;
   #closedSinceReport = 0;
   #reportTimer: NodeJS.Timeout | undefined;
-  /** Only kept when the proxy limits connections per client address. */
+  /** Addresses of closed connections not yet reported; filled only when the proxy asks for them. */
   #closedAddresses: string[] = [];
-  /** Connections that came over the pipe transport, by the id the proxy gave them. */
+  /** Pipe transport ids of closed connections not yet reported. */
   #closedPipeIds: number[] = [];
   #latencies: number[] = [];
   #serving = false;

@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import type { Logger } from 'streams-logger';
 import { createBalancer, type Balancer } from './balancers/index.ts';
 import { ConnectionQueue } from './connection-queue.ts';
@@ -19,6 +18,7 @@ import { drainTimeout, resolveOptions, type ResolvedOptions, type ServiceProxyOp
 import { createTransport, probeHandoff, type DispatchOutcome, type Transport } from './transports/index.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 import { WorkerPool } from './worker-pool.ts';
+import { loadTls } from './builtins.ts';
 
 export interface ShutdownOptions {
   /** How long open connections may take to finish before their workers are stopped, in milliseconds. */
@@ -80,7 +80,7 @@ export class ServiceProxy extends EventEmitter {
   constructor(options: ServiceProxyOptions) {
     super();
     const resolved = resolveOptions(options);
-    const terminatesTls = resolved.server instanceof tls.Server;
+    const terminatesTls = resolved.server instanceof loadTls().Server;
     if (terminatesTls && resolved.transport === 'handoff') {
       throw new ERR_INVALID_OPTION('transport', "'pipe' or 'auto' when the server is a tls.Server", "'handoff'");
     }

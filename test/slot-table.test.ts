@@ -56,7 +56,7 @@ t.test('ids stay safe integers over many reuses', async (t) => {
 t.test('unknown and malformed ids find nothing and delete nothing', async (t) => {
   const table = new SlotTable<string>();
   const id = table.add('kept')!;
-  for (const bad of [id + 1, 2 ** 40, 0, 7]) {
+  for (const bad of [id + 1, 2 ** 40, 0, 7, -id, id + 0.5, NaN, Infinity]) {
     if (bad === id) continue;
     t.equal(table.get(bad), undefined, `get(${bad})`);
     table.delete(bad);
@@ -66,4 +66,15 @@ t.test('unknown and malformed ids find nothing and delete nothing', async (t) =>
   table.clear();
   t.equal(table.size, 0);
   t.equal(table.get(id), undefined);
+});
+
+t.test('after clear(), no earlier id is given out again', async (t) => {
+  const table = new SlotTable<string>();
+  const before = [table.add('a')!, table.add('b')!];
+  table.clear();
+  const after = [table.add('c')!, table.add('d')!];
+  t.same(after.filter((id) => before.includes(id)), [], 'new ids');
+  for (const id of before) table.delete(id);
+  t.same(after.map((id) => table.get(id)), ['c', 'd'], 'stale ids delete nothing');
+  t.equal(table.size, 2);
 });

@@ -102,7 +102,7 @@ export class PipeTransport implements Transport {
   readonly #sweepDraining = (): void => {
     let draining = 0;
     for (const [, { splice }] of this.#spliced.entries()) {
-      if (!splice.workerDone || splice.client.destroyed) continue;
+      if (!splice.draining || splice.client.destroyed) continue;
       if (splice.stalledChecks() < STALL_LIMIT_S) draining++;
       else splice.destroy();
     }

@@ -5,10 +5,8 @@ const GENERATIONS = 2 ** 31;
 
 /**
  * Entries by id, for things that come and go all the time, such as connections. An id names a slot
- * and how many times the slot was used, so a reused slot never answers to a stale id. Not a Map: a
- * Map whose entries churn leaves a dead table behind at each rehash, which still points at its
- * young entries, and V8's young-generation GC then keeps those alive and promotes them until the
- * next full GC (measured: twice the GC time of the main thread under Connection: close load).
+ * and how many times the slot was used, so a reused slot never answers to a stale id. Not a Map:
+ * churn in a Map keeps its short-lived entries alive through young-generation GCs (measured).
  */
 export class SlotTable<T> {
   readonly #entries: (T | undefined)[] = [];
@@ -51,10 +49,13 @@ export class SlotTable<T> {
     }
   }
 
+  /** Empties every slot; the generations stay, so no id given out before is given out again. */
   clear(): void {
-    this.#entries.length = 0;
-    this.#generations.length = 0;
-    this.#free.length = 0;
+    for (let slot = 0; slot < this.#entries.length; slot++) {
+      if (this.#entries[slot] === undefined) continue;
+      this.#entries[slot] = undefined;
+      this.#free.push(slot);
+    }
     this.#size = 0;
   }
 }

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 
 /** Bytes read from a worker at a time; as nginx's proxy_buffer_size, it is also all a slow client can pin. */
 const BUFFER_SIZE = 16 * 1024;
@@ -31,15 +31,14 @@ export class Splice {
   readonly #copying: boolean;
   /** The worker is done: what is left is read in full, copied, and passed on regardless of the client. */
   #draining = false;
-  #workerDone = false;
   /** What the client had taken at the last stall check, and for how many checks in a row it took nothing. */
-  #written = 0;
+  #taken = 0;
   #stalledChecks = 0;
   #closed = 0;
 
   constructor(client: net.Socket, path: string) {
     this.client = client;
-    this.#copying = client instanceof tls.TLSSocket;
+    this.#copying = (client as Partial<tls.TLSSocket>).encrypted === true;
     this.upstream = net.connect({
       path,
       allowHalfOpen: true,
@@ -83,26 +82,30 @@ export class Splice {
 
   /**
    * The worker closed its side: what is left of it is read in full from now on, even if the client
-   * does not take it. Reading is on already, unless a write to the client still holds the buffer; the
-   * end of that write turns it back on.
+   * does not take it. Reading is on already unless it waits for the client, and #resume turns it
+   * back on then.
    */
   drain(): void {
-    if (this.#workerDone) return;
-    this.#workerDone = true;
-    this.#written = this.client.bytesWritten;
+    if (this.#draining) return;
     this.#draining = true;
+    this.#taken = this.#bytesTaken();
   }
 
-  get workerDone(): boolean {
-    return this.#workerDone;
+  get draining(): boolean {
+    return this.#draining;
   }
 
   /** For how many calls in a row, this one included, the client has taken no byte. */
   stalledChecks(): number {
-    const written = this.client.bytesWritten;
-    this.#stalledChecks = written === this.#written ? this.#stalledChecks + 1 : 0;
-    this.#written = written;
+    const taken = this.#bytesTaken();
+    this.#stalledChecks = taken === this.#taken ? this.#stalledChecks + 1 : 0;
+    this.#taken = taken;
     return this.#stalledChecks;
+  }
+
+  // bytesWritten counts what is still queued for the client too.
+  #bytesTaken(): number {
+    return this.client.bytesWritten - this.client.writableLength;
   }
 
   readonly #forward = (length: number, buffer: Buffer): boolean => {

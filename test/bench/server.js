@@ -4,6 +4,7 @@
 // node:http loaded by an ESM import). Prints "READY" once it serves.
 import cluster from 'node:cluster';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { handle } from './handler.js';
@@ -14,8 +15,9 @@ const workers = Number(workersText);
 
 // Loaded as require() would: an ESM import of node:http loads undici in every thread, 5.5 MB each
 // (see the README's Memory section). http-esm measures that cost.
-const http = protocol === 'http-esm' ? (await import('node:http')).default : process.getBuiltinModule('node:http');
-const https = protocol === 'https' ? process.getBuiltinModule('node:https') : undefined;
+const require = createRequire(import.meta.url);
+const http = protocol === 'http-esm' ? (await import('node:http')).default : require('node:http');
+const https = protocol === 'https' ? require('node:https') : undefined;
 const tlsOptions = https && {
   key: fs.readFileSync(new URL('../fixtures/tls/key.pem', import.meta.url)),
   cert: fs.readFileSync(new URL('../fixtures/tls/cert.pem', import.meta.url)),

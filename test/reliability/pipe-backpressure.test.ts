@@ -75,7 +75,9 @@ t.test(`pipe: ${CLIENTS} clients reading at 64 KiB/s do not make the main thread
   const held = (await proxy.snapshot()).memory;
   const peak = Math.max(...samples);
   const perClient = readers.map((reader) => reader.received());
-  const overLimit = readers.filter((reader) => reader.received() > READ_RATE * reader.reading() + 64 * 1024).length;
+  // One chunk may arrive just before the check; a resume timer may fire a little early, since it
+  // counts from the event loop's cached time.
+  const overLimit = readers.filter((reader) => reader.received() > READ_RATE * (reader.reading() + 0.25) + 64 * 1024).length;
   const errors = readers.map((reader) => reader.error()).filter((error) => error !== undefined);
   readers.forEach((reader) => reader.stop());
 
