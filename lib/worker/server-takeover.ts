@@ -1,5 +1,5 @@
-// Types only: an ESM import of node:http reads its WebSocket export, which loads undici, 5.5 MB
-// in every worker (nodejs/node#59686); node:tls would load its root certificates.
+// Types only: importing node:http or node:tls would load undici or root certificates into every
+// worker (see ../builtins.ts).
 import type http from 'node:http';
 import net from 'node:net';
 import type tls from 'node:tls';
