@@ -5,6 +5,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { interceptListen } from './server-takeover.ts';
 import { listenForPipe } from './pipe-listener.ts';
+import { adoptMovedSocket } from './adopt-socket.ts';
 import { agentFor, currentAgent } from '../service-agent.ts';
 import { forwardLogsTo, logger } from '../logging.ts';
 import { serializeError, type FromWorker, type ToWorker } from '../messages.ts';
@@ -27,7 +28,8 @@ port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'connection': {
       const agent = currentAgent()!;
-      const { socket, acceptedAt, peer } = message;
+      const { acceptedAt, peer } = message;
+      const socket = adoptMovedSocket(message.socket);
       if (acceptedAt !== undefined) agent.recordHandoff(acceptedAt);
       // The main thread must not read a socket it moves, so a PROXY header is read here.
       if (context.proxyHeaderTimeout === undefined) agent.accept(socket, undefined, peer);
