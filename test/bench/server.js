@@ -2,7 +2,6 @@
 // where <config> is plain, cluster, handoff or pipe, the last two optionally with a balancer
 // (handoff/least-loaded), and <protocol> is http, https, raw (see RAW_REPLY) or http-esm (http, with
 // node:http loaded by an ESM import). Prints "READY" once it serves.
-import cluster from 'node:cluster';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -38,6 +37,8 @@ if (!isMainThread) {
 } else if (config === 'plain') {
   appServer().listen(port, '127.0.0.1', () => console.log('READY'));
 } else if (config === 'cluster') {
+  // Imported here only: the per-worker RSS the benchmark reports is for an app that does not load it.
+  const { default: cluster } = await import('node:cluster');
   if (cluster.isPrimary) {
     let online = 0;
     for (let i = 0; i < workers; i++) cluster.fork();
