@@ -1,5 +1,6 @@
 import stream from 'node:stream';
 import type { MessagePort } from 'node:worker_threads';
+import { getWorkerContext } from './worker/context.ts';
 import { ConsoleHandler, Formatter, Logger, Node, SyslogLevel, type LogContext, type SyslogLevelT } from 'streams-logger';
 
 /** Syslog levels, most severe first: `Level.ERROR < Level.INFO < Level.DEBUG`. */
@@ -63,9 +64,16 @@ class PortOutlet extends Node<LogRecord, never> {
   }
 }
 
-export function forwardLogsTo(port: MessagePort): void {
+function forwardLogsTo(port: MessagePort): void {
   logger.disconnect(formatter);
   logger.connect(new PortOutlet(port));
+}
+
+// Loaded in a socketnaut worker (only once something there logs): records go to the proxy.
+const workerContext = getWorkerContext();
+if (workerContext) {
+  forwardLogsTo(workerContext.port);
+  logger.setLevel(workerContext.logLevel);
 }
 
 export function levelName(level: number): string {

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Logger } from 'streams-logger';
 import {
@@ -9,7 +10,6 @@ import {
   type ProxySocketAddressInfo,
 } from './address-info.ts';
 import { ERR_ADDRESS_UNKNOWN, ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_WORKER, describeValue } from './errors.ts';
-import { createLogger, Level } from './logging.ts';
 import { sharedClock, type FromWorker, type WorkerBootData } from './messages.ts';
 import { getWorkerContext, isModuleLoaded } from './worker/context.ts';
 import { shareTicketKeys, takeOverServer } from './worker/server-takeover.ts';
@@ -17,6 +17,11 @@ import { shareTicketKeys, takeOverServer } from './worker/server-takeover.ts';
 export interface ServiceAgentOptions {
   server: net.Server;
 }
+
+// streams-logger costs ~1.8 MB in every worker that loads it, and an agent logs only when asked to.
+const loadLogging = (): typeof import('./logging.ts') => createRequire(import.meta.url)('./logging.js');
+/** SyslogLevel.DEBUG, without loading the logger to read it. */
+const DEBUG = 7;
 
 const IDLE_SWEEP_MS = 500;
 /** Closed connections are reported together, at most this often: one message instead of one each. */
@@ -40,8 +45,8 @@ interface ServerSettings {
  */
 export class ServiceAgent extends EventEmitter {
   readonly server: net.Server;
-  readonly log: Logger;
   readonly #context: WorkerBootData;
+  #log: Logger | undefined;
   // A count, not a Set: churn in a Set keeps closed sockets alive through young-generation GCs (measured).
   #openCount = 0;
   #closedSinceReport = 0;
@@ -59,9 +64,14 @@ export class ServiceAgent extends EventEmitter {
     super();
     this.server = server;
     this.#context = context;
-    this.log = createLogger('ServiceAgent', context.logLevel);
     takeOverServer(server, this, context.publicAddress, context.serverDefaults);
     shareTicketKeys(server, context.ticketKeys);
+  }
+
+  /** The worker's logger; its records reach the main thread's logging graph. */
+  get log(): Logger {
+    this.#log ??= loadLogging().createLogger('ServiceAgent', this.#context.logLevel);
+    return this.#log;
   }
 
   get connections(): number {
@@ -109,7 +119,7 @@ export class ServiceAgent extends EventEmitter {
   /** Closes a connection whose PROXY header was missing or malformed, without the server seeing it. */
   reject(socket: net.Socket, peer: string, reason: string): void {
     this.#track(socket, peer);
-    if (this.log.level >= Level.DEBUG) this.log.debug(`Rejected a connection from ${peer}: ${reason}`);
+    if ((this.#log?.level ?? this.#context.logLevel) >= DEBUG) this.log.debug(`Rejected a connection from ${peer}: ${reason}`);
     this.#post({ type: 'proxy-header-rejected' });
     socket.destroy();
   }

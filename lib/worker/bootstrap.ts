@@ -7,7 +7,6 @@ import { interceptListen } from './server-takeover.ts';
 import { listenForPipe } from './pipe-listener.ts';
 import { adoptMovedSocket } from './adopt-socket.ts';
 import { agentFor, currentAgent } from '../service-agent.ts';
-import { forwardLogsTo, logger } from '../logging.ts';
 import { serializeError, type FromWorker, type ToWorker } from '../messages.ts';
 import { parseProxyHeader } from '../proxy-protocol.ts';
 import { readPrefix } from '../read-prefix.ts';
@@ -19,8 +18,6 @@ const { port } = context;
 const post = (message: FromWorker): void => port.postMessage(message);
 
 setWorkerContext(context);
-forwardLogsTo(port);
-logger.setLevel(context.logLevel);
 (workerThreads as { workerData: unknown }).workerData = context.userWorkerData;
 syncBuiltinESMExports();
 
