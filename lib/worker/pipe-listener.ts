@@ -1,6 +1,6 @@
 import net from 'node:net';
-import fs from 'node:fs';
 import type { ProxySocketAddressInfo } from '../address-info.ts';
+import { loadFs } from '../builtins.ts';
 import { decodePreamble } from '../preamble.ts';
 import { readPrefix } from '../read-prefix.ts';
 
@@ -10,7 +10,7 @@ export type Accept = (socket: net.Socket, info: ProxySocketAddressInfo, peer: st
 
 /** The worker's end of the pipe transport: a private Unix socket whose connections open with a preamble. */
 export async function listenForPipe(path: string, token: string, accept: Accept): Promise<net.Server> {
-  fs.rmSync(path, { force: true });
+  loadFs().rmSync(path, { force: true });
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     readPrefix(socket, (data) => decodePreamble(data, token), PREAMBLE_DEADLINE_MS, (outcome) => {
       if (outcome.status === 'ok') accept(socket, outcome.info, outcome.peer, outcome.id);
