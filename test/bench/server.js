@@ -2,7 +2,6 @@
 // where <config> is plain, cluster, handoff or pipe, the last two optionally with a balancer
 // (handoff/least-loaded), and <protocol> is http, https, raw (see RAW_REPLY) or http-esm (http, with
 // node:http loaded by an ESM import). Prints "READY" once it serves.
-import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { isMainThread } from 'node:worker_threads';
@@ -12,9 +11,10 @@ const [config, protocol, portText, workersText] = process.argv.slice(-4);
 const port = Number(portText);
 const workers = Number(workersText);
 
-// Loaded as require() would: an ESM import of node:http loads undici in every thread, 5.5 MB each
-// (see the README's Memory section). http-esm measures that cost.
+// Loaded as require() would: an ESM import of node:http loads undici in every thread, 5.5 MB each,
+// and one of node:fs loads fs/promises (see the README's Memory section). http-esm measures the first.
 const require = createRequire(import.meta.url);
+const fs = require('node:fs');
 const http = protocol === 'http-esm' ? (await import('node:http')).default : require('node:http');
 const https = protocol === 'https' ? require('node:https') : undefined;
 const tlsOptions = https && {
