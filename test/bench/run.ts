@@ -1,4 +1,4 @@
-// npm run bench [-- --rounds 3 --duration 5 --workers 2 --only hello,close,balance]
+// npm run bench [-- --rounds 5 --duration 5 --workers 2 --only hello,close,balance]
 // Compares one plain node:http process, node:cluster, and socketnaut's two transports under the same
 // handler, interleaved round by round, with wrk as the load generator.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -11,7 +11,7 @@ import { renderChart } from './chart.ts';
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     duration: { type: 'string', default: '5' },
     workers: { type: 'string', default: String(os.availableParallelism()) },
     only: { type: 'string' },
