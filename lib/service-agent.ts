@@ -19,6 +19,7 @@ export interface ServiceAgentOptions {
 }
 
 // streams-logger costs ~1.8 MB in every worker that loads it, and an agent logs only when asked to.
+// The path is the compiled module's, next to this one in dist/.
 const loadLogging = (): typeof import('./logging.ts') => createRequire(import.meta.url)('./logging.js');
 /** SyslogLevel.DEBUG, without loading the logger to read it. */
 const DEBUG = 7;
