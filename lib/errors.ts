@@ -95,6 +95,12 @@ export const ERR_LISTEN = defineError(
   (where, message) => `Cannot listen on ${where}: ${message}`,
 );
 
+export const ERR_WORKER_EXITED = defineError(
+  'SOCKETNAUT_ERR_WORKER_EXITED',
+  Error,
+  (threadId, reason) => `Worker ${threadId} exited before it served: ${reason}`,
+);
+
 export function withCause<E extends Error>(err: E, cause: unknown): E {
   if (cause !== undefined) err.cause = cause;
   return err;

@@ -1,13 +1,14 @@
 import stream from 'node:stream';
 import type { MessagePort } from 'node:worker_threads';
 import { getWorkerContext } from './worker/context.ts';
-import { ConsoleHandler, Formatter, Logger, Node, SyslogLevel, type LogContext, type SyslogLevelT } from 'streams-logger';
+import { ConsoleHandler, Formatter, Logger, Node, SyslogLevel } from 'streams-logger';
+import type { LogRecord } from './protocol/messages.ts';
 
 /** Syslog levels, most severe first: `Level.ERROR < Level.INFO < Level.DEBUG`. */
 export const Level = SyslogLevel;
 export type Level = SyslogLevel;
 
-export type LogRecord = LogContext<string, SyslogLevelT>;
+export type { LogRecord };
 
 const DEFAULT_LEVEL = SyslogLevel.INFO;
 

@@ -4,8 +4,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { WorkerOptions } from 'node:worker_threads';
 import { ERR_INVALID_OPTION, ERR_OPTION_OUT_OF_RANGE, describeValue } from './errors.ts';
-import { balancerNames, type BalancerName } from './balancers/index.ts';
-import { transportNames, type TransportName } from './transports/index.ts';
+import { balancerNames, type BalancerName } from './balancers/balancer.ts';
+import type { ServerDefaults } from './protocol/messages.ts';
+import type { ProxyProtocolSettings } from './proxy-protocol/gate.ts';
+import { transportNames, type TransportName } from './transports/transport.ts';
 
 export interface ServiceProxyOptions {
   /** A `net.Server` or `tls.Server`, configured and listened on by the caller. */
@@ -43,17 +45,6 @@ export interface ServiceProxyOptions {
   proxyProtocolFrom?: string[];
   /** How long a peer may take to send its whole PROXY header, in milliseconds. */
   proxyProtocolTimeout?: number;
-}
-
-export interface ProxyProtocolSettings {
-  timeout: number;
-  /** Undefined when any peer may send a header. */
-  trusted: net.BlockList | undefined;
-}
-
-export interface ServerDefaults {
-  headersTimeout?: number;
-  requestTimeout?: number;
 }
 
 export interface ResolvedOptions {

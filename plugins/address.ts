@@ -1,7 +1,7 @@
 // What the framework plugins share: where a request's client address comes from.
 import type net from 'node:net';
-import { addressInfoOf, type ProxySocketAddressInfo } from '../lib/address-info.ts';
-import { currentAgent, type ServiceAgent } from '../lib/service-agent.ts';
+import { addressInfoOf, type ProxySocketAddressInfo } from '../lib/protocol/address-info.ts';
+import { currentAgent, type ServiceAgent } from '../lib/worker/service-agent.ts';
 import { ERR_PLUGIN_REGISTERED_TWICE } from '../lib/errors.ts';
 
 export type { ProxySocketAddressInfo };

@@ -1,7 +1,7 @@
 // socketnaut for Fastify 5: `await app.register(socketnaut)`.
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import fp from 'fastify-plugin';
-import { agentFor } from '../lib/service-agent.ts';
+import { agentFor } from '../lib/worker/service-agent.ts';
 import { getWorkerContext } from '../lib/worker/context.ts';
 import { addressInfo, addressInfoSync, type ProxySocketAddressInfo } from './address.ts';
 import { ERR_PLUGIN_REGISTERED_TWICE, ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from '../lib/errors.ts';

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { Test } from 'tap';
 
-export const cliPath = new URL('../dist/lib/cli.js', import.meta.url).pathname;
+export const cliPath = new URL('../dist/lib/launcher/cli.js', import.meta.url).pathname;
 
 export interface RunningLauncher {
   child: ChildProcess;

@@ -23,7 +23,7 @@ async function modulesResolved(t: Test, args: string[]): Promise<string[]> {
   const { code } = await launcher.exited;
   t.equal(code, 0, 'clean exit');
   const modules = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
-  t.ok(modules.some((url) => url.endsWith('/dist/lib/cli.js')), `the recorder saw the launcher itself (${modules.length} modules)`);
+  t.ok(modules.some((url) => url.endsWith('/dist/lib/launcher/cli.js')), `the recorder saw the launcher itself (${modules.length} modules)`);
   return modules;
 }
 

@@ -10,7 +10,7 @@ type Parsed =
       info: { remote: { address: string; family: string; port: number }; local: { address: string; family: string; port: number } } | undefined;
     };
 
-const { parseProxyHeader, V1_MAX_BYTES, V2_MAX_BYTES } = (await import(new URL('../dist/lib/proxy-protocol.js', import.meta.url).href)) as {
+const { parseProxyHeader, V1_MAX_BYTES, V2_MAX_BYTES } = (await import(new URL('../dist/lib/proxy-protocol/parser.js', import.meta.url).href)) as {
   parseProxyHeader: (data: Buffer) => Parsed;
   V1_MAX_BYTES: number;
   V2_MAX_BYTES: number;

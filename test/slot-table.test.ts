@@ -1,7 +1,7 @@
 import t from 'tap';
 
 // Internal: the pipe transport's table of live connections, by the id its workers report back.
-const { SlotTable } = (await import(new URL('../dist/lib/transports/slot-table.js', import.meta.url).href)) as {
+const { SlotTable } = (await import(new URL('../dist/lib/transports/pipe/slot-table.js', import.meta.url).href)) as {
   SlotTable: new <T>() => {
     readonly size: number;
     add(entry: T): number | undefined;

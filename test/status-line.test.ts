@@ -1,7 +1,7 @@
 import http from 'node:http';
 import t from 'tap';
 import type { ProxyStats } from 'socketnaut';
-import { humanLine, jsonLine } from '../dist/lib/status.js';
+import { humanLine, jsonLine } from '../dist/lib/main/status.js';
 import { fixture, waitFor } from './helpers.ts';
 import { runLauncher, startLauncher, type RunningLauncher } from './launcher.ts';
 

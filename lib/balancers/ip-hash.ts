@@ -1,6 +1,6 @@
 import type net from 'node:net';
-import { storedAddressInfo } from '../address-info.ts';
-import type { Balancer, BalancerCandidate } from './index.ts';
+import { storedAddressInfo } from '../protocol/address-info.ts';
+import type { Balancer, BalancerCandidate } from './balancer.ts';
 
 // Rendezvous (highest random weight) hashing: each client address ranks every worker slot, and the
 // top-ranked live worker wins. When a worker comes or goes, only the clients it ranked first move;

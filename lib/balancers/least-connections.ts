@@ -1,4 +1,4 @@
-import type { Balancer, BalancerCandidate } from './index.ts';
+import type { Balancer, BalancerCandidate } from './balancer.ts';
 
 /** Fewest open connections wins; ties rotate so idle workers share new work. */
 export class LeastConnectionsBalancer implements Balancer {

@@ -1,4 +1,4 @@
-import type { Balancer, BalancerCandidate } from './index.ts';
+import type { Balancer, BalancerCandidate } from './balancer.ts';
 
 /** How often each worker's event-loop use is read: often enough to see a long task within a few ms. */
 const SAMPLE_MS = 5;

@@ -1,4 +1,4 @@
-import type { Balancer, BalancerCandidate } from './index.ts';
+import type { Balancer, BalancerCandidate } from './balancer.ts';
 
 export class RoundRobinBalancer implements Balancer {
   #next = 0;

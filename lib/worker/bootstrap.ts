@@ -2,14 +2,15 @@
 // listening server the proxied one, then runs the user's module with the user's own workerData.
 import workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
+import { serializeError, type ConcreteTransportName, type FromWorker, type ToWorker } from '../protocol/messages.ts';
+import { handoffWorker } from '../transports/handoff/worker.ts';
+import { pipeWorker } from '../transports/pipe/worker.ts';
+import type { WorkerTransport } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { interceptListen } from './server-takeover.ts';
-import { listenForPipe } from './pipe-listener.ts';
-import { adoptMovedSocket } from './adopt-socket.ts';
-import { agentFor, currentAgent } from '../service-agent.ts';
-import { serializeError, type FromWorker, type ToWorker } from '../messages.ts';
-import { parseProxyHeader } from '../proxy-protocol.ts';
-import { readPrefix } from '../read-prefix.ts';
+import { agentFor, currentAgent } from './service-agent.ts';
+
+const workerTransports: Record<ConcreteTransportName, WorkerTransport> = { handoff: handoffWorker, pipe: pipeWorker };
 
 const context = workerThreads.workerData;
 if (!isBootData(context)) throw new Error('socketnaut: the worker bootstrap was started without its boot data');
@@ -22,35 +23,14 @@ setWorkerContext(context);
 syncBuiltinESMExports();
 
 port.on('message', (message: ToWorker) => {
-  switch (message.type) {
-    case 'connection': {
-      const agent = currentAgent()!;
-      const { acceptedAt, peer } = message;
-      const socket = adoptMovedSocket(message.socket);
-      if (acceptedAt !== undefined) agent.recordHandoff(acceptedAt);
-      // The main thread must not read a socket it moves, so a PROXY header is read here.
-      if (context.proxyHeaderTimeout === undefined) agent.accept(socket, undefined, peer);
-      else {
-        readPrefix(socket, parseProxyHeader, context.proxyHeaderTimeout, (outcome) => {
-          if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer);
-          else agent.reject(socket, peer ?? socket.remoteAddress ?? '', outcome.reason);
-        });
-      }
-      break;
-    }
-    case 'retire': {
-      const agent = currentAgent();
-      if (agent) agent.server.close();
-      else post({ type: 'drained' });
-      break;
-    }
-  }
+  if (message.type !== 'retire') return;
+  const agent = currentAgent();
+  if (agent) agent.server.close();
+  else post({ type: 'drained' });
 });
 
 try {
-  if (context.transport === 'pipe') {
-    await listenForPipe(context.pipePath!, context.token, (socket, info, peer, id) => currentAgent()!.accept(socket, info, peer, id));
-  }
+  await workerTransports[context.transport].start(context, () => currentAgent()!);
   interceptListen((server) => {
     const agent = currentAgent();
     if (agent && agent.server !== server) return undefined;

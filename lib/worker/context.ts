@@ -1,4 +1,4 @@
-import type { WorkerBootData } from '../messages.ts';
+import type { WorkerBootData } from '../protocol/messages.ts';
 
 // Kept on globalThis so that two copies of socketnaut loaded in one worker (say, the launcher's and
 // an app's own node_modules copy) still share the one channel to the proxy.

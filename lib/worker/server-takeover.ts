@@ -3,7 +3,7 @@
 import type http from 'node:http';
 import net from 'node:net';
 import type tls from 'node:tls';
-import type { ServerDefaults } from '../options.ts';
+import type { ServerDefaults } from '../protocol/messages.ts';
 
 // Node's own defaults: a server that still has them was not configured by its author.
 const NODE_HEADERS_TIMEOUT = 60_000;

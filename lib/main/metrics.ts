@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type http from 'node:http';
-import { loadHttp } from './builtins.ts';
+import { loadHttp } from '../builtins.ts';
 import type { ServiceProxy } from './service-proxy.ts';
 
 export interface MetricsServer {

@@ -1,32 +1,6 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { MessageChannel } from 'node:worker_threads';
-import { sharedClock, type ToWorker } from '../messages.ts';
-import type { DispatchOutcome, DispatchTarget, Transport, TransportSettings } from './index.ts';
-
-/** Transfers the accepted TCP socket itself: the worker then owns the client connection. */
-export class HandoffTransport implements Transport {
-  readonly name = 'handoff';
-  /** When set, the worker measures how long the move took and reports it back in batches. */
-  readonly #timed: boolean;
-  readonly #sendPeer: boolean;
-
-  constructor(settings: TransportSettings) {
-    this.#timed = settings.recordLatency !== undefined;
-    this.#sendPeer = settings.sendPeer;
-  }
-
-  dispatch(target: DispatchTarget, socket: net.Socket, outcome: DispatchOutcome): void {
-    const message: ToWorker = { type: 'connection', socket };
-    if (this.#timed) message.acceptedAt = sharedClock();
-    if (this.#sendPeer) message.peer = socket.remoteAddress ?? '';
-    try {
-      target.port.postMessage(message, [socket as never]);
-    } catch {
-      outcome.refused(target, socket);
-    }
-  }
-}
 
 let probe: Promise<string | undefined> | undefined;
 

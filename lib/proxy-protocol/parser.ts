@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { ProxySocketAddressInfo } from './address-info.ts';
+import type { ProxySocketAddressInfo } from '../protocol/address-info.ts';
 
 // The PROXY protocol, versions 1 and 2, as HAProxy specifies it: an upstream balancer opens each
 // connection with a header naming the client it accepted. Only the header is read here; what follows

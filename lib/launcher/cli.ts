@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { balancerNames, type BalancerName } from './balancers/index.ts';
+import { balancerNames, type BalancerName } from '../balancers/balancer.ts';
+import { Level } from '../logging.ts';
+import { MAX_TIMER_MS } from '../options.ts';
+import { transportNames, type TransportName } from '../transports/transport.ts';
 import { launch, type LaunchOptions, type Launched } from './launch.ts';
-import { Level } from './logging.ts';
-import { MAX_TIMER_MS } from './options.ts';
-import { transportNames, type TransportName } from './transports/index.ts';
 
 const usage = `Usage: socketnaut [options] <app-module>
 
@@ -179,7 +179,7 @@ export function parseCommandLine(argv: string[]): LaunchOptions | 'help' | 'vers
 }
 
 function version(): string {
-  const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 

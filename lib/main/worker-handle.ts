@@ -1,10 +1,11 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, Worker, type MessagePort, type WorkerOptions } from 'node:worker_threads';
-import type { SerializedError, WorkerBootData } from './messages.ts';
+import type { SerializedError, WorkerBootData } from '../protocol/messages.ts';
+import { WorkerAccount } from './ledger.ts';
 
 export type WorkerState = 'starting' | 'ready' | 'retiring' | 'exited';
 
-const bootstrapURL = new URL('./worker/bootstrap.js', import.meta.url);
+const bootstrapURL = new URL('../worker/bootstrap.js', import.meta.url);
 
 const MIN_ELU_INTERVAL_MS = 1;
 
@@ -12,7 +13,19 @@ function clampRatio(value: number): number {
   return Math.min(1, Math.max(0, value));
 }
 
-/** The main thread's record of one worker thread: its channel, its state and its open connections. */
+/** Starts a worker thread on the bootstrap, with its own channel to the main thread. */
+export function startWorker(id: number, slot: number, restarts: number, boot: Omit<WorkerBootData, 'port'>, workerOptions: WorkerOptions): WorkerHandle {
+  const { port1, port2 } = new MessageChannel();
+  const data: WorkerBootData = { ...boot, port: port2, userWorkerData: workerOptions.workerData };
+  const worker = new Worker(bootstrapURL, {
+    ...workerOptions,
+    workerData: data,
+    transferList: [...(workerOptions.transferList ?? []), port2],
+  });
+  return new WorkerHandle(id, slot, restarts, worker, port1, boot.pipePath);
+}
+
+/** The main thread's record of one worker thread: its channel, its state and its account of connections. */
 export class WorkerHandle {
   readonly id: number;
   /** The pool position this worker fills; a replacement takes the slot of the worker it replaces. */
@@ -24,15 +37,9 @@ export class WorkerHandle {
   readonly port: MessagePort;
   readonly pipePath: string | undefined;
   readonly startedAt = performance.now();
+  readonly account = new WorkerAccount();
   state: WorkerState = 'starting';
   readyAt = 0;
-  /** Connections given to this worker that it has not yet reported closed. */
-  connections = 0;
-  totalConnections = 0;
-  /** Client addresses of the open connections, kept only under a per-address limit. */
-  peers: Map<string, number> | undefined;
-  /** When `connections` last dropped to zero, for idle reaping. */
-  idleSince = performance.now();
   bootstrapError: SerializedError | undefined;
   uncaughtError: Error | undefined;
   /** The worker said it has no connection left; it stops once none is on its way either. */
@@ -43,24 +50,27 @@ export class WorkerHandle {
   readonly exited: Promise<void>;
   readonly #eluMarks = new Map<string, { reading: EventLoopUtilization; value: number }>();
 
-  constructor(id: number, slot: number, restarts: number, boot: Omit<WorkerBootData, 'port'>, workerOptions: WorkerOptions) {
+  constructor(id: number, slot: number, restarts: number, worker: Worker, port: MessagePort, pipePath: string | undefined) {
     this.id = id;
     this.slot = slot;
     this.restarts = restarts;
-    this.pipePath = boot.pipePath;
-    const { port1, port2 } = new MessageChannel();
-    this.port = port1;
-    this.portClosed = new Promise((resolve) => port1.once('close', () => resolve()));
-    const data: WorkerBootData = { ...boot, port: port2, userWorkerData: workerOptions.workerData };
-    this.worker = new Worker(bootstrapURL, {
-      ...workerOptions,
-      workerData: data,
-      transferList: [...(workerOptions.transferList ?? []), port2],
-    });
-    this.threadId = this.worker.threadId;
-    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker = worker;
+    this.port = port;
+    this.pipePath = pipePath;
+    this.threadId = worker.threadId;
+    this.portClosed = new Promise((resolve) => port.once('close', () => resolve()));
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
   }
 
+  /** Open connections given to this worker: on their way or held. */
+  get connections(): number {
+    return this.account.connections;
+  }
+
+  /** What ended the worker, if it threw or failed to load. */
+  get error(): SerializedError | Error | undefined {
+    return this.bootstrapError ?? this.uncaughtError;
+  }
 
   /**
    * The share of time the worker's event loop was busy since the last call with the same `mark`
@@ -88,33 +98,6 @@ export class WorkerHandle {
     const worker = this.worker as Worker & { getHeapStatistics?: () => Promise<{ used_heap_size: number }> };
     if (this.state === 'exited' || typeof worker.getHeapStatistics !== 'function') return undefined;
     return (await worker.getHeapStatistics().catch(() => undefined))?.used_heap_size;
-  }
-
-  addPeer(address: string): void {
-    this.peers ??= new Map();
-    this.peers.set(address, (this.peers.get(address) ?? 0) + 1);
-  }
-
-  removePeers(addresses: readonly string[]): void {
-    if (!this.peers) return;
-    for (const address of addresses) {
-      const remaining = (this.peers.get(address) ?? 1) - 1;
-      if (remaining > 0) this.peers.set(address, remaining);
-      else this.peers.delete(address);
-    }
-  }
-
-  /** The addresses of connections still counted open, one entry per connection. */
-  openPeers(): string[] {
-    return [...(this.peers ?? [])].flatMap(([address, count]) => Array<string>(count).fill(address));
-  }
-
-  onConnectionsClosed(count: number): void {
-    this.connections -= count;
-    if (this.connections <= 0) {
-      this.connections = 0;
-      this.idleSince = performance.now();
-    }
   }
 
   retire(): void {

@@ -1,4 +1,4 @@
-import type { ConcreteTransportName } from './messages.ts';
+import type { ConcreteTransportName } from '../protocol/messages.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 
 /** What the proxy has done with the connections it accepted, since it started. */
@@ -67,7 +67,7 @@ export async function collectStats(since: string, sources: StatsSources): Promis
         threadId: handle.threadId,
         state: handle.state,
         connections: handle.connections,
-        totalConnections: handle.totalConnections,
+        totalConnections: handle.account.total,
         eventLoopUtilization: handle.eventLoopUtilization(since),
         heapUsed: await handle.heapUsed(),
         uptimeMs: now - handle.startedAt,

@@ -28,6 +28,10 @@ export class ConnectionQueue {
     this.#events = events;
   }
 
+  get limit(): number {
+    return this.#limit;
+  }
+
   get length(): number {
     return this.#waiting.size;
   }
@@ -55,9 +59,16 @@ export class ConnectionQueue {
     return next.value;
   }
 
-  /** Empties the queue, handing each waiting connection to `each`. */
-  drain(each: (socket: net.Socket) => void): void {
-    for (let socket = this.shift(); socket; socket = this.shift()) each(socket);
+  /**
+   * Hands each connection waiting now to `each`, oldest first. One that `each` queues again waits
+   * for the next call, so that a worker refusing every connection cannot keep this loop going.
+   */
+  takeAll(each: (socket: net.Socket) => void): void {
+    for (let waiting = this.#waiting.size; waiting > 0; waiting--) {
+      const socket = this.shift();
+      if (!socket) return;
+      each(socket);
+    }
   }
 
   #remove(socket: net.Socket): void {

@@ -1,4 +1,4 @@
-import type { ProxySocketAddressInfo, SocketAddress } from './address-info.ts';
+import type { ProxySocketAddressInfo, SocketAddress } from '../../protocol/address-info.ts';
 
 // The pipe transport opens each worker connection with one line that carries the client's address,
 // so the worker knows it before the first byte of the client's data, for every connection:

@@ -1,9 +1,18 @@
+// The contract between the main thread and its workers: what a worker is told when it starts, and
+// the messages that pass between them. A leaf: it imports nothing from either side.
 import type net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
-import type { LogRecord } from './logging.ts';
-import type { ServerDefaults } from './options.ts';
+import type { LogContext, SyslogLevelT } from 'streams-logger';
 
 export type ConcreteTransportName = 'handoff' | 'pipe';
+
+export type LogRecord = LogContext<string, SyslogLevelT>;
+
+/** Deadlines given to a worker's HTTP server that still has Node's defaults, in milliseconds. */
+export interface ServerDefaults {
+  headersTimeout?: number;
+  requestTimeout?: number;
+}
 
 /** What the proxy gives each worker it starts, through `workerData`, before the user's module runs. */
 export interface WorkerBootData {
@@ -11,12 +20,13 @@ export interface WorkerBootData {
   port: MessagePort;
   moduleURL: string;
   transport: ConcreteTransportName;
+  /** The worker's private Unix socket, with the pipe transport. */
   pipePath: string | undefined;
   token: string;
   publicAddress: net.AddressInfo | string | null;
   logLevel: number;
-  /** Report the client address of each closed connection, for per-address limits. */
-  reportAddresses: boolean;
+  /** Report the peer address of each closed connection, for per-address limits. */
+  trackPeers: boolean;
   serverDefaults: ServerDefaults | undefined;
   /** TLS session ticket keys shared by the workers' TLS servers, so that a session resumes on any of them. */
   ticketKeys: Uint8Array;
@@ -38,7 +48,11 @@ export interface SerializedError {
 
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'closed'; count: number; addresses: string[] | undefined; pipeIds: number[] | undefined }
+  /**
+   * Connections that closed since the last report: `count` of those the worker was handed, with their
+   * peers when asked for; `pipeIds` of those that came over the pipe transport, which the main thread counts.
+   */
+  | { type: 'closed'; count: number; peers: string[] | undefined; pipeIds: number[] | undefined }
   | { type: 'handoff-latencies'; seconds: number[] }
   | { type: 'proxy-header-rejected' }
   | { type: 'stopped' }

@@ -30,7 +30,7 @@ export class Splice {
    */
   readonly #copying: boolean;
   /** The worker is done: what is left is read in full, copied, and passed on regardless of the client. */
-  #draining = false;
+  #finishing = false;
   /** What the client had taken at the last stall check, and for how many checks in a row it took nothing. */
   #taken = 0;
   #stalledChecks = 0;
@@ -85,14 +85,14 @@ export class Splice {
    * does not take it. Reading is on already unless it waits for the client, and #resume turns it
    * back on then.
    */
-  drain(): void {
-    if (this.#draining) return;
-    this.#draining = true;
+  finish(): void {
+    if (this.#finishing) return;
+    this.#finishing = true;
     this.#taken = this.#bytesTaken();
   }
 
-  get draining(): boolean {
-    return this.#draining;
+  get finishing(): boolean {
+    return this.#finishing;
   }
 
   /** For how many calls in a row, this one included, the client has taken no byte. */
@@ -111,7 +111,7 @@ export class Splice {
   readonly #forward = (length: number, buffer: Buffer): boolean => {
     const { client } = this;
     if (client.destroyed) return false;
-    if (this.#draining) {
+    if (this.#finishing) {
       client.write(Buffer.from(buffer.subarray(0, length)));
       return true;
     }

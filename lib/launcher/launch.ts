@@ -4,16 +4,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { BalancerName } from './balancers/index.ts';
-import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_LISTEN, ERR_PORT_IN_USE, withCause } from './errors.ts';
-import type { Level } from './logging.ts';
-import { serveMetrics, type MetricsServer } from './metrics.ts';
-import { loadTls } from './builtins.ts';
-import { drainTimeout } from './options.ts';
-import { ServiceProxy } from './service-proxy.ts';
-import { startStatusLine } from './status.ts';
-import type { TransportName } from './transports/index.ts';
-import type { WorkerHandle } from './worker-handle.ts';
+import type { BalancerName } from '../balancers/balancer.ts';
+import { loadTls } from '../builtins.ts';
+import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_LISTEN, ERR_PORT_IN_USE, withCause } from '../errors.ts';
+import type { Level } from '../logging.ts';
+import { serveMetrics, type MetricsServer } from '../main/metrics.ts';
+import { ServiceProxy } from '../main/service-proxy.ts';
+import { startStatusLine } from '../main/status.ts';
+import type { ServiceProxyAgent } from '../main/worker-view.ts';
+import { drainTimeout } from '../options.ts';
+import type { TransportName } from '../transports/transport.ts';
 
 export interface LaunchOptions {
   /** Path of the app's main module: the module every worker runs. */
@@ -159,7 +159,7 @@ function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
     const onError = (err: Error): void => {
       firstError ??= err;
     };
-    const onExit = (handle: WorkerHandle): void => {
+    const onExit = (handle: ServiceProxyAgent): void => {
       if (handle.readyAt !== 0 || ++failures < attempts) return;
       cleanup();
       const cause = (firstError?.cause ?? firstError) as Error | undefined;

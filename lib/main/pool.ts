@@ -1,17 +1,22 @@
 import { EventEmitter } from 'node:events';
 import type { WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
-import { acceptWorkerLogRecord } from './logging.ts';
-import type { FromWorker, WorkerBootData } from './messages.ts';
-import { WorkerHandle } from './worker-handle.ts';
+import { ERR_WORKER_EXITED } from '../errors.ts';
+import { acceptWorkerLogRecord } from '../logging.ts';
+import type { FromWorker, WorkerBootData } from '../protocol/messages.ts';
+import { startWorker, type WorkerHandle } from './worker-handle.ts';
 
 export interface PoolSettings {
   minWorkers: number;
   maxWorkers: number;
   workerOptions: WorkerOptions;
   workerStartTimeout: number;
+  /** Workers above minWorkers idle this long are retired; also how often that is checked. */
+  idleTimeout: number;
   boot: (id: number) => Omit<WorkerBootData, 'port'>;
   log: Logger;
+  /** Starts the thread; tests give a stand-in. */
+  spawn?: typeof startWorker;
 }
 
 export const RESTART_BASE_DELAY_MS = 100;
@@ -21,38 +26,64 @@ export const RESTART_MAX_DELAY_MS = 15_000;
 export const HEALTHY_UPTIME_MS = 1_000;
 
 /**
- * Starts, tracks and replaces worker threads. Emits 'worker-ready' (handle), 'worker-exit'
- * (handle, code, reason), 'bootstrap-failure' (handle) and 'connections-closed' (count, addresses,
- * pipeIds).
+ * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (handle), 'worker-exit'
+ * (handle, code, reason), 'bootstrap-failure' (handle), and passes on what workers report:
+ * 'connections-closed' (handle, message), 'proxy-header-rejected', 'handoff-latency' (seconds).
  */
 export class WorkerPool extends EventEmitter {
   /** Every worker not yet exited, in start order. */
-  readonly handles = new Set<WorkerHandle>();
+  readonly #handles = new Set<WorkerHandle>();
   /** The workers that can take a connection now. The balancer picks among these. */
-  readonly ready: WorkerHandle[] = [];
+  readonly #ready: WorkerHandle[] = [];
   readonly #settings: PoolSettings;
+  readonly #spawn: typeof startWorker;
   #nextId = 0;
   #failures = 0;
   /** Slots whose worker died unexpectedly, with how often that has happened to each. */
   readonly #restartsBySlot = new Map<number, number>();
-  /** Workers that died unexpectedly and were replaced. */
-  restarts = 0;
+  #restarts = 0;
   #respawnTimer: NodeJS.Timeout | undefined;
+  #reaper: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(settings: PoolSettings) {
     super();
     this.#settings = settings;
+    this.#spawn = settings.spawn ?? startWorker;
+  }
+
+  get handles(): ReadonlySet<WorkerHandle> {
+    return this.#handles;
+  }
+
+  get ready(): readonly WorkerHandle[] {
+    return this.#ready;
   }
 
   get size(): number {
-    return this.handles.size;
+    return this.#handles.size;
+  }
+
+  /** Workers that died unexpectedly and were replaced. */
+  get restarts(): number {
+    return this.#restarts;
   }
 
   get starting(): number {
     let count = 0;
-    for (const handle of this.handles) if (handle.state === 'starting') count++;
+    for (const handle of this.#handles) if (handle.state === 'starting') count++;
     return count;
+  }
+
+  /** Whether restarts are being held back after failures. */
+  get backingOff(): boolean {
+    return this.#respawnTimer !== undefined;
+  }
+
+  /** Starts minWorkers workers and the reaping of idle ones above that. */
+  start(): void {
+    this.#reaper = setInterval(() => this.#reapIdleWorkers(), this.#settings.idleTimeout).unref();
+    this.replenish();
   }
 
   /**
@@ -60,11 +91,12 @@ export class WorkerPool extends EventEmitter {
    * that worker's slot and regardless of the bound.
    */
   grow(successorOf?: WorkerHandle): WorkerHandle | undefined {
-    if (this.#closed || (!successorOf && this.handles.size >= this.#settings.maxWorkers)) return undefined;
+    if (this.#closed || (!successorOf && this.#handles.size >= this.#settings.maxWorkers)) return undefined;
     const id = ++this.#nextId;
     const slot = successorOf?.slot ?? this.#freeSlot();
-    const handle = new WorkerHandle(id, slot, this.#restartsBySlot.get(slot) ?? 0, this.#settings.boot(id), this.#settings.workerOptions);
-    this.handles.add(handle);
+    const handle = this.#spawn(id, slot, this.#restartsBySlot.get(slot) ?? 0, this.#settings.boot(id), this.#settings.workerOptions);
+    this.#handles.add(handle);
+    handle.account.onIdle = () => this.#stopIfDrained(handle);
     const startTimer = setTimeout(() => {
       if (handle.state !== 'starting') return;
       this.#settings.log.error(`Worker ${handle.threadId} did not start serving within ${this.#settings.workerStartTimeout} ms`);
@@ -82,10 +114,22 @@ export class WorkerPool extends EventEmitter {
     return handle;
   }
 
+  /** A connection waits for a worker and none can take it: start one, unless one is starting or restarts back off. */
+  growForWaiting(): void {
+    if (this.starting === 0 && !this.backingOff) this.grow();
+  }
+
+  /** Every ready worker holds connections: start another while below maxWorkers, one at a time. */
+  growIfAllBusy(): void {
+    if (this.starting > 0 || this.#handles.size >= this.#settings.maxWorkers) return;
+    for (const handle of this.#ready) if (handle.connections === 0) return;
+    this.grow();
+  }
+
   /** Keeps at least `minWorkers` alive, restarting after failures with exponential backoff. */
   replenish(): void {
     if (this.#closed || this.#respawnTimer) return;
-    const missing = this.#settings.minWorkers - this.handles.size;
+    const missing = this.#settings.minWorkers - this.#handles.size;
     if (missing <= 0) return;
     if (this.#failures === 0) {
       for (let i = 0; i < missing; i++) this.grow();
@@ -94,20 +138,15 @@ export class WorkerPool extends EventEmitter {
     const delay = Math.min(RESTART_BASE_DELAY_MS * RESTART_FACTOR ** (this.#failures - 1), RESTART_MAX_DELAY_MS);
     this.#respawnTimer = setTimeout(() => {
       this.#respawnTimer = undefined;
-      const stillMissing = this.#settings.minWorkers - this.handles.size;
+      const stillMissing = this.#settings.minWorkers - this.#handles.size;
       for (let i = 0; i < stillMissing; i++) this.grow();
     }, delay).unref();
-  }
-
-  /** The delay before the next restart after a failure, for callers that start workers on demand. */
-  get backingOff(): boolean {
-    return this.#respawnTimer !== undefined;
   }
 
   /** Resolves once `handle` serves; rejects if it exits first. */
   whenReady(handle: WorkerHandle): Promise<void> {
     if (handle.state !== 'starting') {
-      return handle.state === 'exited' ? Promise.reject(new Error('worker exited')) : Promise.resolve();
+      return handle.state === 'exited' ? Promise.reject(new ERR_WORKER_EXITED(String(handle.threadId), 'it had already exited')) : Promise.resolve();
     }
     return new Promise((resolve, reject) => {
       const onReady = (ready: WorkerHandle): void => {
@@ -118,7 +157,7 @@ export class WorkerPool extends EventEmitter {
       const onExit = (exited: WorkerHandle, _code: number, reason: string): void => {
         if (exited !== handle) return;
         cleanup();
-        reject(new Error(`worker ${handle.threadId} ${reason}`));
+        reject(new ERR_WORKER_EXITED(String(handle.threadId), reason));
       };
       const cleanup = (): void => {
         this.off('worker-ready', onReady);
@@ -131,13 +170,13 @@ export class WorkerPool extends EventEmitter {
 
   #freeSlot(): number {
     const taken = new Set<number>();
-    for (const handle of this.handles) if (handle.state !== 'retiring') taken.add(handle.slot);
+    for (const handle of this.#handles) if (handle.state !== 'retiring') taken.add(handle.slot);
     let slot = 0;
     while (taken.has(slot)) slot++;
     return slot;
   }
 
-  /** Stops giving `handle` connections and lets it drain; after `timeout` ms, if given, it is stopped. */
+  /** Stops giving `handle` connections and lets it finish them; after `timeout` ms, if given, it is stopped. */
   retire(handle: WorkerHandle, timeout?: number): void {
     this.#leaveReady(handle);
     handle.retire();
@@ -146,8 +185,10 @@ export class WorkerPool extends EventEmitter {
     void handle.exited.then(() => clearTimeout(deadline));
   }
 
+  /** Starts no worker from now on. */
   close(): void {
     this.#closed = true;
+    clearInterval(this.#reaper);
     clearTimeout(this.#respawnTimer);
     this.#respawnTimer = undefined;
   }
@@ -157,7 +198,7 @@ export class WorkerPool extends EventEmitter {
    * and resolves once the old workers are gone: drained, or stopped `timeout` ms after retiring.
    */
   async replaceAll(timeout: number): Promise<void> {
-    const old = [...this.handles].filter((handle) => handle.state === 'ready' || handle.state === 'starting');
+    const old = [...this.#handles].filter((handle) => handle.state === 'ready' || handle.state === 'starting');
     const retired: WorkerHandle[] = [];
     for (const handle of old) {
       if (handle.state !== 'ready' && handle.state !== 'starting') continue;
@@ -165,7 +206,7 @@ export class WorkerPool extends EventEmitter {
       if (!successor) break;
       await this.whenReady(successor);
       // It may have died while its successor started; the successor already took its place.
-      if (!this.handles.has(handle)) continue;
+      if (!this.#handles.has(handle)) continue;
       this.retire(handle, timeout);
       retired.push(handle);
     }
@@ -173,11 +214,11 @@ export class WorkerPool extends EventEmitter {
   }
 
   /**
-   * Retires every worker and waits up to `timeout` ms for them to drain, then stops whatever is
-   * left. Call close() first, so that none is started meanwhile.
+   * Retires every worker and waits up to `timeout` ms for them to finish their connections, then
+   * stops whatever is left. Call close() first, so that none is started meanwhile.
    */
   async retireAll(timeout: number): Promise<PromiseSettledResult<number>[]> {
-    const handles = [...this.handles];
+    const handles = [...this.#handles];
     for (const handle of handles) this.retire(handle, timeout);
     await Promise.all(handles.map((handle) => handle.exited));
     const results = await Promise.allSettled(handles.map((handle) => handle.worker.terminate()));
@@ -185,12 +226,21 @@ export class WorkerPool extends EventEmitter {
     return results;
   }
 
+  #reapIdleWorkers(): void {
+    const now = performance.now();
+    for (const handle of [...this.#ready]) {
+      if (this.#ready.length <= this.#settings.minWorkers) return;
+      if (handle.connections === 0 && now - handle.account.idleSince >= this.#settings.idleTimeout) {
+        this.#settings.log.debug(`Retiring idle worker ${handle.threadId}`);
+        this.retire(handle);
+      }
+    }
+  }
+
   #onMessage(handle: WorkerHandle, message: FromWorker): void {
     switch (message.type) {
       case 'closed':
-        if (message.addresses) handle.removePeers(message.addresses);
-        this.emit('connections-closed', message.count, message.addresses, message.pipeIds);
-        this.connectionsEnded(handle, message.count);
+        this.emit('connections-closed', handle, message);
         break;
       case 'proxy-header-rejected':
         this.emit('proxy-header-rejected');
@@ -205,7 +255,7 @@ export class WorkerPool extends EventEmitter {
         if (handle.state !== 'starting') break;
         handle.state = 'ready';
         handle.readyAt = performance.now();
-        this.ready.push(handle);
+        this.#ready.push(handle);
         this.emit('worker-ready', handle);
         break;
       case 'stopped':
@@ -222,12 +272,6 @@ export class WorkerPool extends EventEmitter {
     }
   }
 
-  /** Counts connections out of a worker, whether it reported them closed or they never reached it. */
-  connectionsEnded(handle: WorkerHandle, count: number): void {
-    handle.onConnectionsClosed(count);
-    this.#stopIfDrained(handle);
-  }
-
   // With the pipe transport a connection can be on its way over the worker's Unix socket after the
   // worker said it was drained: the worker stops only once the main thread counts none either.
   #stopIfDrained(handle: WorkerHandle): void {
@@ -237,24 +281,19 @@ export class WorkerPool extends EventEmitter {
   #onExit(handle: WorkerHandle, code: number): void {
     const failed = handle.state === 'starting' || (handle.state === 'ready' && !this.#closed);
     handle.state = 'exited';
-    this.handles.delete(handle);
+    this.#handles.delete(handle);
     this.#leaveReady(handle);
     handle.port.close();
-    // Whatever the worker held, or had not yet reported closed, went with it.
-    if (handle.connections > 0) {
-      this.emit('connections-closed', handle.connections, handle.peers && handle.openPeers(), undefined);
-      handle.onConnectionsClosed(handle.connections);
-    }
 
     const uptime = handle.readyAt ? performance.now() - handle.readyAt : 0;
     if (!failed || uptime >= HEALTHY_UPTIME_MS) this.#failures = 0;
     else this.#failures++;
     if (failed) {
-      this.restarts++;
+      this.#restarts++;
       this.#restartsBySlot.set(handle.slot, handle.restarts + 1);
     }
 
-    const error = handle.bootstrapError ?? handle.uncaughtError;
+    const error = handle.error;
     const reason = !failed
       ? 'retired'
       : handle.readyAt === 0 && error
@@ -268,7 +307,7 @@ export class WorkerPool extends EventEmitter {
   }
 
   #leaveReady(handle: WorkerHandle): void {
-    const index = this.ready.indexOf(handle);
-    if (index !== -1) this.ready.splice(index, 1);
+    const index = this.#ready.indexOf(handle);
+    if (index !== -1) this.#ready.splice(index, 1);
   }
 }

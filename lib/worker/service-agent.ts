@@ -2,25 +2,26 @@ import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Logger } from 'streams-logger';
+import { ERR_ADDRESS_UNKNOWN, ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_WORKER, describeValue } from '../errors.ts';
 import {
   addressInfoOf,
   kAddressInfo,
   storedAddressInfo,
   type AddressInfoCarrier,
   type ProxySocketAddressInfo,
-} from './address-info.ts';
-import { ERR_ADDRESS_UNKNOWN, ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_WORKER, describeValue } from './errors.ts';
-import { sharedClock, type FromWorker, type WorkerBootData } from './messages.ts';
-import { getWorkerContext, isModuleLoaded } from './worker/context.ts';
-import { shareTicketKeys, takeOverServer } from './worker/server-takeover.ts';
+} from '../protocol/address-info.ts';
+import { sharedClock, type FromWorker, type WorkerBootData } from '../protocol/messages.ts';
+import type { ConnectionSink } from '../transports/worker-transport.ts';
+import { getWorkerContext, isModuleLoaded } from './context.ts';
+import { shareTicketKeys, takeOverServer } from './server-takeover.ts';
 
 export interface ServiceAgentOptions {
   server: net.Server;
 }
 
 // streams-logger costs ~1.8 MB in every worker that loads it, and an agent logs only when asked to.
-// The path is the compiled module's, next to this one in dist/.
-const loadLogging = (): typeof import('./logging.ts') => createRequire(import.meta.url)('./logging.js');
+// The path is the compiled module's, in dist/.
+const loadLogging = (): typeof import('../logging.ts') => createRequire(import.meta.url)('../logging.js');
 /** SyslogLevel.DEBUG, without loading the logger to read it. */
 const DEBUG = 7;
 
@@ -44,16 +45,17 @@ interface ServerSettings {
  * The worker's side of a ServiceProxy: feeds the connections the proxy moves here to one server,
  * and tells the proxy when that server is serving and when its connections end.
  */
-export class ServiceAgent extends EventEmitter {
+export class ServiceAgent extends EventEmitter implements ConnectionSink {
   readonly server: net.Server;
   readonly #context: WorkerBootData;
   #log: Logger | undefined;
   // A count, not a Set: churn in a Set keeps closed sockets alive through young-generation GCs (measured).
   #openCount = 0;
+  /** Closed connections not yet reported: a count of those handed over, the ids of those piped. */
   #closedSinceReport = 0;
   #reportTimer: NodeJS.Timeout | undefined;
-  /** Addresses of closed connections not yet reported; filled only when the proxy asks for them. */
-  #closedAddresses: string[] = [];
+  /** Peers of the handed-over connections among them; filled only when the proxy asks for them. */
+  #closedPeers: string[] = [];
   /** Pipe transport ids of closed connections not yet reported. */
   #closedPipeIds: number[] = [];
   #latencies: number[] = [];
@@ -128,8 +130,8 @@ export class ServiceAgent extends EventEmitter {
   // The peer is recorded for per-address limits, which the proxy counted by the address it accepted from.
   #track(socket: net.Socket, peer: string | undefined, pipeId?: number): void {
     this.#openCount++;
-    const address = this.#context.reportAddresses ? (peer ?? socket.remoteAddress ?? '') : undefined;
-    socket.once('close', () => this.#onSocketClose(address, pipeId));
+    const trackedPeer = this.#context.trackPeers && pipeId === undefined ? (peer ?? socket.remoteAddress ?? '') : undefined;
+    socket.once('close', () => this.#onSocketClose(trackedPeer, pipeId));
   }
 
   /** The client's and the proxy's ends of this connection, when known without asking the proxy. */
@@ -180,35 +182,39 @@ export class ServiceAgent extends EventEmitter {
     this.#idleSweep = setInterval(() => server.closeIdleConnections!(), IDLE_SWEEP_MS).unref();
   }
 
-  #onSocketClose(address: string | undefined, pipeId: number | undefined): void {
+  #onSocketClose(peer: string | undefined, pipeId: number | undefined): void {
     this.#openCount--;
     if (pipeId !== undefined) this.#closedPipeIds.push(pipeId);
-    if (address !== undefined) this.#closedAddresses.push(address);
-    this.#closedSinceReport++;
+    else this.#closedSinceReport++;
+    if (peer !== undefined) this.#closedPeers.push(peer);
     this.#reportTimer ??= setTimeout(this.#reportClosedIfPending, REPORT_INTERVAL_MS);
     this.#checkDrained();
   }
 
+  get #unreported(): boolean {
+    return this.#closedSinceReport > 0 || this.#closedPipeIds.length > 0;
+  }
+
   readonly #reportClosedIfPending = (): void => {
     this.#reportTimer = undefined;
-    if (this.#closedSinceReport > 0) this.#reportClosed();
+    if (this.#unreported) this.#reportClosed();
   };
 
   #reportClosed(): void {
     const count = this.#closedSinceReport;
     this.#closedSinceReport = 0;
-    const addresses = this.#context.reportAddresses ? this.#closedAddresses : undefined;
-    this.#closedAddresses = [];
+    const peers = this.#context.trackPeers ? this.#closedPeers : undefined;
+    this.#closedPeers = [];
     const pipeIds = this.#closedPipeIds.length > 0 ? this.#closedPipeIds : undefined;
     this.#closedPipeIds = [];
-    this.#post({ type: 'closed', count, addresses, pipeIds });
+    this.#post({ type: 'closed', count, peers, pipeIds });
   }
 
   #checkDrained(): void {
     if (!this.#stopping || this.#openCount > 0) return;
     clearInterval(this.#idleSweep);
     // The proxy must count the last connections closed before it hears that this worker is drained.
-    if (this.#closedSinceReport > 0) this.#reportClosed();
+    if (this.#unreported) this.#reportClosed();
     this.emit('drained');
     this.#post({ type: 'drained' });
   }

@@ -1,8 +1,13 @@
 import net from 'node:net';
-import { kAddressInfo, type AddressInfoCarrier } from './address-info.ts';
-import type { ProxyProtocolSettings } from './options.ts';
-import { parseProxyHeader } from './proxy-protocol.ts';
-import { readPrefix } from './read-prefix.ts';
+import { kAddressInfo, type AddressInfoCarrier } from '../protocol/address-info.ts';
+import { readPrefix } from '../protocol/read-prefix.ts';
+import { parseProxyHeader } from './parser.ts';
+
+export interface ProxyProtocolSettings {
+  timeout: number;
+  /** Undefined when any peer may send a header. */
+  trusted: net.BlockList | undefined;
+}
 
 /**
  * The main thread's part of the PROXY protocol: it turns away peers that may not send headers and,

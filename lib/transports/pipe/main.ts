@@ -1,32 +1,67 @@
+import fs from 'node:fs';
 import type net from 'node:net';
-import { addressInfoOf, storedAddressInfo } from '../address-info.ts';
-import { encodePreamble } from '../preamble.ts';
-import type { DispatchOutcome, DispatchTarget, LatencyRecorder, Transport, TransportSettings } from './index.ts';
+import os from 'node:os';
+import path from 'node:path';
+import { connectionBudget } from '../../fd-budget.ts';
+import { addressInfoOf, storedAddressInfo } from '../../protocol/address-info.ts';
+import type { DispatchOutcome, DispatchTarget, LatencyRecorder, Transport, TransportSettings } from '../transport.ts';
+import { encodePreamble } from './preamble.ts';
 import { SlotTable } from './slot-table.ts';
 import { Splice } from './splice.ts';
 
+/** The client's socket, its worker's Unix socket, and its connection still to be counted out. */
+interface Spliced {
+  splice: Splice;
+  target: DispatchTarget;
+  counted: boolean;
+}
+
+/** A piped connection holds three descriptors: the client's and both ends of the Unix socket. */
+const FDS_PER_CONNECTION = 3;
+/** Seconds a client may go without taking a byte, once its worker is done, before it is cut. */
+const STALL_LIMIT_S = 5;
+
 /**
  * Pipes bytes between the client and the worker over the worker's private Unix socket. Used when
- * TLS ends at the proxy or the runtime cannot move sockets between threads.
+ * TLS ends at the proxy or the runtime cannot move sockets between threads. The main thread holds
+ * each connection, so it counts each out itself: when the worker reports it closed, when the client
+ * goes, or when the worker exits, whichever comes first.
  */
 export class PipeTransport implements Transport {
   readonly name = 'pipe';
+  readonly readsOnMainThread = true;
   readonly #token: string;
   readonly #recordLatency: LatencyRecorder | undefined;
+  readonly #outcome: DispatchOutcome;
+  readonly #maxWorkers: number;
+  readonly #dir: string;
   /** Spliced connections by the id their worker knows them by, until the client's side closes. */
-  readonly #spliced = new SlotTable<{ splice: Splice; target: DispatchTarget }>();
+  readonly #spliced = new SlotTable<Spliced>();
   #onEmpty: (() => void) | undefined;
+  #sweep: NodeJS.Timeout | undefined;
 
   constructor(settings: TransportSettings) {
     this.#token = settings.token;
     this.#recordLatency = settings.recordLatency;
+    this.#outcome = settings.outcome;
+    this.#maxWorkers = settings.maxWorkers;
+    this.#dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socketnaut-'));
+    process.once('exit', this.#removeDir);
   }
 
-  dispatch(target: DispatchTarget, client: net.Socket, outcome: DispatchOutcome): void {
+  connectionBudget(): number | undefined {
+    return connectionBudget(FDS_PER_CONNECTION, this.#maxWorkers);
+  }
+
+  pipePathFor(id: number): string {
+    return path.join(this.#dir, `${id}.sock`);
+  }
+
+  dispatch(target: DispatchTarget, client: net.Socket): void {
     // A client that reset before it was accepted has no address left to pass on.
     const info = storedAddressInfo(client) ?? addressInfoOf(client);
     if (!info || !target.pipePath) {
-      outcome.dropped(target, client);
+      this.#outcome.dropped(target, client);
       return;
     }
     client.pause();
@@ -37,20 +72,23 @@ export class PipeTransport implements Transport {
     const { upstream } = splice;
     const onConnectError = (): void => {
       splice.abandon();
-      outcome.refused(target, client);
+      this.#outcome.refused(target, client);
     };
     upstream.once('error', onConnectError);
     upstream.once('connect', () => {
       upstream.off('error', onConnectError);
-      const id = client.destroyed ? undefined : this.#spliced.add({ splice, target });
+      const spliced: Spliced = { splice, target, counted: true };
+      const id = client.destroyed ? undefined : this.#spliced.add(spliced);
       if (id === undefined) {
         splice.abandon();
-        outcome.dropped(target, client);
+        this.#outcome.dropped(target, client);
         return;
       }
       upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id));
       splice.join();
+      this.#outcome.delivered(target, client);
       client.once('close', () => {
+        this.#countOut(spliced);
         this.#spliced.delete(id);
         if (this.#spliced.size === 0) this.#onEmpty?.();
       });
@@ -63,12 +101,14 @@ export class PipeTransport implements Transport {
    * read, and so never see the close: what is left of it is bounded now, so it is read in full, and
    * a client that then takes no byte of it for a while, or never closes its side, is cut.
    */
-  workerClosed(ids: readonly number[]): void {
+  workerClosed(_target: DispatchTarget, ids: readonly number[]): void {
     for (const id of ids) {
-      const splice = this.#spliced.get(id)?.splice;
-      if (!splice || splice.client.destroyed) continue;
-      splice.drain();
-      this.#sweep ??= setInterval(this.#sweepDraining, 1000).unref();
+      const spliced = this.#spliced.get(id);
+      if (!spliced) continue;
+      this.#countOut(spliced);
+      if (spliced.splice.client.destroyed) continue;
+      spliced.splice.finish();
+      this.#sweep ??= setInterval(this.#sweepFinishing, 1000).unref();
     }
   }
 
@@ -76,7 +116,7 @@ export class PipeTransport implements Transport {
   workerExited(target: DispatchTarget): void {
     const ids: number[] = [];
     for (const [id, spliced] of this.#spliced.entries()) if (spliced.target === target) ids.push(id);
-    this.workerClosed(ids);
+    this.workerClosed(target, ids);
   }
 
   async close(timeout: number): Promise<void> {
@@ -93,27 +133,34 @@ export class PipeTransport implements Transport {
     this.#spliced.clear();
     clearInterval(this.#sweep);
     this.#sweep = undefined;
+    this.#removeDir();
+    process.off('exit', this.#removeDir);
   }
 
-  #sweep: NodeJS.Timeout | undefined;
+  #countOut(spliced: Spliced): void {
+    if (!spliced.counted) return;
+    spliced.counted = false;
+    this.#outcome.ended(spliced.target, spliced.splice.client);
+  }
 
   // Each connection's client leaves the table when it closes, so what is left with a finished worker
   // is a client still taking the rest of its reply, or not taking it.
-  readonly #sweepDraining = (): void => {
-    let draining = 0;
+  readonly #sweepFinishing = (): void => {
+    let finishing = 0;
     for (const [, { splice }] of this.#spliced.entries()) {
-      if (!splice.draining || splice.client.destroyed) continue;
-      if (splice.stalledChecks() < STALL_LIMIT_S) draining++;
+      if (!splice.finishing || splice.client.destroyed) continue;
+      if (splice.stalledChecks() < STALL_LIMIT_S) finishing++;
       else splice.destroy();
     }
-    if (draining === 0) {
+    if (finishing === 0) {
       clearInterval(this.#sweep);
       this.#sweep = undefined;
     }
   };
-}
 
-/** Seconds a client may go without taking a byte, once its worker is done, before it is cut. */
-const STALL_LIMIT_S = 5;
+  readonly #removeDir = (): void => {
+    fs.rmSync(this.#dir, { recursive: true, force: true });
+  };
+}
 
 function ignoreError(): void {}

@@ -1,0 +1,238 @@
+import type net from 'node:net';
+import type { Logger } from 'streams-logger';
+import type { Balancer } from '../balancers/index.ts';
+import { Level } from '../logging.ts';
+import type { FromWorker } from '../protocol/messages.ts';
+import type { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
+import type { DispatchOutcome, DispatchTarget, Transport } from '../transports/index.ts';
+import { ConnectionQueue } from './connection-queue.ts';
+import type { ConnectionLedger } from './ledger.ts';
+import type { WorkerPool } from './pool.ts';
+import type { ConnectionCounters } from './stats.ts';
+import type { WorkerHandle } from './worker-handle.ts';
+
+export interface DispatcherSettings {
+  ledger: ConnectionLedger;
+  pool: WorkerPool;
+  balancer: Balancer;
+  gate: ProxyHeaderGate | undefined;
+  queueLimit: number;
+  queueTimeout: number;
+  overloadResponse: string | Buffer | undefined;
+  log: Logger;
+}
+
+const TURN_AWAY_LINGER_MS = 1000;
+
+// A connection waiting in the queue may be reset by its client; that must not throw on the main thread.
+function ignoreError(): void {}
+
+/**
+ * The way of every accepted connection: PROXY-header gate, admission against the limits, a worker
+ * picked by the balancer (or the queue while none can take it), and the transport. Keeps the ledger
+ * in step with each connection's fate, whatever it is.
+ */
+export class Dispatcher {
+  readonly counters: ConnectionCounters = {
+    accepted: 0,
+    dispatched: 0,
+    redispatched: 0,
+    refused: 0,
+    queued: 0,
+    expired: 0,
+    acceptErrors: 0,
+    proxyHeaderRejected: 0,
+  };
+  readonly #ledger: ConnectionLedger;
+  readonly #pool: WorkerPool;
+  readonly #balancer: Balancer;
+  readonly #gate: ProxyHeaderGate | undefined;
+  readonly #queue: ConnectionQueue;
+  readonly #overloadResponse: string | Buffer | undefined;
+  readonly #log: Logger;
+  /** The workers that could not take a connection, kept only for connections that met one. */
+  readonly #refusedBy = new WeakMap<net.Socket, WorkerHandle[]>();
+  #transport: Transport | undefined;
+  #closed = false;
+
+  constructor(settings: DispatcherSettings) {
+    this.#ledger = settings.ledger;
+    this.#pool = settings.pool;
+    this.#balancer = settings.balancer;
+    this.#gate = settings.gate;
+    this.#overloadResponse = settings.overloadResponse;
+    this.#log = settings.log;
+    this.#queue = new ConnectionQueue(settings.queueLimit, settings.queueTimeout, {
+      expired: (socket) => {
+        this.counters.expired++;
+        this.#log.warn(`A connection waited ${settings.queueTimeout} ms for a worker and was closed`);
+        this.#turnAway(socket);
+      },
+      abandoned: (socket) => this.#turnAway(socket, false),
+    });
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** The outcome every transport reports to. */
+  readonly outcome: DispatchOutcome = {
+    delivered: (target, socket) => this.#ledger.delivered(accountOf(target), this.#peerOf(socket)),
+    refused: (target, socket) => {
+      const handle = target as WorkerHandle;
+      this.#ledger.unassign(handle.account);
+      this.counters.redispatched++;
+      this.#log.debug(`Worker ${handle.threadId} refused a connection; offering it to another worker`);
+      this.#refusedBy.set(socket, [...(this.#refusedBy.get(socket) ?? []), handle]);
+      this.#dispatch(socket);
+    },
+    dropped: (target, socket) => {
+      this.#ledger.unassign(accountOf(target));
+      this.#turnAway(socket, false);
+    },
+    ended: (target, socket) => this.#ledger.ended(accountOf(target), 1, this.#ledger.trackPeers ? [this.#peerOf(socket)] : undefined),
+  };
+
+  /** Connections accepted before this are queued; from now on they go to workers through `transport`. */
+  useTransport(transport: Transport): void {
+    this.#transport = transport;
+  }
+
+  readonly onConnection = (socket: net.Socket): void => {
+    this.counters.accepted++;
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    const distrust = this.#gate?.distrust(socket);
+    if (distrust) {
+      this.#rejectProxyHeader(socket, distrust);
+      return;
+    }
+    const limit = this.#ledger.admit(this.#peerOf(socket));
+    if (limit) {
+      this.counters.refused++;
+      if (this.#log.level >= Level.DEBUG) this.#log.debug(`Refused a connection from ${socket.remoteAddress}: ${limit} reached`);
+      socket.destroy();
+      return;
+    }
+    this.#prepare(socket);
+  };
+
+  /** Accepting failed (out of descriptors, say); libuv has shed the connection and keeps accepting. */
+  acceptFailed(err: Error): void {
+    if (this.counters.acceptErrors++ % 1000 === 0) this.#log.warn(`Accepting a connection failed: ${err.message}`);
+  }
+
+  /** A worker began serving: the connections waiting for one go now. */
+  workerReady(): void {
+    this.#queue.takeAll((socket) => this.#prepare(socket));
+  }
+
+  /** No worker can be started: the connections waiting for one are turned away. */
+  turnAwayWaiting(): void {
+    this.#queue.takeAll((socket) => this.#turnAway(socket));
+  }
+
+  workerClosed(handle: WorkerHandle, report: Extract<FromWorker, { type: 'closed' }>): void {
+    this.#ledger.ended(handle.account, report.count, report.peers);
+    if (report.pipeIds) this.#transport?.workerClosed?.(handle, report.pipeIds);
+  }
+
+  /** The transport counts out what it carries for the worker first; the ledger then, whatever else it held. */
+  workerExited(handle: WorkerHandle): void {
+    this.#transport?.workerExited?.(handle);
+    this.#ledger.workerExited(handle.account);
+    if (!this.#closed && this.#queue.length > 0 && this.#pool.size === 0 && !this.#pool.backingOff) this.#pool.grow();
+  }
+
+  headerRejectedInWorker(): void {
+    this.counters.proxyHeaderRejected++;
+  }
+
+  /** Takes no new connection from now on, and turns away those waiting. */
+  close(): void {
+    this.#closed = true;
+    this.#balancer.close?.();
+    this.turnAwayWaiting();
+  }
+
+  /** Where the main thread may read a connection, a PROXY header is read here, before a worker is chosen. */
+  #prepare(socket: net.Socket): void {
+    const gate = this.#gate;
+    if (!gate || !this.#transport?.readsOnMainThread) {
+      this.#dispatch(socket);
+      return;
+    }
+    gate.read(socket, (rejection) => {
+      if (rejection === undefined) {
+        this.#dispatch(socket);
+        return;
+      }
+      this.#turnAway(socket, false);
+      this.#rejectProxyHeader(socket, rejection);
+    });
+  }
+
+  #dispatch(socket: net.Socket): void {
+    if (socket.destroyed || this.#closed) {
+      this.#turnAway(socket, !socket.destroyed);
+      return;
+    }
+    const transport = this.#transport;
+    const ready = this.#pool.ready;
+    const refusedBy = this.#refusedBy.get(socket);
+    const candidates = refusedBy ? ready.filter((handle) => !refusedBy.includes(handle)) : ready;
+    const handle = transport && this.#balancer.pick(candidates, socket);
+    if (!handle) {
+      this.#enqueue(socket);
+      return;
+    }
+    if (handle.connections > 0) this.#pool.growIfAllBusy();
+    this.#ledger.assign(handle.account);
+    this.counters.dispatched++;
+    transport.dispatch(handle, socket);
+  }
+
+  #enqueue(socket: net.Socket): void {
+    if (this.#transport) this.#pool.growForWaiting();
+    if (socket.listenerCount('error') === 0) socket.on('error', ignoreError);
+    if (this.#queue.push(socket)) {
+      this.counters.queued++;
+      return;
+    }
+    this.counters.expired++;
+    this.#log.warn(`The connection queue is full (${this.#queue.limit}); closing a new connection`);
+    this.#turnAway(socket);
+  }
+
+  #rejectProxyHeader(socket: net.Socket, reason: string): void {
+    this.counters.proxyHeaderRejected++;
+    if (this.#log.level >= Level.DEBUG) this.#log.debug(`Rejected a connection from ${socket.remoteAddress}: ${reason}`);
+    socket.destroy();
+  }
+
+  /** The address a connection came from, as per-address limits count it; not read when none applies. */
+  #peerOf(socket: net.Socket): string {
+    return this.#ledger.trackPeers ? (socket.remoteAddress ?? '') : '';
+  }
+
+  /** Closes a connection no worker will take, counting it out and, if `explain`, telling HTTP clients why. */
+  #turnAway(socket: net.Socket, explain = true): void {
+    this.#ledger.release(this.#peerOf(socket));
+    const response = this.#overloadResponse;
+    if (!explain || response === undefined || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    // Reading what the client sent lets the close be a FIN after the response, not a reset.
+    socket.resume();
+    socket.end(response);
+    setTimeout(() => socket.destroy(), TURN_AWAY_LINGER_MS).unref();
+  }
+}
+
+function accountOf(target: DispatchTarget): WorkerHandle['account'] {
+  return (target as WorkerHandle).account;
+}

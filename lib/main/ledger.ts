@@ -1,0 +1,141 @@
+export interface ConnectionLimits {
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+}
+
+export type LimitName = 'maxConnections' | 'maxConnectionsPerIp';
+
+/** A worker's share of the open connections. Only the ledger changes it. */
+export class WorkerAccount {
+  /** Given to the worker, not yet known to have reached it (a pipe still connecting). */
+  pending = 0;
+  /** Reached the worker, not yet ended. */
+  held = 0;
+  /** Given to the worker since it started. */
+  total = 0;
+  /** Peers of the held connections, one count per connection; kept only under a per-address limit. */
+  peers: Map<string, number> | undefined;
+  /** When the account last fell to no connection, for idle reaping. */
+  idleSince = performance.now();
+  /** Called whenever the account falls to no connection. */
+  onIdle: (() => void) | undefined;
+
+  get connections(): number {
+    return this.pending + this.held;
+  }
+}
+
+/**
+ * The one owner of every open-connection count: in all, per peer address, and per worker. A
+ * connection is admitted once, then is either in the main thread's hands or in one worker's
+ * account, and leaves through exactly one of release() (from the main thread's hands) or ended()
+ * and workerExited() (from a worker's). Limits are checked against these same counts.
+ */
+export class ConnectionLedger {
+  #maxConnections: number;
+  readonly #maxPerPeer: number;
+  readonly #perPeer = new Map<string, number>();
+  #open = 0;
+
+  constructor(limits: ConnectionLimits) {
+    this.#maxConnections = limits.maxConnections;
+    this.#maxPerPeer = limits.maxConnectionsPerIp;
+  }
+
+  /** Sets maxConnections where the user left it unlimited. */
+  defaultMaxConnections(limit: number): void {
+    if (this.#maxConnections === 0) this.#maxConnections = limit;
+  }
+
+  get maxConnections(): number {
+    return this.#maxConnections;
+  }
+
+  /** Whether connections are counted per peer address: workers then report the peer of each that ends. */
+  get trackPeers(): boolean {
+    return this.#maxPerPeer > 0;
+  }
+
+  /** Connections admitted and not yet ended. */
+  get open(): number {
+    return this.#open;
+  }
+
+  /** Open connections from `peer`; always 0 when not tracking peers. */
+  openFrom(peer: string): number {
+    return this.#perPeer.get(peer) ?? 0;
+  }
+
+  /** Counts a new connection in, or returns the limit it would break. */
+  admit(peer: string): LimitName | undefined {
+    if (this.#maxConnections > 0 && this.#open >= this.#maxConnections) return 'maxConnections';
+    if (this.#maxPerPeer > 0) {
+      const count = this.#perPeer.get(peer) ?? 0;
+      if (count >= this.#maxPerPeer) return 'maxConnectionsPerIp';
+      this.#perPeer.set(peer, count + 1);
+    }
+    this.#open++;
+    return undefined;
+  }
+
+  /** A connection in the main thread's hands ended there. */
+  release(peer: string): void {
+    this.#open--;
+    if (this.#maxPerPeer > 0) decrement(this.#perPeer, peer);
+  }
+
+  /** The connection is on its way to the worker. */
+  assign(account: WorkerAccount): void {
+    account.pending++;
+    account.total++;
+  }
+
+  /** It came back to the main thread without reaching the worker: refused, or dropped on the way. */
+  unassign(account: WorkerAccount): void {
+    account.pending--;
+    this.#checkIdle(account);
+  }
+
+  /** It reached the worker, which now holds it until it ends. */
+  delivered(account: WorkerAccount, peer: string): void {
+    account.pending--;
+    account.held++;
+    if (this.#maxPerPeer > 0) {
+      account.peers ??= new Map();
+      account.peers.set(peer, (account.peers.get(peer) ?? 0) + 1);
+    }
+  }
+
+  /** Connections the worker held ended; `peers` names them when tracking peers. */
+  ended(account: WorkerAccount, count: number, peers?: readonly string[]): void {
+    if (count === 0) return;
+    account.held -= count;
+    this.#open -= count;
+    if (this.#maxPerPeer > 0 && peers) {
+      for (const peer of peers) {
+        decrement(this.#perPeer, peer);
+        if (account.peers) decrement(account.peers, peer);
+      }
+    }
+    this.#checkIdle(account);
+  }
+
+  /** The worker is gone, and every connection it held with it. Those still on their way are not counted here. */
+  workerExited(account: WorkerAccount): void {
+    const peers = account.peers ? [...account.peers].flatMap(([peer, count]) => Array<string>(count).fill(peer)) : undefined;
+    this.ended(account, account.held, peers);
+  }
+
+  #checkIdle(account: WorkerAccount): void {
+    if (account.connections !== 0) return;
+    account.idleSince = performance.now();
+    account.onIdle?.();
+  }
+}
+
+function decrement(counts: Map<string, number>, key: string): void {
+  // A count below zero is kept, not floored: it would show a connection ended twice.
+  const remaining = (counts.get(key) ?? 0) - 1;
+  if (remaining === 0) counts.delete(key);
+  else counts.set(key, remaining);
+}

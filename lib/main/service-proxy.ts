@@ -1,0 +1,269 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import type { Logger } from 'streams-logger';
+import { createBalancer } from '../balancers/index.ts';
+import { loadTls } from '../builtins.ts';
+import { ERR_INVALID_OPTION, ERR_WORKER_BOOTSTRAP } from '../errors.ts';
+import { createLogger } from '../logging.ts';
+import { drainTimeout, resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from '../options.ts';
+import type { ConcreteTransportName } from '../protocol/messages.ts';
+import { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
+import { createTransport, type Transport } from '../transports/index.ts';
+import { Dispatcher } from './dispatcher.ts';
+import { ConnectionLedger } from './ledger.ts';
+import { WorkerPool } from './pool.ts';
+import { collectStats, type ProxyStats } from './stats.ts';
+import { chooseTransport } from './transport-choice.ts';
+import type { WorkerHandle } from './worker-handle.ts';
+import { ServiceProxyAgent } from './worker-view.ts';
+
+export interface ShutdownOptions {
+  /** How long open connections may take to finish before their workers are stopped, in milliseconds. */
+  timeout?: number;
+}
+
+export type ReloadOptions = ShutdownOptions;
+
+/**
+ * Owns the public server on the main thread and moves each accepted connection into one of a pool
+ * of worker threads. Emits 'ready', 'worker-online' (agent), 'worker-exit' (agent, code, reason),
+ * 'error', and with measureHandoffLatency, 'handoff-latency' (seconds).
+ */
+export class ServiceProxy extends EventEmitter {
+  readonly server: net.Server;
+  readonly log: Logger;
+  readonly minWorkers: number;
+  readonly maxWorkers: number;
+  readonly #options: ResolvedOptions;
+  readonly #ledger: ConnectionLedger;
+  readonly #pool: WorkerPool;
+  readonly #dispatcher: Dispatcher;
+  readonly #token = randomBytes(16).toString('hex');
+  readonly #ticketKeys = randomBytes(48);
+  #transport: Transport | undefined;
+  #reloads = 0;
+  #readyEmitted = false;
+  #bootstrapFailureReported = false;
+  #shutdown: Promise<PromiseSettledResult<number>[]> | undefined;
+  #reloading: Promise<void> | undefined;
+
+  constructor(options: ServiceProxyOptions) {
+    super();
+    const resolved = resolveOptions(options);
+    const terminatesTls = resolved.server instanceof loadTls().Server;
+    if (terminatesTls && resolved.transport === 'handoff') {
+      throw new ERR_INVALID_OPTION('transport', "'pipe' or 'auto' when the server is a tls.Server", "'handoff'");
+    }
+    if (terminatesTls && resolved.proxyProtocol) {
+      throw new ERR_INVALID_OPTION('proxyProtocol', 'false when the server is a tls.Server, whose TLS handshake would meet the header first', 'true');
+    }
+    this.#options = resolved;
+    this.server = resolved.server;
+    this.minWorkers = resolved.minWorkers;
+    this.maxWorkers = resolved.maxWorkers;
+    this.log = createLogger('ServiceProxy');
+    this.#ledger = new ConnectionLedger(resolved);
+    this.#pool = new WorkerPool({
+      minWorkers: resolved.minWorkers,
+      maxWorkers: resolved.maxWorkers,
+      workerOptions: resolved.workerOptions,
+      workerStartTimeout: resolved.workerStartTimeout,
+      idleTimeout: resolved.workersCheckingInterval,
+      log: this.log,
+      boot: (id) => this.#bootData(id),
+    });
+    this.#dispatcher = new Dispatcher({
+      ledger: this.#ledger,
+      pool: this.#pool,
+      balancer: createBalancer(resolved.balance),
+      gate: resolved.proxyProtocol && new ProxyHeaderGate(resolved.proxyProtocol),
+      queueLimit: resolved.queueLimit,
+      queueTimeout: resolved.queueTimeout,
+      overloadResponse: resolved.overloadResponse,
+      log: this.log,
+    });
+    this.#routePoolEvents();
+
+    // Hand-off needs sockets nothing has read from, and the pipe transport reads only once connected.
+    if (!terminatesTls) (this.server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
+    this.server.on(terminatesTls ? 'secureConnection' : 'connection', this.#dispatcher.onConnection);
+    this.server.on('error', this.#onServerError);
+    this.#start(terminatesTls).catch((err: unknown) => this.#reportError(err as Error));
+  }
+
+  /** One entry per live worker, with its `worker`, `threadId` and open `connections`. */
+  get agents(): ServiceProxyAgent[] {
+    return [...this.#pool.handles].map(ServiceProxyAgent.of);
+  }
+
+  /** The transport in use, once chosen. */
+  get transport(): ConcreteTransportName | undefined {
+    return this.#transport?.name;
+  }
+
+  /**
+   * A snapshot of the pool and of what the proxy has done with the connections it accepted. Costs
+   * nothing until called: each worker's event-loop use is read from the main thread, its heap asked for.
+   * Event-loop use covers the time since the previous call that passed the same `since` name, so that
+   * two readers (a metrics scrape and a status line, say) do not shorten each other's intervals.
+   */
+  stats(since = 'stats'): Promise<ProxyStats> {
+    return collectStats(since, {
+      transport: this.#transport?.name,
+      counters: this.#dispatcher.counters,
+      queued: this.#dispatcher.queued,
+      restarts: this.#pool.restarts,
+      reloads: this.#reloads,
+      workers: [...this.#pool.handles],
+    });
+  }
+
+  #bootData(id: number): ReturnType<ConstructorParameters<typeof WorkerPool>[0]['boot']> {
+    const transport = this.#transport!;
+    return {
+      socketnautWorker: 1,
+      moduleURL: this.#options.workerURL.href,
+      transport: transport.name,
+      pipePath: transport.pipePathFor(id),
+      token: this.#token,
+      publicAddress: this.server.address(),
+      logLevel: this.log.level,
+      trackPeers: this.#ledger.trackPeers,
+      serverDefaults: this.#options.serverDefaults,
+      ticketKeys: this.#ticketKeys,
+      proxyHeaderTimeout: transport.readsOnMainThread ? undefined : this.#options.proxyProtocol?.timeout,
+      userWorkerData: undefined,
+    };
+  }
+
+  #routePoolEvents(): void {
+    const pool = this.#pool;
+    const dispatcher = this.#dispatcher;
+    pool.on('worker-ready', (handle: WorkerHandle) => {
+      this.#bootstrapFailureReported = false;
+      this.log.debug(`Worker ${handle.threadId} is serving`);
+      this.emit('worker-online', ServiceProxyAgent.of(handle));
+      dispatcher.workerReady();
+      this.#maybeEmitReady();
+    });
+    pool.on('worker-exit', (handle: WorkerHandle, code: number, reason: string) => {
+      dispatcher.workerExited(handle);
+      const repeatedBootstrapFailure = handle.readyAt === 0 && this.#bootstrapFailureReported;
+      const level = reason === 'retired' || repeatedBootstrapFailure ? 'debug' : 'warn';
+      this.log[level](`Worker ${handle.threadId} exited (code ${code}): ${reason}`);
+      this.emit('worker-exit', ServiceProxyAgent.of(handle), code, reason);
+    });
+    pool.on('bootstrap-failure', (handle: WorkerHandle) => this.#onBootstrapFailure(handle));
+    pool.on('connections-closed', dispatcher.workerClosed.bind(dispatcher));
+    pool.on('proxy-header-rejected', () => dispatcher.headerRejectedInWorker());
+  }
+
+  async #start(terminatesTls: boolean): Promise<void> {
+    const { transport: requested, proxyProtocol, balance, measureHandoffLatency } = this.#options;
+    const name = await chooseTransport({ requested, terminatesTls, proxyProtocol: proxyProtocol !== undefined, balance, log: this.log });
+    if (this.#shutdown) return;
+    const recordLatency = measureHandoffLatency ? (seconds: number) => this.emit('handoff-latency', seconds) : undefined;
+    const transport = createTransport(name, {
+      token: this.#token,
+      recordLatency,
+      trackPeers: this.#ledger.trackPeers,
+      maxWorkers: this.maxWorkers,
+      outcome: this.#dispatcher.outcome,
+    });
+    this.#transport = transport;
+    const budget = transport.connectionBudget();
+    if (budget !== undefined) {
+      this.#ledger.defaultMaxConnections(budget);
+      this.log.debug(`Transport ${name}: at most ${this.#ledger.maxConnections} connections at once, within the open-file limit`);
+    }
+    if (recordLatency && name === 'handoff') this.#pool.on('handoff-latency', recordLatency);
+    this.log.info(`Transport: ${name}; workers: ${this.minWorkers} to ${this.maxWorkers}`);
+    this.#dispatcher.useTransport(transport);
+    this.#pool.start();
+    if (this.#pool.size === 0 && this.#dispatcher.queued > 0) this.#pool.grow();
+    this.#maybeEmitReady();
+  }
+
+  readonly #onServerError = (err: NodeJS.ErrnoException): void => {
+    if (err.syscall === 'accept') this.#dispatcher.acceptFailed(err);
+    else if (this.server.listenerCount('error') === 1) this.#reportError(err);
+  };
+
+  #onBootstrapFailure(handle: WorkerHandle): void {
+    if (this.#pool.ready.length === 0) this.#dispatcher.turnAwayWaiting();
+    if (this.#bootstrapFailureReported) return;
+    this.#bootstrapFailureReported = true;
+    const cause = handle.error;
+    const err = new ERR_WORKER_BOOTSTRAP(this.#options.workerURL.href, cause?.message ?? 'the worker exited while starting');
+    (err as Error).cause = cause;
+    this.log.error(`${err.message}\n${cause?.stack ?? ''}`);
+    this.#reportError(err);
+  }
+
+  #reportError(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else this.log.error(err.message);
+  }
+
+  #maybeEmitReady(): void {
+    if (this.#readyEmitted || !this.#transport || this.#pool.ready.length < this.minWorkers) return;
+    this.#readyEmitted = true;
+    this.emit('ready');
+  }
+
+  /**
+   * Replaces every worker, one at a time: each new worker is serving before an old one stops taking
+   * connections and drains; an old worker still holding connections `timeout` ms later is stopped.
+   * Resolves once the old workers are gone. Rejects, leaving the remaining old workers serving, if a
+   * new one fails.
+   */
+  reload(options: ReloadOptions = {}): Promise<void> {
+    let timeout: number;
+    try {
+      timeout = drainTimeout(options.timeout);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const run = (this.#reloading ?? Promise.resolve()).catch(() => {}).then(() => {
+      if (this.#shutdown) return;
+      this.#reloads++;
+      this.log.info(`Reloading ${this.#pool.size} workers`);
+      return this.#pool.replaceAll(timeout);
+    });
+    this.#reloading = run;
+    return run;
+  }
+
+  /**
+   * Stops accepting, lets open connections finish for up to `timeout` ms, then stops every worker.
+   * Resolves to the outcome of stopping each worker.
+   */
+  shutdown(options: ShutdownOptions = {}): Promise<PromiseSettledResult<number>[]> {
+    if (!this.#shutdown) {
+      try {
+        this.#shutdown = this.#runShutdown(drainTimeout(options.timeout));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return this.#shutdown;
+  }
+
+  async #runShutdown(timeout: number): Promise<PromiseSettledResult<number>[]> {
+    // The connection listener stays: a TLS handshake under way now still ends in 'secureConnection',
+    // and the dispatcher closes what arrives from now on.
+    this.server.off('error', this.#onServerError);
+    this.server.close();
+    this.#pool.close();
+    this.#dispatcher.close();
+    const started = performance.now();
+    const results = await this.#pool.retireAll(timeout);
+    await this.#transport?.close(Math.max(0, timeout - (performance.now() - started)));
+    return results;
+  }
+}
+
+export function createServiceProxy(options: ServiceProxyOptions): ServiceProxy {
+  return new ServiceProxy(options);
+}

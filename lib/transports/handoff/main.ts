@@ -1,0 +1,43 @@
+import type net from 'node:net';
+import { sharedClock, type ToWorker } from '../../protocol/messages.ts';
+import type { DispatchOutcome, DispatchTarget, Transport, TransportSettings } from '../transport.ts';
+
+/** Transfers the accepted TCP socket itself: the worker then owns the client connection. */
+export class HandoffTransport implements Transport {
+  readonly name = 'handoff';
+  // A socket must move before anything reads it.
+  readonly readsOnMainThread = false;
+  /** When set, the worker measures how long the move took and reports it back in batches. */
+  readonly #timed: boolean;
+  readonly #trackPeers: boolean;
+  readonly #outcome: DispatchOutcome;
+
+  constructor(settings: TransportSettings) {
+    this.#timed = settings.recordLatency !== undefined;
+    this.#trackPeers = settings.trackPeers;
+    this.#outcome = settings.outcome;
+  }
+
+  connectionBudget(): undefined {
+    return undefined;
+  }
+
+  pipePathFor(): undefined {
+    return undefined;
+  }
+
+  dispatch(target: DispatchTarget, socket: net.Socket): void {
+    const message: ToWorker = { type: 'connection', socket };
+    if (this.#timed) message.acceptedAt = sharedClock();
+    if (this.#trackPeers) message.peer = socket.remoteAddress ?? '';
+    try {
+      target.port.postMessage(message, [socket as never]);
+    } catch {
+      this.#outcome.refused(target, socket);
+      return;
+    }
+    this.#outcome.delivered(target, socket);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,29 @@
+import type net from 'node:net';
+import type { ToWorker } from '../../protocol/messages.ts';
+import { readPrefix } from '../../protocol/read-prefix.ts';
+import { parseProxyHeader } from '../../proxy-protocol/parser.ts';
+import type { WorkerTransport } from '../worker-transport.ts';
+import { adoptMovedSocket } from './adopt-socket.ts';
+
+/** The worker's end of hand-off: sockets arrive in messages from the proxy. */
+export const handoffWorker: WorkerTransport = {
+  async start(context, sink) {
+    const { proxyHeaderTimeout } = context;
+    context.port.on('message', (message: ToWorker) => {
+      if (message.type !== 'connection') return;
+      const agent = sink();
+      const { acceptedAt, peer } = message;
+      const socket: net.Socket = adoptMovedSocket(message.socket);
+      if (acceptedAt !== undefined) agent.recordHandoff(acceptedAt);
+      // The main thread must not read a socket it moves, so a PROXY header is read here.
+      if (proxyHeaderTimeout === undefined) {
+        agent.accept(socket, undefined, peer);
+        return;
+      }
+      readPrefix(socket, parseProxyHeader, proxyHeaderTimeout, (outcome) => {
+        if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer);
+        else agent.reject(socket, peer ?? socket.remoteAddress ?? '', outcome.reason);
+      });
+    });
+  },
+};

@@ -1,0 +1,61 @@
+import type net from 'node:net';
+import type { MessagePort } from 'node:worker_threads';
+import type { ConcreteTransportName } from '../protocol/messages.ts';
+
+export const transportNames = ['auto', 'handoff', 'pipe'] as const;
+export type TransportName = (typeof transportNames)[number];
+
+/** The main thread's view of a worker, as far as moving a connection to it goes. */
+export interface DispatchTarget {
+  readonly port: MessagePort;
+  readonly pipePath: string | undefined;
+}
+
+/**
+ * What became of a connection given to dispatch(): exactly one of delivered, refused or dropped;
+ * then, for a transport that counts its connections on the main thread, ended once.
+ */
+export interface DispatchOutcome {
+  /** The connection reached the worker. */
+  delivered(target: DispatchTarget, socket: net.Socket): void;
+  /** The worker could not take the connection, which is intact: another worker may. */
+  refused(target: DispatchTarget, socket: net.Socket): void;
+  /** The connection ended before it reached the worker. */
+  dropped(target: DispatchTarget, socket: net.Socket): void;
+  /** A delivered connection that this transport counts on the main thread ended. */
+  ended(target: DispatchTarget, socket: net.Socket): void;
+}
+
+/** Called with each hand-off's duration, from accept to the worker's server, when that is measured. */
+export type LatencyRecorder = (seconds: number) => void;
+
+export interface TransportSettings {
+  /** The pipe preamble's secret. */
+  token: string;
+  recordLatency: LatencyRecorder | undefined;
+  /** Tell the worker the peer address of each connection, for per-address limits. */
+  trackPeers: boolean;
+  maxWorkers: number;
+  outcome: DispatchOutcome;
+}
+
+/** The main thread's end of a transport: moves accepted client connections into workers. */
+export interface Transport {
+  readonly name: ConcreteTransportName;
+  /** Whether the main thread may read a connection before dispatching it (a PROXY header, say). */
+  readonly readsOnMainThread: boolean;
+  /** The connections the process can carry at once within its open-file limit, where that binds. */
+  connectionBudget(): number | undefined;
+  /** Where worker `id` listens for this transport's connections, if anywhere. */
+  pipePathFor(id: number): string | undefined;
+  dispatch(target: DispatchTarget, socket: net.Socket): void;
+  /** Workers report the connections they closed by these ids, where the transport gave them ids. */
+  workerClosed?(target: DispatchTarget, ids: readonly number[]): void;
+  /** The worker exited: whatever connections it held are closed, reported or not. */
+  workerExited?(target: DispatchTarget): void;
+  /**
+   * Once the workers are gone: waits up to `timeout` ms for the connections the transport still
+   * carries on the main thread to finish, then closes the rest.
+   */
+  close(timeout: number): Promise<void>;
+}
