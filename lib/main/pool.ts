@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
-import { ERR_WORKER_EXITED } from '../errors.ts';
 import { acceptWorkerLogRecord } from '../logging.ts';
 import type { FromWorker, WorkerBootData } from '../protocol/messages.ts';
 import { startWorker, type WorkerHandle } from './worker-handle.ts';
@@ -143,31 +142,6 @@ export class WorkerPool extends EventEmitter {
     }, delay).unref();
   }
 
-  /** Resolves once `handle` serves; rejects if it exits first. */
-  whenReady(handle: WorkerHandle): Promise<void> {
-    if (handle.state !== 'starting') {
-      return handle.state === 'exited' ? Promise.reject(new ERR_WORKER_EXITED(String(handle.threadId), 'it had already exited')) : Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      const onReady = (ready: WorkerHandle): void => {
-        if (ready !== handle) return;
-        cleanup();
-        resolve();
-      };
-      const onExit = (exited: WorkerHandle, _code: number, reason: string): void => {
-        if (exited !== handle) return;
-        cleanup();
-        reject(new ERR_WORKER_EXITED(String(handle.threadId), reason));
-      };
-      const cleanup = (): void => {
-        this.off('worker-ready', onReady);
-        this.off('worker-exit', onExit);
-      };
-      this.on('worker-ready', onReady);
-      this.on('worker-exit', onExit);
-    });
-  }
-
   #freeSlot(): number {
     const taken = new Set<number>();
     for (const handle of this.#handles) if (handle.state !== 'retiring') taken.add(handle.slot);
@@ -204,7 +178,7 @@ export class WorkerPool extends EventEmitter {
       if (handle.state !== 'ready' && handle.state !== 'starting') continue;
       const successor = this.grow(handle);
       if (!successor) break;
-      await this.whenReady(successor);
+      await successor.serving;
       // It may have died while its successor started; the successor already took its place.
       if (!this.#handles.has(handle)) continue;
       this.retire(handle, timeout);
@@ -253,8 +227,7 @@ export class WorkerPool extends EventEmitter {
         break;
       case 'ready':
         if (handle.state !== 'starting') break;
-        handle.state = 'ready';
-        handle.readyAt = performance.now();
+        handle.markReady();
         this.#ready.push(handle);
         this.emit('worker-ready', handle);
         break;
@@ -280,7 +253,8 @@ export class WorkerPool extends EventEmitter {
 
   #onExit(handle: WorkerHandle, code: number): void {
     const failed = handle.state === 'starting' || (handle.state === 'ready' && !this.#closed);
-    handle.state = 'exited';
+    const reason = handle.exitReason(failed, code);
+    handle.markExited(reason);
     this.#handles.delete(handle);
     this.#leaveReady(handle);
     handle.port.close();
@@ -293,14 +267,6 @@ export class WorkerPool extends EventEmitter {
       this.#restartsBySlot.set(handle.slot, handle.restarts + 1);
     }
 
-    const error = handle.error;
-    const reason = !failed
-      ? 'retired'
-      : handle.readyAt === 0 && error
-        ? `failed to load: ${error.message}`
-        : error
-          ? `threw: ${error.message}`
-          : `exited unexpectedly with code ${code}`;
     if (handle.readyAt === 0 && failed) this.emit('bootstrap-failure', handle);
     this.emit('worker-exit', handle, code, reason);
     this.replenish();

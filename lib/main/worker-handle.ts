@@ -1,5 +1,6 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, Worker, type MessagePort, type WorkerOptions } from 'node:worker_threads';
+import { ERR_WORKER_EXITED } from '../errors.ts';
 import type { SerializedError, WorkerBootData } from '../protocol/messages.ts';
 import { WorkerAccount } from './ledger.ts';
 
@@ -48,6 +49,9 @@ export class WorkerHandle {
   readonly portClosed: Promise<void>;
   /** Settles once the worker thread has exited, whatever it threw on the way. */
   readonly exited: Promise<void>;
+  /** Resolves once the worker serves; rejects if it exits first. */
+  readonly serving: Promise<void>;
+  #settleServing: ((error?: Error) => void) | undefined;
   readonly #eluMarks = new Map<string, { reading: EventLoopUtilization; value: number }>();
 
   constructor(id: number, slot: number, restarts: number, worker: Worker, port: MessagePort, pipePath: string | undefined) {
@@ -60,6 +64,34 @@ export class WorkerHandle {
     this.threadId = worker.threadId;
     this.portClosed = new Promise((resolve) => port.once('close', () => resolve()));
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    this.serving = new Promise((resolve, reject) => {
+      this.#settleServing = (error) => (error ? reject(error) : resolve());
+    });
+    // Nobody need wait for it; an exit before serving is reported by the pool's events too.
+    this.serving.catch(() => {});
+  }
+
+  /** The worker said it serves. */
+  markReady(): void {
+    this.state = 'ready';
+    this.readyAt = performance.now();
+    this.#settleServing?.();
+    this.#settleServing = undefined;
+  }
+
+  /** The worker thread is gone; `reason` says why, for whoever waited for it to serve. */
+  markExited(reason: string): void {
+    this.state = 'exited';
+    this.#settleServing?.(new ERR_WORKER_EXITED(String(this.threadId), reason));
+    this.#settleServing = undefined;
+  }
+
+  /** Why the worker exited, for the log and the 'worker-exit' event. */
+  exitReason(failed: boolean, code: number): string {
+    const error = this.error;
+    if (!failed) return 'retired';
+    if (this.readyAt === 0 && error) return `failed to load: ${error.message}`;
+    return error ? `threw: ${error.message}` : `exited unexpectedly with code ${code}`;
   }
 
   /** Open connections given to this worker: on their way or held. */
