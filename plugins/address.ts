@@ -1,6 +1,6 @@
 // What the framework plugins share: where a request's client address comes from.
 import type net from 'node:net';
-import { addressInfoOf, type ProxySocketAddressInfo } from '../lib/protocol/address-info.ts';
+import { addressInfoOf, canonicalAddress, type ProxySocketAddressInfo } from '../lib/protocol/address-info.ts';
 import { currentAgent, type ServiceAgent } from '../lib/worker/service-agent.ts';
 import { ERR_PLUGIN_REGISTERED_TWICE } from '../lib/errors.ts';
 
@@ -42,6 +42,11 @@ export function addressInfo(socket: net.Socket): ProxySocketAddressInfo | undefi
     known.set(socket, found);
     return found;
   });
+}
+
+/** The client's IP address, an IPv4 client in dotted form; undefined only where remoteAddress is. */
+export function clientAddressOf(info: ProxySocketAddressInfo | undefined): string {
+  return (info && canonicalAddress(info.remote.address)) as string;
 }
 
 // Shared by name so that two copies of socketnaut in one app still see each other's mark.

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyReque
 import fp from 'fastify-plugin';
 import { agentFor } from '../lib/worker/service-agent.ts';
 import { getWorkerContext } from '../lib/worker/context.ts';
-import { addressInfo, addressInfoSync, type ProxySocketAddressInfo } from './address.ts';
+import { addressInfo, addressInfoSync, clientAddressOf, type ProxySocketAddressInfo } from './address.ts';
 import { ERR_PLUGIN_REGISTERED_TWICE, ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from '../lib/errors.ts';
 
 export type { ProxySocketAddressInfo };
@@ -40,7 +40,7 @@ function proxySocketAddressInfo(this: FastifyRequest): ProxySocketAddressInfo {
 }
 
 function clientAddress(this: FastifyRequest): string {
-  return addressInfoSync(this.raw.socket)?.remote.address as string;
+  return clientAddressOf(addressInfoSync(this.raw.socket));
 }
 
 // Only waits when the worker must ask the proxy, so that handlers always find the address known.

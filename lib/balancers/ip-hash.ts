@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { storedAddressInfo } from '../protocol/address-info.ts';
+import { canonicalAddress, storedAddressInfo } from '../protocol/address-info.ts';
 import type { Balancer, BalancerCandidate } from './balancer.ts';
 
 // Rendezvous (highest random weight) hashing: each client address ranks every worker slot, and the
@@ -8,7 +8,7 @@ import type { Balancer, BalancerCandidate } from './balancer.ts';
 // The client is the one a PROXY header named, where the header was read before dispatch.
 export class IpHashBalancer implements Balancer {
   pick<T extends BalancerCandidate>(candidates: readonly T[], socket: net.Socket): T | undefined {
-    return pickByKey(candidates, storedAddressInfo(socket)?.remote.address ?? socket.remoteAddress ?? '');
+    return pickByKey(candidates, canonicalAddress(storedAddressInfo(socket)?.remote.address ?? socket.remoteAddress ?? ''));
   }
 }
 

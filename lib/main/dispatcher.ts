@@ -2,6 +2,7 @@ import type net from 'node:net';
 import type { Logger } from 'streams-logger';
 import type { Balancer } from '../balancers/index.ts';
 import { Level } from '../logging.ts';
+import { peerKey } from '../protocol/address-info.ts';
 import type { FromWorker } from '../protocol/messages.ts';
 import type { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
 import type { DispatchOutcome, DispatchTarget, Transport } from '../transports/index.ts';
@@ -215,7 +216,7 @@ export class Dispatcher {
 
   /** The address a connection came from, as per-address limits count it; not read when none applies. */
   #peerOf(socket: net.Socket): string {
-    return this.#ledger.trackPeers ? (socket.remoteAddress ?? '') : '';
+    return this.#ledger.trackPeers ? peerKey(socket) : '';
   }
 
   /** Closes a connection no worker will take, counting it out and, if `explain`, telling HTTP clients why. */

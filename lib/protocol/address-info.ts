@@ -35,3 +35,18 @@ export function storedAddressInfo(socket: object): ProxySocketAddressInfo | unde
   const carrier = socket as AddressInfoCarrier;
   return carrier[kAddressInfo] ?? carrier._parent?.[kAddressInfo];
 }
+
+const IPV4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
+
+/**
+ * One form for one client: an IPv4 client in dotted form, even as a dual-stack socket reports it
+ * (`::ffff:10.0.0.1` → `10.0.0.1`). Anything else is returned as it is.
+ */
+export function canonicalAddress(address: string): string {
+  return IPV4_MAPPED.exec(address)?.[1] ?? address;
+}
+
+/** The address a connection came from, as limits and balancers key it. */
+export function peerKey(socket: net.Socket): string {
+  return canonicalAddress(socket.remoteAddress ?? '');
+}

@@ -9,6 +9,7 @@ import type { WorkerTransport } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { interceptListen } from './server-takeover.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
+import { reportClientAddresses } from './socket-addresses.ts';
 
 const workerTransports: Record<ConcreteTransportName, WorkerTransport> = { handoff: handoffWorker, pipe: pipeWorker };
 
@@ -21,6 +22,7 @@ const post = (message: FromWorker): void => port.postMessage(message);
 setWorkerContext(context);
 (workerThreads as { workerData: unknown }).workerData = context.userWorkerData;
 syncBuiltinESMExports();
+reportClientAddresses();
 
 port.on('message', (message: ToWorker) => {
   if (message.type !== 'retire') return;

@@ -6,6 +6,7 @@ import { ERR_ADDRESS_UNKNOWN, ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_W
 import {
   addressInfoOf,
   kAddressInfo,
+  peerKey,
   storedAddressInfo,
   type AddressInfoCarrier,
   type ProxySocketAddressInfo,
@@ -130,7 +131,7 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
   // The peer is recorded for per-address limits, which the proxy counted by the address it accepted from.
   #track(socket: net.Socket, peer: string | undefined, pipeId?: number): void {
     this.#openCount++;
-    const trackedPeer = this.#context.trackPeers && pipeId === undefined ? (peer ?? socket.remoteAddress ?? '') : undefined;
+    const trackedPeer = this.#context.trackPeers && pipeId === undefined ? (peer ?? peerKey(socket)) : undefined;
     socket.once('close', () => this.#onSocketClose(trackedPeer, pipeId));
   }
 

@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { peerKey } from '../../protocol/address-info.ts';
 import { sharedClock, type ToWorker } from '../../protocol/messages.ts';
 import type { DispatchOutcome, DispatchTarget, Transport, TransportSettings } from '../transport.ts';
 
@@ -29,7 +30,7 @@ export class HandoffTransport implements Transport {
   dispatch(target: DispatchTarget, socket: net.Socket): void {
     const message: ToWorker = { type: 'connection', socket };
     if (this.#timed) message.acceptedAt = sharedClock();
-    if (this.#trackPeers) message.peer = socket.remoteAddress ?? '';
+    if (this.#trackPeers) message.peer = peerKey(socket);
     try {
       target.port.postMessage(message, [socket as never]);
     } catch {
