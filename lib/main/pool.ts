@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
 import { acceptWorkerLogRecord } from '../logging.ts';
-import type { FromWorker, WorkerBootData } from '../protocol/messages.ts';
+import type { FromWorker, ToWorker, WorkerBootData } from '../protocol/messages.ts';
 import { startWorker, type WorkerHandle } from './worker-handle.ts';
 
 export interface PoolSettings {
@@ -23,6 +23,8 @@ export const RESTART_FACTOR = 1.5;
 export const RESTART_MAX_DELAY_MS = 15_000;
 /** A worker that served this long before it died was not in a crash loop: it is replaced at once. */
 export const HEALTHY_UPTIME_MS = 1_000;
+/** How long a finished worker may take to end itself, running its 'exit' listeners, before it is stopped. */
+const EXIT_GRACE_MS = 1_000;
 
 /**
  * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (handle), 'worker-exit'
@@ -150,10 +152,13 @@ export class WorkerPool extends EventEmitter {
     return slot;
   }
 
-  /** Stops giving `handle` connections and lets it finish them; after `timeout` ms, if given, it is stopped. */
-  retire(handle: WorkerHandle, timeout?: number): void {
+  /**
+   * Stops giving `handle` connections and lets it finish them, emitting `signal` to the app's own
+   * listeners in the worker first; after `timeout` ms, if given, it is stopped.
+   */
+  retire(handle: WorkerHandle, signal: NodeJS.Signals | undefined, timeout?: number): void {
     this.#leaveReady(handle);
-    handle.retire();
+    handle.retire(signal);
     if (timeout === undefined || handle.state === 'exited') return;
     const deadline = setTimeout(() => void handle.worker.terminate(), timeout).unref();
     void handle.exited.then(() => clearTimeout(deadline));
@@ -171,7 +176,7 @@ export class WorkerPool extends EventEmitter {
    * Replaces each worker in turn by a successor in its slot, retiring it once the successor serves,
    * and resolves once the old workers are gone: drained, or stopped `timeout` ms after retiring.
    */
-  async replaceAll(timeout: number): Promise<void> {
+  async replaceAll(timeout: number, signal: NodeJS.Signals | undefined): Promise<void> {
     const old = [...this.#handles].filter((handle) => handle.state === 'ready' || handle.state === 'starting');
     const retired: WorkerHandle[] = [];
     for (const handle of old) {
@@ -181,7 +186,7 @@ export class WorkerPool extends EventEmitter {
       await successor.serving;
       // It may have died while its successor started; the successor already took its place.
       if (!this.#handles.has(handle)) continue;
-      this.retire(handle, timeout);
+      this.retire(handle, signal, timeout);
       retired.push(handle);
     }
     await Promise.all(retired.map((handle) => handle.exited));
@@ -191,9 +196,9 @@ export class WorkerPool extends EventEmitter {
    * Retires every worker and waits up to `timeout` ms for them to finish their connections, then
    * stops whatever is left. Call close() first, so that none is started meanwhile.
    */
-  async retireAll(timeout: number): Promise<PromiseSettledResult<number>[]> {
+  async retireAll(timeout: number, signal: NodeJS.Signals | undefined): Promise<PromiseSettledResult<number>[]> {
     const handles = [...this.#handles];
-    for (const handle of handles) this.retire(handle, timeout);
+    for (const handle of handles) this.retire(handle, signal, timeout);
     await Promise.all(handles.map((handle) => handle.exited));
     const results = await Promise.allSettled(handles.map((handle) => handle.worker.terminate()));
     await Promise.all(handles.map((handle) => handle.portClosed));
@@ -206,7 +211,7 @@ export class WorkerPool extends EventEmitter {
       if (this.#ready.length <= this.#settings.minWorkers) return;
       if (handle.connections === 0 && now - handle.account.idleSince >= this.#settings.idleTimeout) {
         this.#settings.log.debug(`Retiring idle worker ${handle.threadId}`);
-        this.retire(handle);
+        this.retire(handle, 'SIGTERM');
       }
     }
   }
@@ -246,9 +251,14 @@ export class WorkerPool extends EventEmitter {
   }
 
   // With the pipe transport a connection can be on its way over the worker's Unix socket after the
-  // worker said it was drained: the worker stops only once the main thread counts none either.
+  // worker said it was drained: the worker ends only once the main thread counts none either. It
+  // ends itself, so that its app's 'exit' listeners run; one that does not is stopped.
   #stopIfDrained(handle: WorkerHandle): void {
-    if (handle.drained && handle.connections === 0 && handle.state !== 'exited') void handle.worker.terminate();
+    if (!handle.drained || handle.connections !== 0 || handle.state === 'exited' || handle.exitRequested) return;
+    handle.exitRequested = true;
+    handle.port.postMessage({ type: 'exit' } satisfies ToWorker);
+    const backstop = setTimeout(() => void handle.worker.terminate(), EXIT_GRACE_MS).unref();
+    void handle.exited.then(() => clearTimeout(backstop));
   }
 
   #onExit(handle: WorkerHandle, code: number): void {

@@ -6,7 +6,7 @@ import { createBalancer } from '../balancers/index.ts';
 import { loadTls } from '../builtins.ts';
 import { ERR_INVALID_OPTION, ERR_WORKER_BOOTSTRAP } from '../errors.ts';
 import { createLogger } from '../logging.ts';
-import { drainTimeout, resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from '../options.ts';
+import { resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from '../options.ts';
 import type { ConcreteTransportName } from '../protocol/messages.ts';
 import { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
 import { createTransport, type Transport } from '../transports/index.ts';
@@ -14,16 +14,12 @@ import { Dispatcher } from './dispatcher.ts';
 import { ConnectionLedger } from './ledger.ts';
 import { WorkerPool } from './pool.ts';
 import { collectStats, type ProxyStats } from './stats.ts';
+import { resolveStopOptions, type ReloadOptions, type ShutdownOptions, type StopSettings } from './stop-options.ts';
 import { chooseTransport } from './transport-choice.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 import { ServiceProxyAgent } from './worker-view.ts';
 
-export interface ShutdownOptions {
-  /** How long open connections may take to finish before their workers are stopped, in milliseconds. */
-  timeout?: number;
-}
-
-export type ReloadOptions = ShutdownOptions;
+export type { ReloadOptions, ShutdownOptions } from './stop-options.ts';
 
 /**
  * Owns the public server on the main thread and moves each accepted connection into one of a pool
@@ -151,7 +147,9 @@ export class ServiceProxy extends EventEmitter {
       dispatcher.workerExited(handle);
       const repeatedBootstrapFailure = handle.readyAt === 0 && this.#bootstrapFailureReported;
       const level = reason === 'retired' || repeatedBootstrapFailure ? 'debug' : 'warn';
-      this.log[level](`Worker ${handle.threadId} exited (code ${code}): ${reason}`);
+      // A crash of a serving worker is logged with its stack, as Node prints an uncaught error.
+      const stack = handle.readyAt !== 0 && reason !== 'retired' ? handle.uncaughtError?.stack : undefined;
+      this.log[level](`Worker ${handle.threadId} exited (code ${code}): ${reason}${stack ? `\n${stack}` : ''}`);
       this.emit('worker-exit', ServiceProxyAgent.of(handle), code, reason);
     });
     pool.on('bootstrap-failure', (handle: WorkerHandle) => this.#onBootstrapFailure(handle));
@@ -213,15 +211,15 @@ export class ServiceProxy extends EventEmitter {
   }
 
   /**
-   * Replaces every worker, one at a time: each new worker is serving before an old one stops taking
-   * connections and drains; an old worker still holding connections `timeout` ms later is stopped.
-   * Resolves once the old workers are gone. Rejects, leaving the remaining old workers serving, if a
-   * new one fails.
+   * Replaces every worker, one at a time: each new worker is serving before an old one gets `signal`,
+   * stops taking connections and drains; an old worker still holding connections `timeout` ms later
+   * is stopped. Resolves once the old workers are gone. Rejects, leaving the remaining old workers
+   * serving, if a new one fails.
    */
   reload(options: ReloadOptions = {}): Promise<void> {
-    let timeout: number;
+    let settings: StopSettings;
     try {
-      timeout = drainTimeout(options.timeout);
+      settings = resolveStopOptions(options);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -229,20 +227,20 @@ export class ServiceProxy extends EventEmitter {
       if (this.#shutdown) return;
       this.#reloads++;
       this.log.info(`Reloading ${this.#pool.size} workers`);
-      return this.#pool.replaceAll(timeout);
+      return this.#pool.replaceAll(settings.timeout, settings.signal);
     });
     this.#reloading = run;
     return run;
   }
 
   /**
-   * Stops accepting, lets open connections finish for up to `timeout` ms, then stops every worker.
-   * Resolves to the outcome of stopping each worker.
+   * Stops accepting, emits `signal` in each worker, lets open connections finish for up to `timeout`
+   * ms, then stops every worker. Resolves to the outcome of stopping each worker.
    */
   shutdown(options: ShutdownOptions = {}): Promise<PromiseSettledResult<number>[]> {
     if (!this.#shutdown) {
       try {
-        this.#shutdown = this.#runShutdown(drainTimeout(options.timeout));
+        this.#shutdown = this.#runShutdown(resolveStopOptions(options));
       } catch (err) {
         return Promise.reject(err);
       }
@@ -250,7 +248,7 @@ export class ServiceProxy extends EventEmitter {
     return this.#shutdown;
   }
 
-  async #runShutdown(timeout: number): Promise<PromiseSettledResult<number>[]> {
+  async #runShutdown({ timeout, signal }: StopSettings): Promise<PromiseSettledResult<number>[]> {
     // The connection listener stays: a TLS handshake under way now still ends in 'secureConnection',
     // and the dispatcher closes what arrives from now on.
     this.server.off('error', this.#onServerError);
@@ -258,7 +256,7 @@ export class ServiceProxy extends EventEmitter {
     this.#pool.close();
     this.#dispatcher.close();
     const started = performance.now();
-    const results = await this.#pool.retireAll(timeout);
+    const results = await this.#pool.retireAll(timeout, signal);
     await this.#transport?.close(Math.max(0, timeout - (performance.now() - started)));
     return results;
   }

@@ -1,7 +1,7 @@
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, Worker, type MessagePort, type WorkerOptions } from 'node:worker_threads';
 import { ERR_WORKER_EXITED } from '../errors.ts';
-import type { SerializedError, WorkerBootData } from '../protocol/messages.ts';
+import type { SerializedError, ToWorker, WorkerBootData } from '../protocol/messages.ts';
 import { WorkerAccount } from './ledger.ts';
 
 export type WorkerState = 'starting' | 'ready' | 'retiring' | 'exited';
@@ -45,6 +45,8 @@ export class WorkerHandle {
   uncaughtError: Error | undefined;
   /** The worker said it has no connection left; it stops once none is on its way either. */
   drained = false;
+  /** It was told to end. */
+  exitRequested = false;
   /** Settles once the channel to the worker has closed, after the worker exited. */
   readonly portClosed: Promise<void>;
   /** Settles once the worker thread has exited, whatever it threw on the way. */
@@ -132,9 +134,10 @@ export class WorkerHandle {
     return (await worker.getHeapStatistics().catch(() => undefined))?.used_heap_size;
   }
 
-  retire(): void {
+  retire(signal: NodeJS.Signals | undefined): void {
     if (this.state === 'exited') return;
     this.state = 'retiring';
-    this.port.postMessage({ type: 'retire' });
+    const message: ToWorker = { type: 'retire', signal };
+    this.port.postMessage(message);
   }
 }

@@ -37,7 +37,10 @@ export interface WorkerBootData {
 
 export type ToWorker =
   | { type: 'connection'; socket: net.Socket; acceptedAt?: number; peer?: string }
-  | { type: 'retire' };
+  /** Stop taking connections and finish the open ones; `signal` is emitted first to the app's listeners. */
+  | { type: 'retire'; signal: NodeJS.Signals | undefined }
+  /** The worker has finished every connection, those on their way to it included: it may end. */
+  | { type: 'exit' };
 
 export interface SerializedError {
   name: string;

@@ -9,6 +9,7 @@ import type { WorkerTransport } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { interceptListen } from './server-takeover.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
+import { deliverSignal, exitWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
 
 const workerTransports: Record<ConcreteTransportName, WorkerTransport> = { handoff: handoffWorker, pipe: pipeWorker };
@@ -24,11 +25,18 @@ setWorkerContext(context);
 syncBuiltinESMExports();
 reportClientAddresses();
 
-port.on('message', (message: ToWorker) => {
-  if (message.type !== 'retire') return;
+const stop = (): void => {
   const agent = currentAgent();
   if (agent) agent.server.close();
   else post({ type: 'drained' });
+};
+keepSelfSignalsInWorker(stop);
+
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'exit') exitWorker();
+  if (message.type !== 'retire') return;
+  if (message.signal) deliverSignal(message.signal);
+  stop();
 });
 
 try {

@@ -1,0 +1,66 @@
+import os from 'node:os';
+
+type Stop = () => void;
+
+// Signals reach only the main thread, and process.kill(process.pid) from a worker would signal the
+// whole process: both are made to mean, for this worker, what they mean for a process of its own,
+// as under node:cluster.
+
+const exit = process.exit;
+let stopWorker: Stop = () => {};
+let stopping = false;
+
+/**
+ * While the worker stops, an exit waits until its connections have finished, those on their way
+ * included: the proxy says when (or its timeout ends the thread), and exitWorker() then runs.
+ */
+function exitOnceStopped(code?: number | string | null): never {
+  if (code !== undefined && code !== null) process.exitCode = code;
+  stopWorker();
+  return undefined as never;
+}
+
+/** Ends the thread as process.exit() does, its 'exit' listeners run, with the code the app set. */
+export function exitWorker(): void {
+  exit.call(process);
+}
+
+function signalName(signal: string | number): string | undefined {
+  if (typeof signal === 'string') return signal;
+  return Object.entries(os.constants.signals).find(([, number]) => number === signal)?.[0];
+}
+
+/**
+ * Keeps a signal an app sends itself (`process.kill(process.pid, 'SIGTERM')`, as signal-exit does to
+ * re-raise one) inside this worker: its listeners hear it, or, with none, the worker alone ends.
+ */
+export function keepSelfSignalsInWorker(stop: Stop): void {
+  stopWorker = stop;
+  const kill = process.kill;
+  process.kill = function killOrSignalThisWorker(pid: number, signal: string | number = 'SIGTERM'): true {
+    if (pid !== process.pid) return kill.call(process, pid, signal);
+    if (signal === 0) return true;
+    const name = signalName(signal);
+    if (!stopping && name && name !== 'SIGKILL' && process.listenerCount(name) > 0) {
+      process.nextTick(() => process.emit(name as NodeJS.Signals, name as NodeJS.Signals));
+    } else if (stopping) {
+      exitOnceStopped();
+    } else {
+      exit.call(process, 128 + (os.constants.signals[name as NodeJS.Signals] ?? 15));
+    }
+    return true;
+  } as typeof process.kill;
+}
+
+/**
+ * The proxy is stopping this worker: its app's own `process.on(signal)` cleanup runs now, before the
+ * worker stops taking connections. A listener may call process.exit(): the thread still ends only
+ * once its connections have finished, so that no request in flight is lost.
+ */
+export function deliverSignal(signal: NodeJS.Signals): void {
+  if (stopping) return;
+  stopping = true;
+  if (process.listenerCount(signal) === 0) return;
+  process.exit = exitOnceStopped as typeof process.exit;
+  process.emit(signal, signal);
+}
