@@ -6,7 +6,13 @@ export interface SocketnautError extends Error {
 
 type ErrorClass = new (message?: string) => Error;
 
+const codes: string[] = [];
+
+/** Every code defined here, in the order defined: what the README's list of errors must match. */
+export const errorCodes: readonly string[] = codes;
+
 function defineError<B extends ErrorClass>(code: string, Base: B, format: (...args: string[]) => string) {
+  codes.push(code);
   const Coded = class extends (Base as ErrorClass) {
     readonly code = code;
     constructor(...args: string[]) {
@@ -100,6 +106,9 @@ export const ERR_WORKER_EXITED = defineError(
   Error,
   (threadId, reason) => `Worker ${threadId} exited before it served: ${reason}`,
 );
+
+/** A bad command line or environment variable for the launcher, which prints it and exits 2. */
+export const ERR_USAGE = defineError('SOCKETNAUT_ERR_USAGE', Error, (message) => message);
 
 export function withCause<E extends Error>(err: E, cause: unknown): E {
   if (cause !== undefined) err.cause = cause;

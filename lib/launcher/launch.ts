@@ -6,13 +6,14 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BalancerName } from '../balancers/balancer.ts';
 import { loadTls } from '../builtins.ts';
-import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_LISTEN, ERR_PORT_IN_USE, withCause } from '../errors.ts';
+import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_INVALID_OPTION, ERR_LISTEN, ERR_PORT_IN_USE, describeValue, withCause } from '../errors.ts';
 import type { Level } from '../logging.ts';
 import { serveMetrics, type MetricsServer } from '../main/metrics.ts';
 import { ServiceProxy } from '../main/service-proxy.ts';
 import { startStatusLine } from '../main/status.ts';
 import type { ServiceProxyAgent } from '../main/worker-view.ts';
-import { drainTimeout } from '../options.ts';
+import { workerBounds } from '../options.ts';
+import { resolveSetting, type SettingName } from '../settings.ts';
 import type { TransportName } from '../transports/transport.ts';
 
 export interface LaunchOptions {
@@ -20,7 +21,7 @@ export interface LaunchOptions {
   app: string;
   port?: number;
   host?: string;
-  /** Sets both minWorkers and maxWorkers. Default: available parallelism. */
+  /** Sets both minWorkers and maxWorkers, when neither is given. Default: available parallelism. */
   workers?: number;
   minWorkers?: number;
   maxWorkers?: number;
@@ -32,7 +33,7 @@ export interface LaunchOptions {
   logLevel?: Level;
   /**
    * How long open connections may take to finish, in milliseconds: at shutdown (SIGINT/SIGTERM), and
-   * on an old worker at a reload (SIGHUP). Default 10000.
+   * on an old worker at a reload (SIGHUP).
    */
   shutdownTimeout?: number;
   /** Failed starts of the app, with none serving, before launch gives up. */
@@ -41,13 +42,13 @@ export interface LaunchOptions {
   maxConnectionsPerIp?: number;
   queueLimit?: number;
   queueTimeout?: number;
-  /** Deadline for a request's headers in the app's HTTP server, in milliseconds. Default 10000. */
+  /** Deadline for a request's headers in the app's HTTP server, in milliseconds. */
   headersTimeout?: number;
-  /** Deadline for a whole request in the app's HTTP server, in milliseconds. Default 60000. */
+  /** Deadline for a whole request in the app's HTTP server, in milliseconds. */
   requestTimeout?: number;
   /** Serve Prometheus metrics at http://<host>:<port>/metrics, apart from the app's port. */
   metrics?: { port: number; host?: string };
-  /** Print a line about the pool every this many seconds (JSON lines when not on a terminal). */
+  /** Print a line about the pool every this many seconds, up to 2147483 (JSON lines when not on a terminal). */
   statusInterval?: number;
   /** Connections open with a PROXY protocol header from a balancer in front. */
   proxyProtocol?: boolean;
@@ -66,65 +67,63 @@ export interface Launched {
   reload(): Promise<void>;
 }
 
-const DEFAULT_PORT = 3000;
-const DEFAULT_START_ATTEMPTS = 3;
-const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
-const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 // The launcher knows it serves HTTP, so a connection no worker can take gets a proper answer.
 const OVERLOADED = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 
 /** Starts the app on every worker behind one public port. Resolves once the pool serves. */
 export async function launch(options: LaunchOptions): Promise<Launched> {
-  const shutdownTimeout = drainTimeout(options.shutdownTimeout, 'shutdownTimeout');
-  const appPath = path.resolve(options.app);
+  const resolved = resolveLaunchOptions(options);
+  const appPath = path.resolve(resolved.app);
   if (!fs.existsSync(appPath)) {
     throw new ERR_APP_NOT_FOUND(appPath);
   }
-  const port = options.port ?? DEFAULT_PORT;
-  const terminatesTls = options.tlsKey !== undefined || options.tlsCert !== undefined;
-  const server = terminatesTls ? loadTls().createServer({ key: options.tlsKey, cert: options.tlsCert }) : net.createServer();
-  await listen(server, port, options.host);
+  const terminatesTls = resolved.tlsKey !== undefined;
+  const server = terminatesTls ? loadTls().createServer({ key: resolved.tlsKey, cert: resolved.tlsCert }) : net.createServer();
+  await listen(server, resolved.port, resolved.host);
 
-  const fixedCount = options.minWorkers === undefined && options.maxWorkers === undefined;
-  const proxy = new ServiceProxy({
-    server,
-    workerURL: pathToFileURL(appPath),
-    ...(fixedCount ? { workerCount: options.workers ?? os.availableParallelism() } : { minWorkers: options.minWorkers, maxWorkers: options.maxWorkers }),
-    transport: options.transport,
-    balance: options.balance,
-    maxConnections: options.maxConnections,
-    maxConnectionsPerIp: options.maxConnectionsPerIp,
-    queueLimit: options.queueLimit,
-    queueTimeout: options.queueTimeout,
-    overloadResponse: OVERLOADED,
-    measureHandoffLatency: options.metrics !== undefined,
-    proxyProtocol: options.proxyProtocol,
-    proxyProtocolFrom: options.proxyProtocolFrom,
-    proxyProtocolTimeout: options.proxyProtocolTimeout,
-    serverDefaults: {
-      headersTimeout: options.headersTimeout ?? DEFAULT_HEADERS_TIMEOUT_MS,
-      requestTimeout: options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    },
-    workerOptions: { env: { ...process.env, PORT: String(boundPort(server)), ...(options.host ? { HOST: options.host } : {}) } },
-  });
-  if (options.logLevel !== undefined) proxy.log.setLevel(options.logLevel);
+  let proxy: ServiceProxy;
+  try {
+    proxy = new ServiceProxy({
+      server,
+      workerURL: pathToFileURL(appPath),
+      ...resolved.pool,
+      transport: resolved.transport,
+      balance: resolved.balance,
+      maxConnections: resolved.maxConnections,
+      maxConnectionsPerIp: resolved.maxConnectionsPerIp,
+      queueLimit: resolved.queueLimit,
+      queueTimeout: resolved.queueTimeout,
+      overloadResponse: OVERLOADED,
+      measureHandoffLatency: resolved.metrics !== undefined,
+      proxyProtocol: resolved.proxyProtocol,
+      proxyProtocolFrom: resolved.proxyProtocolFrom,
+      proxyProtocolTimeout: resolved.proxyProtocolTimeout,
+      serverDefaults: { headersTimeout: resolved.headersTimeout, requestTimeout: resolved.requestTimeout },
+      workerOptions: { env: { ...process.env, PORT: String(boundPort(server)), ...(resolved.host ? { HOST: resolved.host } : {}) } },
+    });
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  proxy.log.setLevel(resolved.logLevel);
 
-  await untilServing(proxy, options.maxStartAttempts ?? DEFAULT_START_ATTEMPTS).catch(async (err: unknown) => {
+  await untilServing(proxy, resolved.maxStartAttempts).catch(async (err: unknown) => {
     await proxy.shutdown({ timeout: 0 });
     throw err;
   });
 
-  const metrics = options.metrics && (await serveMetrics(proxy, options.metrics.port, options.metrics.host).catch(async (err: unknown) => {
+  const { metrics: metricsAddress, shutdownTimeout, statusInterval } = resolved;
+  const metrics = metricsAddress && (await serveMetrics(proxy, metricsAddress.port, metricsAddress.host).catch(async (err: unknown) => {
     await proxy.shutdown({ timeout: 0 });
-    const where = `${formatHost(options.metrics!.host)}:${options.metrics!.port}`;
+    const where = `${formatHost(metricsAddress.host)}:${metricsAddress.port}`;
     throw (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
       ? withCause(new ERR_PORT_IN_USE(where), err)
       : withCause(new ERR_LISTEN(where, (err as Error).message), err);
   }));
-  const stopStatus = options.statusInterval ? startStatusLine(proxy, options.statusInterval) : undefined;
+  const stopStatus = statusInterval === undefined ? undefined : startStatusLine(proxy, statusInterval);
 
   const scheme = terminatesTls ? 'https' : 'http';
-  const url = `${scheme}://${formatHost(options.host)}:${boundPort(server)}`;
+  const url = `${scheme}://${formatHost(resolved.host)}:${boundPort(server)}`;
   return {
     proxy,
     server,
@@ -136,6 +135,47 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
       await metrics?.close();
     },
     reload: () => proxy.reload({ timeout: shutdownTimeout }),
+  };
+}
+
+/** The options checked as the table of settings says, with their defaults. */
+function resolveLaunchOptions(options: LaunchOptions) {
+  if (options === null || typeof options !== 'object') {
+    throw new ERR_INVALID_OPTION('options', 'an object', describeValue(options));
+  }
+  const value = <K extends SettingName & keyof LaunchOptions>(name: K) => resolveSetting(name, options[name]);
+  const tlsKey = value('tlsKey');
+  const tlsCert = value('tlsCert');
+  if ((tlsKey === undefined) !== (tlsCert === undefined)) {
+    const [missing, given] = tlsKey === undefined ? ['tlsKey', 'tlsCert'] : ['tlsCert', 'tlsKey'];
+    throw new ERR_INVALID_OPTION(missing, `given with ${given}`, 'undefined');
+  }
+  // `workers` applies only when neither bound is given.
+  const workers = value('workers');
+  const fixedCount = options.minWorkers === undefined && options.maxWorkers === undefined;
+  return {
+    app: value('app'),
+    port: value('port'),
+    host: value('host'),
+    pool: fixedCount ? { workerCount: workers ?? os.availableParallelism() } : workerBounds(options),
+    transport: value('transport'),
+    balance: value('balance'),
+    tlsKey,
+    tlsCert,
+    logLevel: value('logLevel'),
+    shutdownTimeout: value('shutdownTimeout'),
+    maxStartAttempts: value('maxStartAttempts'),
+    maxConnections: value('maxConnections'),
+    maxConnectionsPerIp: value('maxConnectionsPerIp'),
+    queueLimit: value('queueLimit'),
+    queueTimeout: value('queueTimeout'),
+    headersTimeout: value('headersTimeout'),
+    requestTimeout: value('requestTimeout'),
+    metrics: value('metrics'),
+    statusInterval: value('statusInterval'),
+    proxyProtocol: value('proxyProtocol'),
+    proxyProtocolFrom: value('proxyProtocolFrom'),
+    proxyProtocolTimeout: value('proxyProtocolTimeout'),
   };
 }
 
