@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import { consoleHandler, createServiceProxy, Level, type ServiceProxy, type ServiceProxyOptions } from 'socketnaut';
-import { fixture, transports, waitFor } from './helpers.ts';
+import { fixture, observeFor, transports, waitFor } from './helpers.ts';
 
 // The failures below are expected; keep their error logs off the test output.
 const previousLevel = consoleHandler.level;
@@ -12,6 +12,8 @@ t.teardown(() => consoleHandler.setLevel(previousLevel));
 type BootstrapError = Error & { code?: string; cause?: { message?: string; code?: string } };
 
 const OBSERVATION_MS = 2000;
+// Past the next step of the restart backoff: long enough for a restart that should not come to show.
+const AFTER_SHUTDOWN_MS = 300;
 
 interface Observed {
   proxy: ServiceProxy;
@@ -24,12 +26,14 @@ interface Observed {
 
 async function startFailing(t: Test, options: Omit<ServiceProxyOptions, 'server'>): Promise<Observed> {
   const server = net.createServer();
+  let proxy: ServiceProxy | undefined;
+  // One teardown for both: a proxy closes its server when it shuts down.
+  t.teardown(() => (proxy ? proxy.shutdown({ timeout: 2000 }) : void server.close()));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   // Without the test runner's preloads a worker fails within tens of milliseconds, fast enough
   // that restarts without backoff would show as a flood of exits.
-  const proxy = createServiceProxy({ workerOptions: { execArgv: [] }, ...options, server });
-  t.teardown(() => proxy.shutdown({ timeout: 2000 }));
+  proxy = createServiceProxy({ workerOptions: { execArgv: [] }, ...options, server });
   const observed: Observed = {
     proxy,
     port: (server.address() as net.AddressInfo).port,
@@ -75,8 +79,8 @@ for (const transport of transports) {
       // Worker start-up time varies with the machine's load: the window opens at the first failure.
       await waitFor(() => observed.errors.length > 0, 10_000);
       const exitsBefore = observed.exits;
-      // An observation window: the count of restarts over a fixed time is what is under test.
-      await new Promise((resolve) => setTimeout(resolve, OBSERVATION_MS));
+      // An observation window, not a sleep: the count of restarts over a fixed time is what is under test.
+      await observeFor(OBSERVATION_MS);
       const exitsInWindow = observed.exits - exitsBefore;
 
       t.equal(observed.errors.length, 1, "exactly one 'error'");
@@ -93,8 +97,9 @@ for (const transport of transports) {
       t.ok(Array.isArray(results), 'shutdown() resolves');
       const exitsAtShutdown = observed.exits;
       t.equal(observed.proxy.agents.length, 0, 'no workers left after shutdown');
-      // Nothing may be respawned once shut down: wait past the next backoff step and look again.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Nothing may be respawned once shut down: watch past the next backoff step and look again. A
+      // window, not a sleep: the restart under watch is one that must not come.
+      await observeFor(AFTER_SHUTDOWN_MS);
       t.equal(observed.exits, exitsAtShutdown, 'no restarts after shutdown');
       t.equal(observed.proxy.agents.length, 0, 'still no workers');
     });

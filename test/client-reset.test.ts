@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import { consoleHandler, Level } from 'socketnaut';
-import { fixture, request, requestJSON, startProxy, transports, waitFor } from './helpers.ts';
+import { atDeadline, fixture, request, requestJSON, startProxy, transports, waitFor, withDeadline } from './helpers.ts';
 
 // Workers dying here is on purpose; keep their warnings off the test output.
 const previousLevel = consoleHandler.level;
@@ -33,14 +33,6 @@ async function resetClient(port: number, kind: Reset): Promise<void> {
   const closed = once(socket, 'close');
   socket.resetAndDestroy();
   await closed;
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 interface Info {
@@ -112,14 +104,15 @@ for (const transport of transports) {
       await request(port).catch(() => {});
     }
     // Closed connections are counted out asynchronously: retry, within a deadline, until served.
-    const deadline = Date.now() + 3000;
     let outcome: string[] = [];
-    while (Date.now() < deadline) {
-      const replies = await Promise.allSettled(Array.from({ length: 5 }, () => requestJSON<Info>(port)));
-      outcome = replies.map((r) => (r.status === 'fulfilled' ? 'served' : String(r.reason)));
-      if (outcome.every((o) => o === 'served')) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(
+      async () => {
+        const replies = await Promise.allSettled(Array.from({ length: 5 }, () => requestJSON<Info>(port)));
+        outcome = replies.map((r) => (r.status === 'fulfilled' ? 'served' : String(r.reason)));
+        return outcome.every((o) => o === 'served');
+      },
+      { timeout: 3000, interval: 100, what: '5 requests at once served' },
+    ).catch(atDeadline(undefined));
     t.same(outcome, ['served', 'served', 'served', 'served', 'served'], '5 at once are admitted after 90 clients reset theirs');
   });
 

@@ -3,10 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import { freePort } from './helpers.ts';
+import { freePort, waitFor } from './helpers.ts';
 
 export { freePort };
 
@@ -56,16 +55,24 @@ export async function runAlone(t: Test, file: string): Promise<Alone> {
   return { child, port, stderr: () => stderr };
 }
 
-/** Tries `attempt` until it resolves: the apps print nothing once they listen. */
+/**
+ * Tries `attempt` until it resolves, and resolves with what it did: the apps print nothing once they
+ * listen. Rejects at once if the app exits, and with the last attempt's error after `timeout` ms.
+ */
 export async function untilAnswered<T>(alone: Alone, attempt: () => Promise<T>, timeout = 10_000): Promise<T> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (alone.child.exitCode !== null) throw new Error(`the app exited with ${alone.child.exitCode}:\n${alone.stderr()}`);
-      if (Date.now() > deadline) throw err;
-    }
-    await delay(50);
-  }
+  let last: unknown;
+  const answer = await waitFor(
+    () =>
+      attempt().then(
+        (value) => ({ value }),
+        (err: unknown) => void (last = err),
+      ),
+    {
+      timeout,
+      interval: 50,
+      what: () => `an answer from the app (last attempt: ${last instanceof Error ? last.message : String(last)})`,
+      failure: () => (alone.child.exitCode === null ? undefined : `the app exited with ${alone.child.exitCode}:\n${alone.stderr()}`),
+    },
+  );
+  return answer.value;
 }

@@ -33,10 +33,12 @@ export async function startProxy(
   options: Omit<ServiceProxyOptions, 'server'> & { server?: net.Server },
 ): Promise<StartedProxy> {
   const server = options.server ?? net.createServer();
+  let proxy: ServiceProxy | undefined;
+  // One teardown for both: a proxy closes its server when it shuts down.
+  t.teardown(() => (proxy ? proxy.shutdown({ timeout: 2000 }) : void server.close()));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const proxy = createServiceProxy({ ...options, server });
-  t.teardown(() => proxy.shutdown({ timeout: 2000 }));
+  proxy = createServiceProxy({ ...options, server });
   const failed = once(proxy, 'error').then(([err]) => Promise.reject(err as Error));
   await Promise.race([once(proxy, 'ready'), failed]);
   return { proxy, server, port: (server.address() as net.AddressInfo).port };
@@ -105,11 +107,93 @@ export function connectOutcome(port: number, host = '127.0.0.1'): Promise<string
   });
 }
 
-/** Resolves once `check` holds, polling each `interval` ms; rejects after `timeout` ms. */
-export async function waitFor(check: () => boolean, timeout = 5000, interval = 10): Promise<void> {
+/** The error of a wait that reached its deadline (withDeadline, waitFor). */
+export class DeadlineError extends Error {
+  override name = 'DeadlineError';
+}
+
+/**
+ * A rejection handler for a wait whose deadline is an outcome rather than a failure: resolves with
+ * `value` if the wait reached its deadline, and rethrows any other error (a check that threw).
+ * `waitFor(check, options).then(() => true, atDeadline(false))`
+ */
+export function atDeadline<T>(value: T): (err: unknown) => T {
+  return (err) => {
+    if (err instanceof DeadlineError) return value;
+    throw err;
+  };
+}
+
+/**
+ * Rejects with "<what>: not within <ms> ms" unless `promise` settles first. The timer is cleared
+ * either way, so a deadline that did not expire keeps nothing alive.
+ */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+export interface WaitOptions {
+  /** Milliseconds before giving up; 5000 by default. */
+  timeout?: number;
+  /** Milliseconds between two checks; 10 by default. */
+  interval?: number;
+  /**
+   * What is waited for, for the error. A function is called only when the wait fails, so that it can
+   * say what was seen last.
+   */
+  what?: string | (() => string);
+  /**
+   * Asked after each check that did not find: a reason rejects at once, without waiting for the
+   * deadline (such as a process the wait depends on having exited).
+   */
+  failure?: () => string | undefined;
+}
+
+/** What a check returns while the condition does not hold yet. */
+type NotYet = undefined | null | false;
+
+/**
+ * Polls `check` until it returns something other than undefined, null or false, and resolves with
+ * that: `true` for a condition, or the value found. `check` may be async; an error it throws ends
+ * the wait. Rejects with a DeadlineError, "<what>: not within <timeout> ms", at the deadline.
+ *
+ * Also takes the timeout and interval as numbers, `waitFor(check, timeout, interval)`.
+ */
+export async function waitFor<T>(check: () => T | Promise<T>, options?: WaitOptions | number, interval?: number): Promise<Exclude<T, NotYet>> {
+  const settings: WaitOptions = typeof options === 'number' ? { timeout: options, interval } : { interval, ...options };
+  const { timeout = 5000, failure } = settings;
+  const every = settings.interval ?? 10;
+  const what = (): string => (typeof settings.what === 'function' ? settings.what() : (settings.what ?? 'condition'));
   const deadline = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeout} ms`);
-    await new Promise((resolve) => setTimeout(resolve, interval));
+  for (;;) {
+    const found = await check();
+    if (found !== undefined && found !== null && found !== false) return found as Exclude<T, NotYet>;
+    const failed = failure?.();
+    if (failed !== undefined) throw new Error(`${what()}: ${failed}`);
+    if (Date.now() > deadline) throw new DeadlineError(settings.what === undefined ? `condition not met within ${timeout} ms` : `${what()}: not within ${timeout} ms`);
+    await new Promise((resolve) => setTimeout(resolve, every));
   }
+}
+
+/**
+ * An observation window: waits `ms` on purpose, for a test that asserts what does NOT happen within
+ * a time (no restart, no reaping), or that measures a rate or a share over a fixed time. Nothing could
+ * be awaited instead: the event under watch is the one that must not come. Not for waiting until
+ * something happens; use waitFor or an event for that.
+ */
+export function observeFor(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Pacing: a pause on purpose between the steps of a load loop or a schedule, so that load is spread
+ * over time (a request every 100 ms, a reload every 2 s). Waits nothing out; `ms` below 0 is 0, so
+ * that `pace(start + at - now())` waits until a point in a schedule.
+ */
+export function pace(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }

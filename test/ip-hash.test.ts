@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import t from 'tap';
 import { consoleHandler, Level } from 'socketnaut';
-import { fixture, requestJSON, startProxy, transports } from './helpers.ts';
+import { fixture, requestJSON, startProxy, transports, withDeadline } from './helpers.ts';
 
 interface Candidate {
   id: number;
@@ -20,14 +20,6 @@ consoleHandler.setLevel(process.env.SOCKETNAUT_TEST_LOG === 'debug' ? Level.DEBU
 t.teardown(() => consoleHandler.setLevel(previousLevel));
 
 const CLIENTS = Array.from({ length: 20 }, (_, i) => `127.0.0.${10 + i}`);
-
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
 
 /** The thread that served each client address, asking `rounds` times; undefined where it varied. */
 async function placement(port: number, rounds: number): Promise<Map<string, number | undefined>> {

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import t from 'tap';
-import type { ServiceProxy } from 'socketnaut';
-import { fixture, request, startProxy, transports } from './helpers.ts';
+import type { ProxyStats, ServiceProxy } from 'socketnaut';
+import { fixture, request, startProxy, transports, waitFor } from './helpers.ts';
 
 const FAST_REQUESTS = 10;
 const BLOCK_MS = 600;
@@ -14,14 +14,16 @@ interface Outcome {
 
 /** Resolves once some worker holds a connection and its event loop was busy since the previous reading. */
 async function untilVisiblyBlocked(proxy: ServiceProxy, timeout = 5000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  await proxy.stats('test');
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    const { workers } = await proxy.stats('test');
-    if (workers.some((w) => w.connections === 1 && w.eventLoopUtilization >= 0.9)) return;
-    if (Date.now() > deadline) throw new Error(`no worker looked blocked within ${timeout} ms: ${JSON.stringify(workers)}`);
-  }
+  let workers: ProxyStats['workers'] | undefined;
+  await waitFor(
+    async () => {
+      // Each reading covers the time since the one before: the first only marks where the next begins.
+      const first = workers === undefined;
+      ({ workers } = await proxy.stats('test'));
+      return !first && workers.some((w) => w.connections === 1 && w.eventLoopUtilization >= 0.9);
+    },
+    { timeout, interval: 5, what: () => `a worker that looks blocked (last: ${JSON.stringify(workers)})` },
+  );
 }
 
 /**

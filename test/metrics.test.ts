@@ -17,8 +17,8 @@ interface Scrape {
 
 /** The launcher's metrics URL, from its start-up line. */
 async function metricsURL(launcher: RunningLauncher): Promise<URL> {
-  await waitFor(() => /· metrics http:\/\/\S+/.test(launcher.stdout()), 5000);
-  return new URL(/· metrics (http:\/\/\S+)/.exec(launcher.stdout())![1]!);
+  const printed = await waitFor(() => /· metrics (http:\/\/\S+)/.exec(launcher.stdout())?.[1], { timeout: 5000, what: 'the metrics URL on stdout' });
+  return new URL(printed);
 }
 
 async function scrape(url: URL): Promise<Scrape> {
@@ -28,14 +28,15 @@ async function scrape(url: URL): Promise<Scrape> {
 }
 
 /** Scrapes until `check` holds; rejects after `timeout` ms with the last scrape. */
-async function scrapeUntil(url: URL, check: (families: Map<string, MetricFamily>) => boolean, timeout = 5000): Promise<Scrape> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const result = await scrape(url);
-    if (check(result.families)) return result;
-    if (Date.now() > deadline) throw new Error(`metrics never matched within ${timeout} ms:\n${result.reply.text}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+function scrapeUntil(url: URL, check: (families: Map<string, MetricFamily>) => boolean, timeout = 5000): Promise<Scrape> {
+  let last: Scrape | undefined;
+  return waitFor(
+    async () => {
+      last = await scrape(url);
+      return check(last.families) ? last : undefined;
+    },
+    { timeout, interval: 20, what: () => `metrics matching the check; the last scrape:\n${last?.reply.text}` },
+  );
 }
 
 function value(families: Map<string, MetricFamily>, name: string): number {

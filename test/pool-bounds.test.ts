@@ -3,9 +3,10 @@ import net from 'node:net';
 import os from 'node:os';
 import t from 'tap';
 import { createServiceProxy, type ServiceProxyAgent } from 'socketnaut';
-import { fixture, requestJSON, startProxy, transports, waitFor } from './helpers.ts';
+import { fixture, observeFor, requestJSON, startProxy, transports, waitFor } from './helpers.ts';
 
 const CLIENTS = 500;
+const CHECKING_INTERVAL_MS = 200;
 
 for (const transport of transports) {
   t.test(`${transport}: the pool stays within minWorkers..maxWorkers and shrinks back when idle`, async (t) => {
@@ -13,7 +14,7 @@ for (const transport of transports) {
       workerURL: fixture('http-server.js'),
       minWorkers: 1,
       maxWorkers: 3,
-      workersCheckingInterval: 200,
+      workersCheckingInterval: CHECKING_INTERVAL_MS,
       transport,
     });
     t.equal(proxy.agents.length, 1, 'starts with minWorkers');
@@ -83,8 +84,9 @@ for (const transport of transports) {
       'every other worker was retired, none crashed',
     );
 
-    // The survivor is not reaped: the next checks find the pool at minWorkers already.
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    // The survivor is not reaped: the next checks find the pool at minWorkers already. A window, not a
+    // sleep: what is under test is that nothing happens over three more of the reaper's checks.
+    await observeFor(3 * CHECKING_INTERVAL_MS);
     t.equal(proxy.agents.length, 1, 'still minWorkers after more checks');
     t.equal(proxy.agents[0], survivor, 'the same worker');
     const info = await requestJSON<{ threadId: number }>(port);
@@ -102,6 +104,7 @@ t.test('maxWorkers defaults to os.availableParallelism()', async (t) => {
   const parallelism = os.availableParallelism();
 
   const byDefault = createServiceProxy({ server, workerURL: fixture('http-server.js') });
+  t.teardown(() => byDefault.shutdown({ timeout: 1000 }));
   // Shut down before any worker starts: only the resolved bounds are under test.
   await byDefault.shutdown({ timeout: 1000 });
   t.equal(byDefault.maxWorkers, parallelism, 'maxWorkers');
@@ -109,6 +112,7 @@ t.test('maxWorkers defaults to os.availableParallelism()', async (t) => {
   t.equal(byDefault.agents.length, 0, 'no worker was started');
 
   const withMin = createServiceProxy({ server: net.createServer(), workerURL: fixture('http-server.js'), minWorkers: 1 });
+  t.teardown(() => withMin.shutdown({ timeout: 1000 }));
   await withMin.shutdown({ timeout: 1000 });
   t.equal(withMin.maxWorkers, Math.max(1, parallelism), 'maxWorkers with minWorkers 1');
 
@@ -118,6 +122,7 @@ t.test('maxWorkers defaults to os.availableParallelism()', async (t) => {
     workerURL: fixture('http-server.js'),
     minWorkers: aboveParallelism,
   });
+  t.teardown(() => withBigMin.shutdown({ timeout: 1000 }));
   await withBigMin.shutdown({ timeout: 1000 });
   t.equal(withBigMin.maxWorkers, aboveParallelism, 'maxWorkers is raised to a larger minWorkers');
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { ServiceProxyAgent } from 'socketnaut';
-import { fixture, request, startProxy, transports, waitFor } from './helpers.ts';
+import { fixture, pace, request, startProxy, transports, waitFor, withDeadline } from './helpers.ts';
 
 const TOTAL = 300;
 const REQUEST_DEADLINE_MS = 5000;
@@ -8,14 +8,6 @@ const REQUEST_DEADLINE_MS = 5000;
 // around the moment it does, a few long enough that it surely is. Each reaped worker must be
 // restarted, which is slow, so those are rare.
 const PAUSES = [0, 2, 1, 4, 0, 3, 1, 5, 0, 2, 4, 1, 6, 0, 3, 2, 1, 4, 0, 7, 2, 1, 3, 0, 30];
-
-function timed<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`no reply within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
 
 for (const transport of transports) {
   t.test(`${transport}: idle reaping never resets a connection on its way to a worker`, async (t) => {
@@ -40,7 +32,7 @@ for (const transport of transports) {
     const one = async (): Promise<void> => {
       sent++;
       try {
-        const reply = await timed(request(port, { path: '/' }), REQUEST_DEADLINE_MS);
+        const reply = await withDeadline(request(port, { path: '/' }), REQUEST_DEADLINE_MS, 'a reply');
         if (reply.status !== 200) errors.push(`HTTP ${reply.status}`);
       } catch (err) {
         errors.push((err as Error).message);
@@ -51,7 +43,7 @@ for (const transport of transports) {
       // Let the last connections be reported closed, so the workers are idle and reapable.
       await waitFor(() => proxy.agents.every((a) => a.connections === 0), 5000, 1);
       const pause = PAUSES[round % PAUSES.length]!;
-      if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+      if (pause > 0) await pace(pause);
       switch (round % 3) {
         case 0:
           await one();

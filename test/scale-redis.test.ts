@@ -2,6 +2,7 @@ import http from 'node:http';
 import t, { type Test } from 'tap';
 import { io, type Socket } from 'socket.io-client';
 import { examplePath } from './examples.ts';
+import { waitFor } from './helpers.ts';
 import { startLauncher } from './launcher.ts';
 import { freePort, skipUnlessInstalled, startHaproxy, startRedis } from './services.ts';
 
@@ -80,22 +81,6 @@ function connectClient(t: Test, port: number, address: string): ChatClient {
   return client;
 }
 
-/**
- * Resolves with what `find` returns once it is defined, polling. Rejects after `timeout` ms, or at
- * once when `failure` reports that something it depends on died.
- */
-async function until<T>(what: string, find: () => T | undefined, failure: () => string | undefined, timeout = 10_000): Promise<T> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    const failed = failure();
-    if (failed !== undefined) throw new Error(`${what}: ${failed}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeout} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 async function say(client: ChatClient, text: string): Promise<void> {
   const ack = (await client.socket.timeout(5000).emitWithAck('chat message', text)) as { ok: boolean };
   if (!ack.ok) throw new Error(`'${text}' was refused: ${JSON.stringify(ack)}`);
@@ -120,33 +105,35 @@ for (const { transport, expected } of variants) {
       }
       return undefined;
     };
+    // Each wait below polls for what it names, and gives up at once if a host it depends on died.
+    const polling = { failure: died, timeout: 10_000, interval: 20 };
 
     const onA = connectClient(t, frontA, '127.0.0.31');
     const onB = connectClient(t, frontB, '127.0.0.32');
-    const welcomeA = await until('welcome on host A', () => onA.welcomes[0], died);
-    const welcomeB = await until('welcome on host B', () => onB.welcomes[0], died);
+    const welcomeA = await waitFor(() => onA.welcomes[0], { ...polling, what: 'welcome on host A' });
+    const welcomeB = await waitFor(() => onB.welcomes[0], { ...polling, what: 'welcome on host B' });
     t.ok(welcomeA.server.endsWith(serverA), `the first client is on host A (${welcomeA.server})${died() ? `; ${died()}` : ''}`);
     t.ok(welcomeB.server.endsWith(serverB), `the second client is on host B (${welcomeB.server})`);
     t.equal(welcomeA.address, '127.0.0.31', 'host A knows the client from the PROXY header');
     t.equal(welcomeB.address, '127.0.0.32', 'host B knows the client from the PROXY header');
 
     await say(onA, 'hello from A');
-    const fromA = await until('A’s message on B', () => onB.messages.find((m) => m.text === 'hello from A'), died);
+    const fromA = await waitFor(() => onB.messages.find((m) => m.text === 'hello from A'), { ...polling, what: 'A’s message on B' });
     t.same(fromA, { from: '127.0.0.31', text: 'hello from A', server: welcomeA.server }, 'a message from host A reaches a client of host B');
     await say(onB, 'hello from B');
-    const fromB = await until('B’s message on A', () => onA.messages.find((m) => m.text === 'hello from B'), died);
+    const fromB = await waitFor(() => onA.messages.find((m) => m.text === 'hello from B'), { ...polling, what: 'B’s message on A' });
     t.equal(fromB.server, welcomeB.server, 'and the other way round');
 
     t.equal(died(), undefined, 'both hosts are still running');
     killedA = true;
     hostA.child.kill('SIGKILL');
     await hostA.exited;
-    const moved = await until('the first client back, on host B', () => onA.welcomes.find((w) => w.server.endsWith(serverB)), died);
+    const moved = await waitFor(() => onA.welcomes.find((w) => w.server.endsWith(serverB)), { ...polling, what: 'the first client back, on host B' });
     t.equal(moved.address, '127.0.0.31', 'the client reconnected through HAProxy to host B');
     t.ok(onA.disconnects.length >= 1, `the client saw host A go (${onA.disconnects.join(', ')})`);
 
     await say(onA, 'A again, now on B');
-    const after = await until('the reconnected client’s message', () => onB.messages.find((m) => m.text === 'A again, now on B'), died);
+    const after = await waitFor(() => onB.messages.find((m) => m.text === 'A again, now on B'), { ...polling, what: 'the reconnected client’s message' });
     t.same(after, { from: '127.0.0.31', text: 'A again, now on B', server: welcomeB.server });
     t.same(onB.disconnects, [], 'host B’s client stayed connected throughout');
     t.equal(died(), undefined, 'host B is still running');

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { fixture, request, transports, waitFor } from './helpers.ts';
+import { fixture, request, transports, waitFor, withDeadline } from './helpers.ts';
 
 const EXIT_DEADLINE_MS = 10_000;
 const FORBIDDEN = ['TCPServerWrap', 'TCPSocketWrap', 'PipeWrap', 'PipeServerWrap', 'Timeout', 'MessagePort', 'Worker'];
@@ -20,14 +20,6 @@ interface Report {
   agents: number;
   listening: boolean;
   resources: string[];
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 for (const transport of transports) {
@@ -48,19 +40,28 @@ for (const transport of transports) {
     const child = spawn(process.execPath, [fileURLToPath(fixture('shutdown-child.js')), transport, reportFile, String(CONNECTIONS)], {
       stdio: ['ignore', stdout, stderr],
     });
-    fs.closeSync(stdout);
-    fs.closeSync(stderr);
     t.teardown(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
+    fs.closeSync(stdout);
+    fs.closeSync(stderr);
     const output = () => ({
       stdout: fs.readFileSync(path.join(dir, 'stdout'), 'utf8'),
       stderr: fs.readFileSync(path.join(dir, 'stderr'), 'utf8'),
     });
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
 
-    await waitFor(() => typeof read()?.port === 'number', EXIT_DEADLINE_MS);
-    const port = read()!.port as number;
+    const port = await waitFor(
+      () => {
+        const port = read()?.port;
+        return typeof port === 'number' ? port : undefined;
+      },
+      {
+        timeout: EXIT_DEADLINE_MS,
+        what: "the port in the child's report",
+        failure: () => (child.exitCode === null && child.signalCode === null ? undefined : `the child exited first\n${output().stderr}`),
+      },
+    );
 
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) statuses.push((await request(port)).status);

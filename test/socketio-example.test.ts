@@ -1,7 +1,8 @@
 import http from 'node:http';
 import t, { type Test } from 'tap';
 import { io, type Socket } from 'socket.io-client';
-import { examplePath, readmeCommand, runAlone } from './examples.ts';
+import { examplePath, readmeCommand, runAlone, untilAnswered } from './examples.ts';
+import { waitFor } from './helpers.ts';
 import { runLauncher, startLauncher } from './launcher.ts';
 import { freePort, skipUnlessInstalled, startRedis } from './services.ts';
 
@@ -37,14 +38,6 @@ function connect(t: Test, port: number, address: string, transports?: string[]):
   return { socket, welcome, messages };
 }
 
-async function until(what: string, check: () => boolean, timeout = 5000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeout} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 t.test("the README's command: a chat across four workers, with each client's own address", { skip: skipUnlessInstalled('redis') }, async (t) => {
   const redis = await startRedis(t);
   const args = readmeCommand('socketio-redis', 'npm run socketnaut --');
@@ -59,7 +52,7 @@ t.test("the README's command: a chat across four workers, with each client's own
   t.ok(workers.size > 1, `the clients are spread over ${workers.size} workers`);
 
   t.same(await clients[0]!.socket.timeout(5000).emitWithAck('chat message', 'hello, everyone'), { ok: true });
-  await until('the message on every client', () => clients.every((client) => client.messages.length === 1));
+  await waitFor(() => clients.every((client) => client.messages.length === 1), { what: 'the message on every client', timeout: 5000, interval: 20 });
   for (const client of clients) t.same(client.messages[0], { from: '127.0.0.60', text: 'hello, everyone', server: welcomes[0]!.server });
 
   for (const bad of [42, '', 'x'.repeat(1001)]) {
@@ -82,15 +75,13 @@ t.test('the same file runs alone', { skip: skipUnlessInstalled('redis') }, async
   const alone = await runAlone(t, app);
   delete process.env.REDIS_URL;
   // The app prints nothing once it listens: connect until it answers.
-  const deadline = Date.now() + 10_000;
-  let welcome: Welcome | undefined;
-  while (!welcome) {
+  const welcome = await untilAnswered(alone, async () => {
     const client = connect(t, alone.port, '127.0.0.59', ['polling']);
-    welcome = await client.welcome.catch(() => undefined);
-    client.socket.close();
-    if (welcome) break;
-    if (alone.child.exitCode !== null || Date.now() > deadline) throw new Error(`the app did not answer:\n${alone.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+    try {
+      return await client.welcome;
+    } finally {
+      client.socket.close();
+    }
+  });
   t.equal(welcome.address, '127.0.0.59');
 });

@@ -9,14 +9,15 @@ const REQUESTS = 12;
 const HEALTHY_UPTIME_MS = 1000;
 
 /** Resolves with the first stats() snapshot for which `check` holds; rejects after `timeout` ms. */
-async function statsWhen(proxy: ServiceProxy, check: (stats: ProxyStats) => boolean, timeout = 5000): Promise<ProxyStats> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const stats = await proxy.stats();
-    if (check(stats)) return stats;
-    if (Date.now() > deadline) throw new Error(`stats never matched within ${timeout} ms: ${JSON.stringify(stats)}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+function statsWhen(proxy: ServiceProxy, check: (stats: ProxyStats) => boolean, timeout = 5000): Promise<ProxyStats> {
+  let last: ProxyStats | undefined;
+  return waitFor(
+    async () => {
+      last = await proxy.stats();
+      return check(last) ? last : undefined;
+    },
+    { timeout, interval: 10, what: () => `stats matching the check (last: ${JSON.stringify(last)})` },
+  );
 }
 
 function onlineAfter(proxy: ServiceProxy, count: number): Promise<WorkerHandle[]> {

@@ -92,6 +92,7 @@ function sampleStats(): ProxyStats {
   });
   return {
     transport: 'handoff',
+    listeners: [],
     accepted: 300,
     dispatched: 301,
     redispatched: 1,

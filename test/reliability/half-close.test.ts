@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
-import { delay, fdsOf, now, pattern, startChildProxy, transports, type ChildProxy } from './helpers.ts';
+import { atDeadline, fdsOf, now, pattern, startChildProxy, transports, waitFor, type ChildProxy } from './helpers.ts';
 
 const REPLY_BYTES = 256 * 1024;
 const PEERS = 500;
@@ -92,15 +92,14 @@ for (const transport of transports) {
       // Gone means: the proxy's descriptors back near where they were, and no connection counted open.
       let fds = peak;
       let open = -1;
-      let goneAfter: number | undefined;
-      for (const deadline = connected + SERVER_TIMEOUT_MS + GRACE_MS; now() < deadline; await delay(100)) {
-        fds = fdsOf(proxy.pid);
-        open = connectionsOf(await proxy.snapshot());
-        if (fds <= baseline + FD_TOLERANCE && open === 0) {
-          goneAfter = now() - connected;
-          break;
-        }
-      }
+      const goneAfter = await waitFor(
+        async () => {
+          fds = fdsOf(proxy.pid);
+          open = connectionsOf(await proxy.snapshot());
+          return fds <= baseline + FD_TOLERANCE && open === 0;
+        },
+        { timeout: connected + SERVER_TIMEOUT_MS + GRACE_MS - now(), interval: 100, what: 'the half-open peers gone' },
+      ).then(() => now() - connected, atDeadline(undefined));
       t.comment(
         `${transport}, ${app}: proxy fds: ${baseline} before, ${peak} with ${PEERS} peers, ${fds} ` +
           `${goneAfter === undefined ? `after ${(SERVER_TIMEOUT_MS + GRACE_MS) / 1000} s` : `${(goneAfter / 1000).toFixed(1)} s later`}; ` +

@@ -5,7 +5,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Test } from 'tap';
 
-export { transports, waitFor } from '../helpers.ts';
+export { atDeadline, DeadlineError, observeFor, pace, transports, waitFor, withDeadline, type WaitOptions } from '../helpers.ts';
 
 export function reliabilityFixture(name: string): URL {
   return new URL(`./fixtures/${name}`, import.meta.url);
@@ -31,10 +31,6 @@ export function pattern(bytes: number): Buffer {
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes. */
 export function now(): number {
   return performance.timeOrigin + performance.now();
-}
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export function summary(values: number[], digits = 0): string {
@@ -165,6 +161,8 @@ export async function startChildProxy(t: Test, options: ChildProxyOptions = {}):
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   child.stdout!.resume();
+  // 'close' comes after the last message over IPC and the last of stderr, unlike 'exit'.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -195,17 +193,20 @@ export async function startChildProxy(t: Test, options: ChildProxyOptions = {}):
 
   const next = (name: string, match: (event: ChildEvent) => boolean = () => true, timeout = 10_000): Promise<ChildEvent> =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        waiters.delete(waiter);
-        reject(new Error(`no '${name}' event from the proxy child within ${timeout} ms`));
-      }, timeout);
-      const waiter = (event: ChildEvent): void => {
-        if (event.event !== name || !match(event)) return;
+      const settle = (outcome: () => void): void => {
         clearTimeout(timer);
         waiters.delete(waiter);
-        resolve(event);
+        outcome();
+      };
+      const timer = setTimeout(() => settle(() => reject(new Error(`no '${name}' event from the proxy child within ${timeout} ms`))), timeout);
+      const waiter = (event: ChildEvent): void => {
+        if (event.event === name && match(event)) settle(() => resolve(event));
       };
       waiters.add(waiter);
+      // A child that is gone sends nothing more: fail now, and clear the timer, rather than at the deadline.
+      void closed.then(() =>
+        settle(() => reject(new Error(`proxy child exited (${child.exitCode ?? child.signalCode}) before a '${name}' event:\n${stderr}`))),
+      );
     });
 
   const command = <T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> =>

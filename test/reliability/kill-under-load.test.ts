@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import t from 'tap';
-import { delay, httpRequest, now, startChildProxy, summary, transports, waitFor, type ChildEvent } from './helpers.ts';
+import { httpRequest, now, pace, startChildProxy, summary, transports, waitFor, type ChildEvent } from './helpers.ts';
 
 const KILLS = 20;
 const KEEP_ALIVE_CLIENTS = 3;
@@ -78,7 +78,7 @@ for (const transport of transports) {
           } catch (err) {
             record(started, socket, known, err as Error);
           }
-          await delay(PAUSE_MS);
+          await pace(PAUSE_MS);
         }
       } finally {
         agent.destroy();

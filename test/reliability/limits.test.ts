@@ -1,7 +1,7 @@
 import net from 'node:net';
 import t from 'tap';
 import { startLauncher } from '../launcher.ts';
-import { appFixture, childEnv, delay, httpRequest, now, startChildProxy, summary, transports } from './helpers.ts';
+import { appFixture, atDeadline, childEnv, httpRequest, now, pace, startChildProxy, summary, transports, waitFor } from './helpers.ts';
 
 const PER_IP = 10;
 const ADDRESSES = Array.from({ length: 10 }, (_, i) => `127.0.0.${i + 2}`);
@@ -72,12 +72,14 @@ for (const transport of transports) {
     const [first] = open.get(ADDRESSES[0]!)!;
     first!.socket.destroy();
     await first!.closed;
-    let admitted = false;
-    for (const deadline = now() + 3000; !admitted && now() < deadline; await delay(50)) {
-      const retry = new Connection(proxy.port, ADDRESSES[0]);
-      t.teardown(() => retry.socket.destroy());
-      admitted = (await retry.get().catch(() => 0)) === 200;
-    }
+    const admitted = await waitFor(
+      async () => {
+        const retry = new Connection(proxy.port, ADDRESSES[0]);
+        t.teardown(() => retry.socket.destroy());
+        return (await retry.get().catch(() => 0)) === 200;
+      },
+      { timeout: 3000, interval: 50, what: `a new connection from ${ADDRESSES[0]} admitted` },
+    ).then(() => true, atDeadline(false));
     t.ok(admitted, `a new connection from ${ADDRESSES[0]} is admitted once one of its connections closed`);
   });
 
@@ -145,7 +147,7 @@ for (const transport of transports) {
       } catch (err) {
         normal.failed.push((err as Error).message);
       }
-      await delay(100);
+      await pace(100);
     }
     const cut = await results;
     t.comment(

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import t from 'tap';
-import { delay, fdsOf, now, startChildProxy, transports } from './helpers.ts';
+import { atDeadline, fdsOf, now, startChildProxy, transports, waitFor } from './helpers.ts';
 
 const CONNECTIONS = 10_000;
 const CONCURRENCY = 100;
@@ -117,11 +117,16 @@ for (const transport of transports) {
     let fds = fdsOf(proxy.pid);
     let snapshot = await proxy.snapshot();
     const openIn = (s: typeof snapshot): number => s.stats.workers.reduce((sum, worker) => sum + worker.connections, 0);
-    const deadline = now() + 10_000;
-    while (now() < deadline && ((fds = fdsOf(proxy.pid)) > baseline + FD_TOLERANCE || openIn(snapshot) > 0)) {
-      await delay(200);
-      snapshot = await proxy.snapshot();
-    }
+    let first = true;
+    await waitFor(
+      async () => {
+        if (!first) snapshot = await proxy.snapshot();
+        first = false;
+        fds = fdsOf(proxy.pid);
+        return fds <= baseline + FD_TOLERANCE && openIn(snapshot) === 0;
+      },
+      { timeout: 10_000, interval: 200, what: 'the last closes seen' },
+    ).catch(atDeadline(undefined));
     const open = openIn(snapshot);
     t.comment(
       `${transport}: ${CONNECTIONS} connections in ${(elapsed / 1000).toFixed(1)} s: ` +

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import t from 'tap';
-import { delay, httpRequest, startChildProxy, transports, waitFor } from './helpers.ts';
+import { httpRequest, pace, startChildProxy, transports, waitFor } from './helpers.ts';
 
 const RELOAD_EVERY_MS = 2000;
 const DURATION_MS = 20_000;
@@ -45,7 +45,7 @@ for (const transport of transports) {
     const reloads: Promise<unknown>[] = [];
     for (let elapsed = 0; elapsed < DURATION_MS; elapsed += RELOAD_EVERY_MS) {
       reloads.push(proxy.command('reload'));
-      await delay(RELOAD_EVERY_MS);
+      await pace(RELOAD_EVERY_MS);
     }
     const outcomes = await Promise.allSettled(reloads);
     running = false;

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import t from 'tap';
 import WebSocket from 'ws';
-import { delay, fdsOf, FIXED_YOUNG_GENERATION, httpRequest, mb, now, startChildProxy, transports, type ChildProxy } from './helpers.ts';
+import { atDeadline, fdsOf, FIXED_YOUNG_GENERATION, httpRequest, mb, now, pace, startChildProxy, transports, waitFor, type ChildProxy } from './helpers.ts';
 
 // Long enough for the process's memory to reach its working size (allocator arenas, V8 heap
 // reservations), with crashes and reloads in it, so that the end is compared with a warm process.
@@ -78,7 +78,7 @@ async function httpClient(port: number, ledger: Ledger, running: () => boolean, 
       } catch (err) {
         ledger.fail(kind, socket && known.get(socket), err);
       }
-      await delay(PAUSE_MS);
+      await pace(PAUSE_MS);
     }
   } finally {
     agent.destroy();
@@ -104,7 +104,7 @@ async function uploadClient(port: number, ledger: Ledger, running: () => boolean
       } catch (err) {
         ledger.fail('upload', socket && known.get(socket), err);
       }
-      await delay(PAUSE_MS);
+      await pace(PAUSE_MS);
     }
   } finally {
     agent.destroy();
@@ -156,17 +156,19 @@ async function webSocketClient(port: number, ledger: Ledger, running: () => bool
     } catch (err) {
       ledger.fail('websocket', session.threadId(), err);
     }
-    await delay(PAUSE_MS);
+    await pace(PAUSE_MS);
   }
 }
 
 /** Waits until nothing is open and the pool is exactly its two workers, none still draining. */
-async function settled(proxy: ChildProxy): Promise<boolean> {
-  for (const deadline = now() + 15_000; now() < deadline; await delay(200)) {
-    const { stats } = await proxy.snapshot();
-    if (stats.workers.length === 2 && stats.workers.every((w) => w.state === 'ready' && w.connections === 0)) return true;
-  }
-  return false;
+function settled(proxy: ChildProxy): Promise<boolean> {
+  return waitFor(
+    async () => {
+      const { stats } = await proxy.snapshot();
+      return stats.workers.length === 2 && stats.workers.every((w) => w.state === 'ready' && w.connections === 0);
+    },
+    { timeout: 15_000, interval: 200, what: 'two ready workers and no open connection' },
+  ).then(() => true, atDeadline(false));
 }
 
 /** Every kind of client, running until `stop` is called. */
@@ -200,7 +202,7 @@ async function drive(
   const start = now();
   const reloads: Promise<unknown>[] = [];
   for (const event of [...events].sort((a, b) => a.at - b.at)) {
-    await delay(start + event.at - now());
+    await pace(start + event.at - now());
     if (event.what === 'reload') {
       reloads.push(proxy.command('reload'));
       continue;
@@ -211,7 +213,7 @@ async function drive(
     ledger.crashes.push(crash);
     await online;
   }
-  await delay(start + duration - now());
+  await pace(start + duration - now());
   return reloads;
 }
 
