@@ -8,5 +8,5 @@ export type { ServiceProxyAgent } from './main/worker-view.ts';
 export { launch, type LaunchOptions, type Launched } from './launcher/launch.ts';
 export { Level, logger, formatter, consoleHandler } from './logging.ts';
 export type { SocketnautError } from './errors.ts';
-export type { ProxyStats, WorkerStats, ConnectionCounters } from './main/stats.ts';
+export type { ProxyStats, WorkerStats, ConnectionCounters, ListenerStats } from './main/stats.ts';
 export { serveMetrics, type MetricsServer } from './main/metrics.ts';

@@ -3,9 +3,8 @@ import type { Logger } from 'streams-logger';
 import type { Balancer } from '../balancers/index.ts';
 import { Level } from '../logging.ts';
 import { peerKey } from '../protocol/address-info.ts';
-import type { FromWorker } from '../protocol/messages.ts';
 import type { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
-import type { DispatchOutcome, DispatchTarget, Transport } from '../transports/index.ts';
+import type { DispatchOutcome, DispatchTarget, Route, Transport } from '../transports/index.ts';
 import { ConnectionQueue } from './connection-queue.ts';
 import type { ConnectionLedger } from './ledger.ts';
 import type { WorkerPool } from './pool.ts';
@@ -13,6 +12,12 @@ import type { ConnectionCounters } from './stats.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 
 export interface DispatcherSettings {
+  /** Which of the workers' servers the connections are for: 0 for the public port's. */
+  listener: number;
+  /** The connections come to a Unix socket. */
+  unix: boolean;
+  /** The workers that may take a connection now. */
+  candidates: () => readonly WorkerHandle[];
   ledger: ConnectionLedger;
   pool: WorkerPool;
   balancer: Balancer;
@@ -44,6 +49,7 @@ export class Dispatcher {
     acceptErrors: 0,
     proxyHeaderRejected: 0,
   };
+  readonly #candidates: () => readonly WorkerHandle[];
   readonly #ledger: ConnectionLedger;
   readonly #pool: WorkerPool;
   readonly #balancer: Balancer;
@@ -57,6 +63,8 @@ export class Dispatcher {
   #closed = false;
 
   constructor(settings: DispatcherSettings) {
+    this.#candidates = settings.candidates;
+    this.route = { listener: settings.listener, outcome: this.outcome, unix: settings.unix };
     this.#ledger = settings.ledger;
     this.#pool = settings.pool;
     this.#balancer = settings.balancer;
@@ -77,7 +85,9 @@ export class Dispatcher {
     return this.#queue.length;
   }
 
-  /** The outcome every transport reports to. */
+  readonly route: Route;
+
+  /** What becomes of each connection given to a transport. */
   readonly outcome: DispatchOutcome = {
     delivered: (target, socket) => this.#ledger.delivered(accountOf(target), this.#peerOf(socket)),
     refused: (target, socket) => {
@@ -136,15 +146,8 @@ export class Dispatcher {
     this.#queue.takeAll((socket) => this.#turnAway(socket));
   }
 
-  workerClosed(handle: WorkerHandle, report: Extract<FromWorker, { type: 'closed' }>): void {
-    this.#ledger.ended(handle.account, report.count, report.peers);
-    if (report.pipeIds) this.#transport?.workerClosed?.(handle, report.pipeIds);
-  }
-
-  /** The transport counts out what it carries for the worker first; the ledger then, whatever else it held. */
-  workerExited(handle: WorkerHandle): void {
-    this.#transport?.workerExited?.(handle);
-    this.#ledger.workerExited(handle.account);
+  /** A worker exited: if connections wait and no worker is left or starting, start one. */
+  workerExited(): void {
     if (!this.#closed && this.#queue.length > 0 && this.#pool.size === 0 && !this.#pool.backingOff) this.#pool.grow();
   }
 
@@ -182,7 +185,7 @@ export class Dispatcher {
       return;
     }
     const transport = this.#transport;
-    const ready = this.#pool.ready;
+    const ready = this.#candidates();
     const refusedBy = this.#refusedBy.get(socket);
     const candidates = refusedBy ? ready.filter((handle) => !refusedBy.includes(handle)) : ready;
     const handle = transport && this.#balancer.pick(candidates, socket);
@@ -193,7 +196,7 @@ export class Dispatcher {
     if (handle.connections > 0) this.#pool.growIfAllBusy();
     this.#ledger.assign(handle.account);
     this.counters.dispatched++;
-    transport.dispatch(handle, socket);
+    transport.dispatch(handle, socket, this.route);
   }
 
   #enqueue(socket: net.Socket): void {

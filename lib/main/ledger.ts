@@ -56,6 +56,11 @@ export class ConnectionLedger {
     return this.#maxPerPeer > 0;
   }
 
+  // A connection with no address (over a Unix socket) is not counted per peer.
+  #perPeerLimit(peer: string): boolean {
+    return this.#maxPerPeer > 0 && peer !== '';
+  }
+
   /** Connections admitted and not yet ended. */
   get open(): number {
     return this.#open;
@@ -69,7 +74,7 @@ export class ConnectionLedger {
   /** Counts a new connection in, or returns the limit it would break. */
   admit(peer: string): LimitName | undefined {
     if (this.#maxConnections > 0 && this.#open >= this.#maxConnections) return 'maxConnections';
-    if (this.#maxPerPeer > 0) {
+    if (this.#perPeerLimit(peer)) {
       const count = this.#perPeer.get(peer) ?? 0;
       if (count >= this.#maxPerPeer) return 'maxConnectionsPerIp';
       this.#perPeer.set(peer, count + 1);
@@ -81,7 +86,7 @@ export class ConnectionLedger {
   /** A connection in the main thread's hands ended there. */
   release(peer: string): void {
     this.#open--;
-    if (this.#maxPerPeer > 0) decrement(this.#perPeer, peer);
+    if (this.#perPeerLimit(peer)) decrement(this.#perPeer, peer);
   }
 
   /** The connection is on its way to the worker. */
@@ -100,7 +105,7 @@ export class ConnectionLedger {
   delivered(account: WorkerAccount, peer: string): void {
     account.pending--;
     account.held++;
-    if (this.#maxPerPeer > 0) {
+    if (this.#perPeerLimit(peer)) {
       account.peers ??= new Map();
       account.peers.set(peer, (account.peers.get(peer) ?? 0) + 1);
     }
@@ -113,6 +118,7 @@ export class ConnectionLedger {
     this.#open -= count;
     if (this.#maxPerPeer > 0 && peers) {
       for (const peer of peers) {
+        if (peer === '') continue;
         decrement(this.#perPeer, peer);
         if (account.peers) decrement(account.peers, peer);
       }

@@ -29,7 +29,8 @@ const EXIT_GRACE_MS = 1_000;
 /**
  * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (handle), 'worker-exit'
  * (handle, code, reason), 'bootstrap-failure' (handle), and passes on what workers report:
- * 'connections-closed' (handle, message), 'proxy-header-rejected', 'handoff-latency' (seconds).
+ * 'connections-closed' (handle, message), 'proxy-header-rejected', 'handoff-latency' (seconds),
+ * 'listen' (handle, request, listen) and 'unlisten' (handle, listener).
  */
 export class WorkerPool extends EventEmitter {
   /** Every worker not yet exited, in start order. */
@@ -223,6 +224,12 @@ export class WorkerPool extends EventEmitter {
         break;
       case 'proxy-header-rejected':
         this.emit('proxy-header-rejected');
+        break;
+      case 'listen':
+        this.emit('listen', handle, message.request, message.listen);
+        break;
+      case 'unlisten':
+        this.emit('unlisten', handle, message.listener);
         break;
       case 'handoff-latencies':
         for (const seconds of message.seconds) this.emit('handoff-latency', seconds);

@@ -2,16 +2,15 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type { Logger } from 'streams-logger';
-import { createBalancer } from '../balancers/index.ts';
 import { loadTls } from '../builtins.ts';
 import { ERR_INVALID_OPTION, ERR_WORKER_BOOTSTRAP } from '../errors.ts';
 import { createLogger } from '../logging.ts';
 import { resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from '../options.ts';
 import type { ConcreteTransportName } from '../protocol/messages.ts';
 import { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
-import { createTransport, type Transport } from '../transports/index.ts';
-import { Dispatcher } from './dispatcher.ts';
+import { createTransport, type TransportSettings } from '../transports/index.ts';
 import { ConnectionLedger } from './ledger.ts';
+import { Listeners } from './listeners.ts';
 import { WorkerPool } from './pool.ts';
 import { collectStats, type ProxyStats } from './stats.ts';
 import { resolveStopOptions, type ReloadOptions, type ShutdownOptions, type StopSettings } from './stop-options.ts';
@@ -34,10 +33,9 @@ export class ServiceProxy extends EventEmitter {
   readonly #options: ResolvedOptions;
   readonly #ledger: ConnectionLedger;
   readonly #pool: WorkerPool;
-  readonly #dispatcher: Dispatcher;
+  readonly #listeners: Listeners;
   readonly #token = randomBytes(16).toString('hex');
   readonly #ticketKeys = randomBytes(48);
-  #transport: Transport | undefined;
   #reloads = 0;
   #readyEmitted = false;
   #bootstrapFailureReported = false;
@@ -69,10 +67,10 @@ export class ServiceProxy extends EventEmitter {
       log: this.log,
       boot: (id) => this.#bootData(id),
     });
-    this.#dispatcher = new Dispatcher({
+    this.#listeners = new Listeners({
       ledger: this.#ledger,
       pool: this.#pool,
-      balancer: createBalancer(resolved.balance),
+      balance: resolved.balance,
       gate: resolved.proxyProtocol && new ProxyHeaderGate(resolved.proxyProtocol),
       queueLimit: resolved.queueLimit,
       queueTimeout: resolved.queueTimeout,
@@ -83,7 +81,7 @@ export class ServiceProxy extends EventEmitter {
 
     // Hand-off needs sockets nothing has read from, and the pipe transport reads only once connected.
     if (!terminatesTls) (this.server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
-    this.server.on(terminatesTls ? 'secureConnection' : 'connection', this.#dispatcher.onConnection);
+    this.server.on(terminatesTls ? 'secureConnection' : 'connection', this.#listeners.public.onConnection);
     this.server.on('error', this.#onServerError);
     this.#start(terminatesTls).catch((err: unknown) => this.#reportError(err as Error));
   }
@@ -95,7 +93,7 @@ export class ServiceProxy extends EventEmitter {
 
   /** The transport in use, once chosen. */
   get transport(): ConcreteTransportName | undefined {
-    return this.#transport?.name;
+    return this.#listeners.transport?.name;
   }
 
   /**
@@ -106,9 +104,10 @@ export class ServiceProxy extends EventEmitter {
    */
   stats(since = 'stats'): Promise<ProxyStats> {
     return collectStats(since, {
-      transport: this.#transport?.name,
-      counters: this.#dispatcher.counters,
-      queued: this.#dispatcher.queued,
+      transport: this.transport,
+      counters: this.#listeners.public.counters,
+      queued: this.#listeners.public.queued,
+      listeners: this.#listeners.stats(),
       restarts: this.#pool.restarts,
       reloads: this.#reloads,
       workers: [...this.#pool.handles],
@@ -116,7 +115,7 @@ export class ServiceProxy extends EventEmitter {
   }
 
   #bootData(id: number): ReturnType<ConstructorParameters<typeof WorkerPool>[0]['boot']> {
-    const transport = this.#transport!;
+    const transport = this.#listeners.transport!;
     return {
       socketnautWorker: 1,
       moduleURL: this.#options.workerURL.href,
@@ -135,16 +134,16 @@ export class ServiceProxy extends EventEmitter {
 
   #routePoolEvents(): void {
     const pool = this.#pool;
-    const dispatcher = this.#dispatcher;
+    const listeners = this.#listeners;
     pool.on('worker-ready', (handle: WorkerHandle) => {
       this.#bootstrapFailureReported = false;
       this.log.debug(`Worker ${handle.threadId} is serving`);
       this.emit('worker-online', ServiceProxyAgent.of(handle));
-      dispatcher.workerReady();
+      listeners.workerReady();
       this.#maybeEmitReady();
     });
     pool.on('worker-exit', (handle: WorkerHandle, code: number, reason: string) => {
-      dispatcher.workerExited(handle);
+      listeners.workerExited(handle);
       const repeatedBootstrapFailure = handle.readyAt === 0 && this.#bootstrapFailureReported;
       const level = reason === 'retired' || repeatedBootstrapFailure ? 'debug' : 'warn';
       // A crash of a serving worker is logged with its stack, as Node prints an uncaught error.
@@ -153,8 +152,10 @@ export class ServiceProxy extends EventEmitter {
       this.emit('worker-exit', ServiceProxyAgent.of(handle), code, reason);
     });
     pool.on('bootstrap-failure', (handle: WorkerHandle) => this.#onBootstrapFailure(handle));
-    pool.on('connections-closed', dispatcher.workerClosed.bind(dispatcher));
-    pool.on('proxy-header-rejected', () => dispatcher.headerRejectedInWorker());
+    pool.on('connections-closed', listeners.workerClosed.bind(listeners));
+    pool.on('proxy-header-rejected', () => listeners.public.headerRejectedInWorker());
+    pool.on('listen', listeners.listen.bind(listeners));
+    pool.on('unlisten', listeners.unlisten.bind(listeners));
   }
 
   async #start(terminatesTls: boolean): Promise<void> {
@@ -162,14 +163,8 @@ export class ServiceProxy extends EventEmitter {
     const name = await chooseTransport({ requested, terminatesTls, proxyProtocol: proxyProtocol !== undefined, balance, log: this.log });
     if (this.#shutdown) return;
     const recordLatency = measureHandoffLatency ? (seconds: number) => this.emit('handoff-latency', seconds) : undefined;
-    const transport = createTransport(name, {
-      token: this.#token,
-      recordLatency,
-      trackPeers: this.#ledger.trackPeers,
-      maxWorkers: this.maxWorkers,
-      outcome: this.#dispatcher.outcome,
-    });
-    this.#transport = transport;
+    const settings: TransportSettings = { token: this.#token, recordLatency, trackPeers: this.#ledger.trackPeers, maxWorkers: this.maxWorkers };
+    const transport = createTransport(name, settings);
     const budget = transport.connectionBudget();
     if (budget !== undefined) {
       this.#ledger.defaultMaxConnections(budget);
@@ -177,19 +172,19 @@ export class ServiceProxy extends EventEmitter {
     }
     if (recordLatency && name === 'handoff') this.#pool.on('handoff-latency', recordLatency);
     this.log.info(`Transport: ${name}; workers: ${this.minWorkers} to ${this.maxWorkers}`);
-    this.#dispatcher.useTransport(transport);
+    this.#listeners.useTransport(transport, settings);
     this.#pool.start();
-    if (this.#pool.size === 0 && this.#dispatcher.queued > 0) this.#pool.grow();
+    if (this.#pool.size === 0 && this.#listeners.public.queued > 0) this.#pool.grow();
     this.#maybeEmitReady();
   }
 
   readonly #onServerError = (err: NodeJS.ErrnoException): void => {
-    if (err.syscall === 'accept') this.#dispatcher.acceptFailed(err);
+    if (err.syscall === 'accept') this.#listeners.public.acceptFailed(err);
     else if (this.server.listenerCount('error') === 1) this.#reportError(err);
   };
 
   #onBootstrapFailure(handle: WorkerHandle): void {
-    if (this.#pool.ready.length === 0) this.#dispatcher.turnAwayWaiting();
+    if (this.#pool.ready.length === 0) this.#listeners.public.turnAwayWaiting();
     if (this.#bootstrapFailureReported) return;
     this.#bootstrapFailureReported = true;
     const cause = handle.error;
@@ -205,7 +200,7 @@ export class ServiceProxy extends EventEmitter {
   }
 
   #maybeEmitReady(): void {
-    if (this.#readyEmitted || !this.#transport || this.#pool.ready.length < this.minWorkers) return;
+    if (this.#readyEmitted || !this.#listeners.transport || this.#pool.ready.length < this.minWorkers) return;
     this.#readyEmitted = true;
     this.emit('ready');
   }
@@ -254,10 +249,10 @@ export class ServiceProxy extends EventEmitter {
     this.server.off('error', this.#onServerError);
     this.server.close();
     this.#pool.close();
-    this.#dispatcher.close();
+    this.#listeners.close();
     const started = performance.now();
     const results = await this.#pool.retireAll(timeout, signal);
-    await this.#transport?.close(Math.max(0, timeout - (performance.now() - started)));
+    await this.#listeners.closeTransports(Math.max(0, timeout - (performance.now() - started)));
     return results;
   }
 }

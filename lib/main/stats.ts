@@ -1,3 +1,4 @@
+import type net from 'node:net';
 import type { ConcreteTransportName } from '../protocol/messages.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 
@@ -21,6 +22,13 @@ export interface ConnectionCounters {
   proxyHeaderRejected: number;
 }
 
+/** One of the ports the app's other servers listen on, and what was done with its connections. */
+export interface ListenerStats extends ConnectionCounters {
+  address: net.AddressInfo | string | null;
+  /** Workers whose server listens there. */
+  workers: number;
+}
+
 export interface WorkerStats {
   slot: number;
   threadId: number;
@@ -40,6 +48,8 @@ export interface WorkerStats {
 
 export interface ProxyStats extends ConnectionCounters {
   transport: ConcreteTransportName | undefined;
+  /** The ports the app's other servers listen on, opened once here for the workers (see ListenerStats). */
+  listeners: ListenerStats[];
   /** Waiting for a worker now. */
   queuedNow: number;
   /** Open now, summed over the workers. */
@@ -51,6 +61,7 @@ export interface ProxyStats extends ConnectionCounters {
 
 export interface StatsSources {
   transport: ConcreteTransportName | undefined;
+  listeners: ListenerStats[];
   counters: ConnectionCounters;
   queued: number;
   restarts: number;
@@ -77,6 +88,7 @@ export async function collectStats(since: string, sources: StatsSources): Promis
   );
   return {
     transport: sources.transport,
+    listeners: sources.listeners,
     ...sources.counters,
     queuedNow: sources.queued,
     connections: workers.reduce((sum, worker) => sum + worker.connections, 0),

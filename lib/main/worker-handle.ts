@@ -23,7 +23,7 @@ export function startWorker(id: number, slot: number, restarts: number, boot: Om
     workerData: data,
     transferList: [...(workerOptions.transferList ?? []), port2],
   });
-  return new WorkerHandle(id, slot, restarts, worker, port1, boot.pipePath);
+  return new WorkerHandle(id, slot, restarts, worker, port1);
 }
 
 /** The main thread's record of one worker thread: its channel, its state and its account of connections. */
@@ -36,7 +36,6 @@ export class WorkerHandle {
   readonly threadId: number;
   readonly worker: Worker;
   readonly port: MessagePort;
-  readonly pipePath: string | undefined;
   readonly startedAt = performance.now();
   readonly account = new WorkerAccount();
   state: WorkerState = 'starting';
@@ -56,13 +55,12 @@ export class WorkerHandle {
   #settleServing: ((error?: Error) => void) | undefined;
   readonly #eluMarks = new Map<string, { reading: EventLoopUtilization; value: number }>();
 
-  constructor(id: number, slot: number, restarts: number, worker: Worker, port: MessagePort, pipePath: string | undefined) {
+  constructor(id: number, slot: number, restarts: number, worker: Worker, port: MessagePort) {
     this.id = id;
     this.slot = slot;
     this.restarts = restarts;
     this.worker = worker;
     this.port = port;
-    this.pipePath = pipePath;
     this.threadId = worker.threadId;
     this.portClosed = new Promise((resolve) => port.once('close', () => resolve()));
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));

@@ -35,8 +35,39 @@ export interface WorkerBootData {
   userWorkerData: unknown;
 }
 
+/** A listen() of a worker's other server, opened once on the main thread for every worker that asks. */
+export interface ListenRequest {
+  /** Names the same listen in every worker: its address, and for port 0 which such call of the worker it is. */
+  key: string;
+  port?: number;
+  host?: string;
+  path?: string;
+  backlog?: number;
+  ipv6Only?: boolean;
+}
+
+/** What a failed listen on the main thread raised, to be raised again by the worker's server. */
+export interface ListenFailure {
+  message: string;
+  code: string | undefined;
+  errno: number | undefined;
+  syscall: string | undefined;
+  address: string | undefined;
+  port: number | undefined;
+}
+
 export type ToWorker =
-  | { type: 'connection'; socket: net.Socket; acceptedAt?: number; peer?: string }
+  /** `listener` names the worker's other server the connection is for; absent for the public port. */
+  | { type: 'connection'; socket: net.Socket; acceptedAt?: number; peer?: string; listener?: number }
+  | {
+      type: 'listen-result';
+      request: number;
+      listener: number;
+      address: net.AddressInfo | string | null;
+      /** Where this worker must take piped connections for the listener, when it does not already. */
+      pipePath: string | undefined;
+      failure: ListenFailure | undefined;
+    }
   /** Stop taking connections and finish the open ones; `signal` is emitted first to the app's listeners. */
   | { type: 'retire'; signal: NodeJS.Signals | undefined }
   /** The worker has finished every connection, those on their way to it included: it may end. */
@@ -57,6 +88,8 @@ export type FromWorker =
    */
   | { type: 'closed'; count: number; peers: string[] | undefined; pipeIds: number[] | undefined }
   | { type: 'handoff-latencies'; seconds: number[] }
+  | { type: 'listen'; request: number; listen: ListenRequest }
+  | { type: 'unlisten'; listener: number }
   | { type: 'proxy-header-rejected' }
   | { type: 'stopped' }
   | { type: 'drained' }

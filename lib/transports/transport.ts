@@ -7,8 +7,16 @@ export type TransportName = (typeof transportNames)[number];
 
 /** The main thread's view of a worker, as far as moving a connection to it goes. */
 export interface DispatchTarget {
+  readonly id: number;
   readonly port: MessagePort;
-  readonly pipePath: string | undefined;
+}
+
+/** Which of the worker's servers a connection is for (0: the public port's), and who hears its fate. */
+export interface Route {
+  readonly listener: number;
+  readonly outcome: DispatchOutcome;
+  /** The connections come to a Unix socket: they have no address to pass on. */
+  readonly unix: boolean;
 }
 
 /**
@@ -36,7 +44,6 @@ export interface TransportSettings {
   /** Tell the worker the peer address of each connection, for per-address limits. */
   trackPeers: boolean;
   maxWorkers: number;
-  outcome: DispatchOutcome;
 }
 
 /** The main thread's end of a transport: moves accepted client connections into workers. */
@@ -48,7 +55,7 @@ export interface Transport {
   connectionBudget(): number | undefined;
   /** Where worker `id` listens for this transport's connections, if anywhere. */
   pipePathFor(id: number): string | undefined;
-  dispatch(target: DispatchTarget, socket: net.Socket): void;
+  dispatch(target: DispatchTarget, socket: net.Socket, route: Route): void;
   /** Workers report the connections they closed by these ids, where the transport gave them ids. */
   workerClosed?(target: DispatchTarget, ids: readonly number[]): void;
   /** The worker exited: whatever connections it held are closed, reported or not. */

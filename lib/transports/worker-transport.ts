@@ -4,8 +4,11 @@ import type { WorkerBootData } from '../protocol/messages.ts';
 
 /** Where a worker's transport delivers the connections it receives: the worker's ServiceAgent. */
 export interface ConnectionSink {
-  /** `peer` is the address the proxy accepted the connection from; `pipeId` names a piped one. */
-  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number): void;
+  /**
+   * `peer` is the address the proxy accepted the connection from; `pipeId` names a piped one;
+   * `listener` the server it is for, 0 or absent for the public port's.
+   */
+  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number, listener?: number): void;
   /** Closes a connection whose PROXY header was missing or malformed, without the server seeing it. */
   reject(socket: net.Socket, peer: string, reason: string): void;
   recordHandoff(acceptedAt: number): void;
@@ -15,4 +18,9 @@ export interface ConnectionSink {
 export interface WorkerTransport {
   /** Starts receiving connections; `sink` gives the agent they go to, once there is one. */
   start(context: WorkerBootData, sink: () => ConnectionSink): Promise<void>;
+}
+
+/** The pipe transport's worker end, which a worker may also need for a Unix-socket listener of its app. */
+export interface PipeWorkerTransport extends WorkerTransport {
+  listening: boolean;
 }

@@ -1,5 +1,5 @@
-// The entry module of every worker a ServiceProxy starts. It connects to the proxy, makes the first
-// listening server the proxied one, then runs the user's module with the user's own workerData.
+// The entry module of every worker a ServiceProxy starts. It connects to the proxy, routes the
+// worker's listens through it, then runs the user's module with the user's own workerData.
 import workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
 import { serializeError, type ConcreteTransportName, type FromWorker, type ToWorker } from '../protocol/messages.ts';
@@ -7,8 +7,9 @@ import { handoffWorker } from '../transports/handoff/worker.ts';
 import { pipeWorker } from '../transports/pipe/worker.ts';
 import type { WorkerTransport } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
-import { interceptListen } from './server-takeover.ts';
+import { interceptListen } from './listen.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
+import { sharedServers } from './shared-servers.ts';
 import { deliverSignal, exitWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
 
@@ -25,27 +26,57 @@ setWorkerContext(context);
 syncBuiltinESMExports();
 reportClientAddresses();
 
+const sink = () => currentAgent()!;
+const shared = sharedServers({
+  post,
+  takePipedConnections: async (pipePath) => {
+    if (!pipeWorker.listening) await pipeWorker.start({ ...context, pipePath }, sink);
+  },
+})!;
+
+// The proxied server first: its agent tells the keep-alive connections of every server to close.
 const stop = (): void => {
   const agent = currentAgent();
   if (agent) agent.server.close();
-  else post({ type: 'drained' });
+  for (const server of shared.servers()) server.close();
+  if (!agent) post({ type: 'drained' });
 };
 keepSelfSignalsInWorker(stop);
 
 port.on('message', (message: ToWorker) => {
-  if (message.type === 'exit') exitWorker();
-  if (message.type !== 'retire') return;
-  if (message.signal) deliverSignal(message.signal);
-  stop();
+  switch (message.type) {
+    case 'listen-result':
+      void shared.settle(message);
+      break;
+    case 'retire':
+      if (message.signal) deliverSignal(message.signal);
+      stop();
+      break;
+    case 'exit':
+      exitWorker();
+      break;
+  }
 });
 
+// Under the launcher, which tells the app the public port in PORT, the proxied server is the one that
+// listens there (or names no port); a listen on any other port, 0 included, or on a Unix socket, is
+// one of the app's other servers even when it comes first. Otherwise the first server to listen is
+// the proxied one.
+const launcherPort = Number(process.env.PORT) || undefined;
+
 try {
-  await workerTransports[context.transport].start(context, () => currentAgent()!);
-  interceptListen((server) => {
-    const agent = currentAgent();
-    if (agent && agent.server !== server) return undefined;
-    return agentFor(server, false).server;
-  }, context.publicAddress);
+  await workerTransports[context.transport].start(context, sink);
+  interceptListen({
+    claim: (server, port, namesPath) => {
+      const agent = currentAgent();
+      if (agent) return agent.server === server ? server : undefined;
+      if (launcherPort !== undefined && (namesPath || (port !== undefined && port !== launcherPort))) return undefined;
+      return agentFor(server, false).server;
+    },
+    publicAddress: context.publicAddress,
+    publicPort: launcherPort,
+    shared,
+  });
   await import(context.moduleURL);
 } catch (err) {
   post({ type: 'bootstrap-error', error: serializeError(err) });

@@ -14,6 +14,7 @@ import {
 import { sharedClock, type FromWorker, type WorkerBootData } from '../protocol/messages.ts';
 import type { ConnectionSink } from '../transports/worker-transport.ts';
 import { getWorkerContext, isModuleLoaded } from './context.ts';
+import { sharedServers } from './shared-servers.ts';
 import { shareTicketKeys, takeOverServer } from './server-takeover.ts';
 
 export interface ServiceAgentOptions {
@@ -101,8 +102,14 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
    * Called by a transport with a connection the proxy moved to this worker. `peer` is the address
    * the proxy accepted it from, when that is not the socket's own remote address.
    */
-  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number): void {
-    const server = this.server as net.Server & ServerSettings;
+  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number, listener?: number): void {
+    const server = (listener ? sharedServers()?.take(listener, socket) : this.server) as (net.Server & ServerSettings) | undefined;
+    if (!server) {
+      // The app closed that server while the connection was on its way.
+      this.#track(socket, peer, pipeId);
+      socket.destroy();
+      return;
+    }
     if (info) (socket as AddressInfoCarrier)[kAddressInfo] = info;
     if (server.noDelay) socket.setNoDelay(true);
     if (server.keepAlive) socket.setKeepAlive(true, server.keepAliveInitialDelay);
@@ -177,10 +184,13 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
   // A busy keep-alive connection is told to close with its next response, so its client never
   // reuses it. One still idle at a sweep has sent nothing for a while and is closed then.
   #closeKeepAliveConnections(): void {
-    const server = this.server as net.Server & { closeIdleConnections?: () => void };
-    if (typeof server.closeIdleConnections !== 'function') return;
-    server.prependListener('request', endAfterResponse);
-    this.#idleSweep = setInterval(() => server.closeIdleConnections!(), IDLE_SWEEP_MS).unref();
+    const servers = [this.server, ...(sharedServers()?.servers() ?? [])] as (net.Server & { closeIdleConnections?: () => void })[];
+    const http = servers.filter((server) => typeof server.closeIdleConnections === 'function');
+    if (http.length === 0) return;
+    for (const server of http) server.prependListener('request', endAfterResponse);
+    this.#idleSweep = setInterval(() => {
+      for (const server of http) server.closeIdleConnections!();
+    }, IDLE_SWEEP_MS).unref();
   }
 
   #onSocketClose(peer: string | undefined, pipeId: number | undefined): void {

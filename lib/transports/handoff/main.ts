@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import { peerKey } from '../../protocol/address-info.ts';
 import { sharedClock, type ToWorker } from '../../protocol/messages.ts';
-import type { DispatchOutcome, DispatchTarget, Transport, TransportSettings } from '../transport.ts';
+import type { DispatchTarget, Route, Transport, TransportSettings } from '../transport.ts';
 
 /** Transfers the accepted TCP socket itself: the worker then owns the client connection. */
 export class HandoffTransport implements Transport {
@@ -11,12 +11,10 @@ export class HandoffTransport implements Transport {
   /** When set, the worker measures how long the move took and reports it back in batches. */
   readonly #timed: boolean;
   readonly #trackPeers: boolean;
-  readonly #outcome: DispatchOutcome;
 
   constructor(settings: TransportSettings) {
     this.#timed = settings.recordLatency !== undefined;
     this.#trackPeers = settings.trackPeers;
-    this.#outcome = settings.outcome;
   }
 
   connectionBudget(): undefined {
@@ -27,17 +25,18 @@ export class HandoffTransport implements Transport {
     return undefined;
   }
 
-  dispatch(target: DispatchTarget, socket: net.Socket): void {
+  dispatch(target: DispatchTarget, socket: net.Socket, route: Route): void {
     const message: ToWorker = { type: 'connection', socket };
     if (this.#timed) message.acceptedAt = sharedClock();
     if (this.#trackPeers) message.peer = peerKey(socket);
+    if (route.listener !== 0) message.listener = route.listener;
     try {
       target.port.postMessage(message, [socket as never]);
     } catch {
-      this.#outcome.refused(target, socket);
+      route.outcome.refused(target, socket);
       return;
     }
-    this.#outcome.delivered(target, socket);
+    route.outcome.delivered(target, socket);
   }
 
   async close(): Promise<void> {}

@@ -12,16 +12,16 @@ export const handoffWorker: WorkerTransport = {
     context.port.on('message', (message: ToWorker) => {
       if (message.type !== 'connection') return;
       const agent = sink();
-      const { acceptedAt, peer } = message;
+      const { acceptedAt, peer, listener } = message;
       const socket: net.Socket = adoptMovedSocket(message.socket);
       if (acceptedAt !== undefined) agent.recordHandoff(acceptedAt);
       // The main thread must not read a socket it moves, so a PROXY header is read here.
       if (proxyHeaderTimeout === undefined) {
-        agent.accept(socket, undefined, peer);
+        agent.accept(socket, undefined, peer, undefined, listener);
         return;
       }
       readPrefix(socket, parseProxyHeader, proxyHeaderTimeout, (outcome) => {
-        if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer);
+        if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer, undefined, listener);
         else agent.reject(socket, peer ?? socket.remoteAddress ?? '', outcome.reason);
       });
     });

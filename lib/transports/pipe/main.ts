@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { connectionBudget } from '../../fd-budget.ts';
 import { addressInfoOf, storedAddressInfo } from '../../protocol/address-info.ts';
-import type { DispatchOutcome, DispatchTarget, LatencyRecorder, Transport, TransportSettings } from '../transport.ts';
+import type { DispatchTarget, LatencyRecorder, Route, Transport, TransportSettings } from '../transport.ts';
 import { encodePreamble } from './preamble.ts';
 import { SlotTable } from './slot-table.ts';
 import { Splice } from './splice.ts';
@@ -13,6 +13,7 @@ import { Splice } from './splice.ts';
 interface Spliced {
   splice: Splice;
   target: DispatchTarget;
+  route: Route;
   counted: boolean;
 }
 
@@ -32,7 +33,6 @@ export class PipeTransport implements Transport {
   readonly readsOnMainThread = true;
   readonly #token: string;
   readonly #recordLatency: LatencyRecorder | undefined;
-  readonly #outcome: DispatchOutcome;
   readonly #maxWorkers: number;
   readonly #dir: string;
   /** Spliced connections by the id their worker knows them by, until the client's side closes. */
@@ -43,7 +43,6 @@ export class PipeTransport implements Transport {
   constructor(settings: TransportSettings) {
     this.#token = settings.token;
     this.#recordLatency = settings.recordLatency;
-    this.#outcome = settings.outcome;
     this.#maxWorkers = settings.maxWorkers;
     this.#dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socketnaut-'));
     process.once('exit', this.#removeDir);
@@ -57,36 +56,37 @@ export class PipeTransport implements Transport {
     return path.join(this.#dir, `${id}.sock`);
   }
 
-  dispatch(target: DispatchTarget, client: net.Socket): void {
+  dispatch(target: DispatchTarget, client: net.Socket, route: Route): void {
+    const { outcome } = route;
     // A client that reset before it was accepted has no address left to pass on.
-    const info = storedAddressInfo(client) ?? addressInfoOf(client);
-    if (!info || !target.pipePath) {
-      this.#outcome.dropped(target, client);
+    const info = route.unix ? undefined : (storedAddressInfo(client) ?? addressInfoOf(client));
+    if (!info && !route.unix) {
+      outcome.dropped(target, client);
       return;
     }
     client.pause();
     // A reset before the upstream connects must not throw; the destroyed client is noticed on connect.
     if (client.listenerCount('error') === 0) client.on('error', ignoreError);
     const startedAt = this.#recordLatency ? performance.now() : 0;
-    const splice = new Splice(client, target.pipePath);
+    const splice = new Splice(client, this.pipePathFor(target.id));
     const { upstream } = splice;
     const onConnectError = (): void => {
       splice.abandon();
-      this.#outcome.refused(target, client);
+      outcome.refused(target, client);
     };
     upstream.once('error', onConnectError);
     upstream.once('connect', () => {
       upstream.off('error', onConnectError);
-      const spliced: Spliced = { splice, target, counted: true };
+      const spliced: Spliced = { splice, target, route, counted: true };
       const id = client.destroyed ? undefined : this.#spliced.add(spliced);
       if (id === undefined) {
         splice.abandon();
-        this.#outcome.dropped(target, client);
+        outcome.dropped(target, client);
         return;
       }
-      upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id));
+      upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id, route.listener));
       splice.join();
-      this.#outcome.delivered(target, client);
+      outcome.delivered(target, client);
       client.once('close', () => {
         this.#countOut(spliced);
         this.#spliced.delete(id);
@@ -140,7 +140,7 @@ export class PipeTransport implements Transport {
   #countOut(spliced: Spliced): void {
     if (!spliced.counted) return;
     spliced.counted = false;
-    this.#outcome.ended(spliced.target, spliced.splice.client);
+    spliced.route.outcome.ended(spliced.target, spliced.splice.client);
   }
 
   // Each connection's client leaves the table when it closes, so what is left with a finished worker

@@ -1,24 +1,29 @@
 import type { ProxySocketAddressInfo, SocketAddress } from '../../protocol/address-info.ts';
 
 // The pipe transport opens each worker connection with one line that carries the client's address,
-// so the worker knows it before the first byte of the client's data, for every connection:
-//   SNP1 <token> <remote family> <remote address> <remote port> <local family> <local address> <local port> <peer> <id>\n
+// so the worker knows it before the first byte of the client's data, for every connection (a
+// connection to a Unix socket, which has no address, has 'unix - 0' for each end):
+//   SNP1 <token> <remote family> <remote address> <remote port> <local family> <local address> <local port> <peer> <id> <listener>\n
 // The peer is the address the proxy accepted the connection from: the client itself, or the balancer
 // in front when a PROXY header named the client. The id names the connection when the worker reports
-// it closed.
+// it closed. The listener names the worker's server it is for: 0 for the public port.
 // The token is a per-proxy secret: a local process that finds the socket file cannot forge a client.
 const MAGIC = 'SNP1';
 export const PREAMBLE_MAX_BYTES = 256;
 
-export function encodePreamble(token: string, info: ProxySocketAddressInfo, peer: string, id: number): string {
-  const { remote, local } = info;
-  return `${MAGIC} ${token} ${remote.family} ${remote.address} ${remote.port} ${local.family} ${local.address} ${local.port} ${peer} ${id}\n`;
+/** The ends of a connection to a Unix socket, which have no IP address or port, as the preamble writes them. */
+const NO_ADDRESS: SocketAddress = { family: 'unix', address: '-', port: 0 };
+
+/** `info` is undefined for a connection to a Unix socket, whose ends have no address. */
+export function encodePreamble(token: string, info: ProxySocketAddressInfo | undefined, peer: string, id: number, listener: number): string {
+  const { remote, local } = info ?? { remote: NO_ADDRESS, local: NO_ADDRESS };
+  return `${MAGIC} ${token} ${remote.family} ${remote.address} ${remote.port} ${local.family} ${local.address} ${local.port} ${peer} ${id} ${listener}\n`;
 }
 
 export type PreambleResult =
   | { status: 'incomplete' }
   | { status: 'invalid'; reason: string }
-  | { status: 'ok'; info: ProxySocketAddressInfo; peer: string; id: number; length: number };
+  | { status: 'ok'; info: ProxySocketAddressInfo | undefined; peer: string; id: number; listener: number; length: number };
 
 const INCOMPLETE = { status: 'incomplete' } as const;
 
@@ -29,14 +34,16 @@ export function decodePreamble(buffer: Buffer, token: string): PreambleResult {
   }
   if (end >= PREAMBLE_MAX_BYTES) return { status: 'invalid', reason: 'preamble too long' };
   const fields = buffer.toString('latin1', 0, end).split(' ');
-  if (fields.length !== 10 || fields[0] !== MAGIC) return { status: 'invalid', reason: 'malformed preamble' };
+  if (fields.length !== 11 || fields[0] !== MAGIC) return { status: 'invalid', reason: 'malformed preamble' };
   if (fields[1] !== token) return { status: 'invalid', reason: 'wrong token' };
   const remote = address(fields[2]!, fields[3]!, fields[4]!);
   const local = address(fields[5]!, fields[6]!, fields[7]!);
   if (!remote || !local) return { status: 'invalid', reason: 'malformed address' };
   const id = Number(fields[9]);
-  if (!Number.isSafeInteger(id)) return { status: 'invalid', reason: 'malformed id' };
-  return { status: 'ok', info: { remote, local }, peer: fields[8]!, id, length: end + 1 };
+  const listener = Number(fields[10]);
+  if (!Number.isSafeInteger(id) || !Number.isSafeInteger(listener)) return { status: 'invalid', reason: 'malformed id' };
+  const info = remote.family === NO_ADDRESS.family ? undefined : { remote, local };
+  return { status: 'ok', info, peer: fields[8]!, id, listener, length: end + 1 };
 }
 
 function address(family: string, address: string, port: string): SocketAddress | undefined {

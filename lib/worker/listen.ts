@@ -1,0 +1,68 @@
+import net from 'node:net';
+import type { SharedServers } from './shared-servers.ts';
+
+/** Marks a server of socketnaut's own in the worker (the pipe transport's), which listens as usual. */
+export const kInternalServer = Symbol.for('socketnaut.internalServer');
+
+export interface ListenRouting {
+  /** The server the proxy feeds, if this listen() makes `server` it; undefined otherwise. */
+  claim(server: net.Server, port: number | undefined, namesPath: boolean): net.Server | undefined;
+  publicAddress: net.AddressInfo | string | null;
+  /** The public port as the app was told it (PORT), when it was. */
+  publicPort: number | undefined;
+  shared: SharedServers;
+}
+
+/**
+ * Routes every listen() of a worker, as node:cluster routes a worker's listens through its primary:
+ * the server the proxy feeds takes the public port without opening any; another server on that same
+ * port pretends to listen (a framework listening on 'localhost' opens one server per address it
+ * resolves to, and none may open a way around the proxy); any other listen is opened once, on the
+ * main thread, for every worker that asks. Nothing ever listens in a worker.
+ */
+export function interceptListen({ claim, publicAddress, publicPort, shared }: ListenRouting): void {
+  const originalListen = net.Server.prototype.listen as (...args: unknown[]) => net.Server;
+  let claimedPort: number | undefined;
+  net.Server.prototype.listen = function listen(this: net.Server & { [kInternalServer]?: true }, ...args: unknown[]) {
+    if (this[kInternalServer]) return originalListen.apply(this, args);
+    const port = requestedPort(args);
+    const claimed = claim(this, port, namesPath(args));
+    if (claimed) {
+      claimedPort ??= port;
+      return (claimed.listen as (...a: unknown[]) => net.Server)(...args);
+    }
+    if (port !== undefined && port !== 0 && (port === claimedPort || port === publicPort)) return pretendToListen(this, args, publicAddress);
+    if (shared.listen(this, args)) return this;
+    return originalListen.apply(this, args);
+  } as net.Server['listen'];
+}
+
+function requestedPort(args: unknown[]): number | undefined {
+  const [first] = args;
+  const port = typeof first === 'object' && first !== null ? (first as net.ListenOptions).port : first;
+  if (typeof port === 'number') return port;
+  if (typeof port === 'string' && /^\d+$/.test(port)) return Number(port);
+  return undefined;
+}
+
+function namesPath(args: unknown[]): boolean {
+  const [first] = args;
+  if (typeof first === 'string') return !/^\d+$/.test(first);
+  return typeof first === 'object' && first !== null && typeof (first as net.ListenOptions).path === 'string';
+}
+
+function pretendToListen(server: net.Server, args: unknown[], publicAddress: net.AddressInfo | string | null): net.Server {
+  let listening = true;
+  const callback = args.at(-1);
+  if (typeof callback === 'function') server.once('listening', callback as () => void);
+  Object.defineProperty(server, 'listening', { configurable: true, get: () => listening });
+  server.address = () => (listening ? publicAddress : null);
+  server.close = function close(done?: (err?: Error) => void): net.Server {
+    listening = false;
+    if (done) server.once('close', done);
+    process.nextTick(() => server.emit('close'));
+    return server;
+  };
+  process.nextTick(() => server.emit('listening'));
+  return server;
+}

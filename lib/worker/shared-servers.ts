@@ -1,0 +1,159 @@
+import type net from 'node:net';
+import type { FromWorker, ListenFailure, ListenRequest, ToWorker } from '../protocol/messages.ts';
+
+type ListenResult = Extract<ToWorker, { type: 'listen-result' }>;
+
+interface Shared {
+  server: net.Server;
+  /** Connections given to the server and not yet closed. */
+  open: number;
+  closing: boolean;
+}
+
+export interface SharedServerHooks {
+  post(message: FromWorker): void;
+  /** Starts taking piped connections at `path`, before the server says it listens. */
+  takePipedConnections(path: string): Promise<void>;
+}
+
+/**
+ * A worker's servers other than the one on the public port. As under node:cluster, each listen() is
+ * opened once, on the main thread, for every worker that asks: the server here gets the connections
+ * the proxy gives it, reports the address really bound, or raises the error binding raised. Kept on
+ * globalThis, as the worker context is, so that every copy of socketnaut in the worker sees it.
+ */
+class SharedServers {
+  readonly #hooks: SharedServerHooks;
+  readonly #pending = new Map<number, { server: net.Server; callback: unknown }>();
+  readonly #byListener = new Map<number, Shared>();
+  /** How many listen(0) calls this worker made per host: the nth gets the same port in every worker. */
+  readonly #zeroPortCalls = new Map<string, number>();
+  #nextRequest = 0;
+
+  constructor(hooks: SharedServerHooks) {
+    this.#hooks = hooks;
+  }
+
+  /** Listens through the proxy, or returns false for arguments it does not share (a handle, an fd). */
+  listen(server: net.Server, args: unknown[]): boolean {
+    const parsed = parseListenArgs(args);
+    if (!parsed) return false;
+    const { request, callback } = parsed;
+    if (request.path === undefined && request.port === 0) {
+      const host = request.host ?? '';
+      const call = this.#zeroPortCalls.get(host) ?? 0;
+      this.#zeroPortCalls.set(host, call + 1);
+      request.key += `#${call}`;
+    }
+    const id = ++this.#nextRequest;
+    this.#pending.set(id, { server, callback });
+    this.#hooks.post({ type: 'listen', request: id, listen: request });
+    return true;
+  }
+
+  async settle(result: ListenResult): Promise<void> {
+    const pending = this.#pending.get(result.request);
+    if (!pending) return;
+    this.#pending.delete(result.request);
+    const { server, callback } = pending;
+    if (result.failure) {
+      server.emit('error', listenError(result.failure));
+      return;
+    }
+    if (result.pipePath) await this.#hooks.takePipedConnections(result.pipePath);
+    const shared: Shared = { server, open: 0, closing: false };
+    this.#byListener.set(result.listener, shared);
+    const { address } = result;
+    Object.defineProperty(server, 'listening', { configurable: true, get: () => !shared.closing });
+    server.address = () => (shared.closing ? null : address);
+    server.close = (done?: (err?: Error) => void): net.Server => {
+      if (done) server.once('close', done);
+      if (shared.closing) return server;
+      shared.closing = true;
+      this.#hooks.post({ type: 'unlisten', listener: result.listener });
+      (server as net.Server & { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      this.#closeIfDone(result.listener, shared);
+      return server;
+    };
+    if (typeof callback === 'function') server.once('listening', callback as () => void);
+    server.emit('listening');
+  }
+
+  /** The server for `listener`'s connections, counting one in; undefined once it stopped taking them. */
+  take(listener: number, socket: net.Socket): net.Server | undefined {
+    const shared = this.#byListener.get(listener);
+    if (!shared || shared.closing) return undefined;
+    shared.open++;
+    socket.once('close', () => {
+      shared.open--;
+      if (shared.closing) this.#closeIfDone(listener, shared);
+    });
+    return shared.server;
+  }
+
+  /** The servers still taking connections. */
+  servers(): net.Server[] {
+    return [...this.#byListener.values()].filter((shared) => !shared.closing).map((shared) => shared.server);
+  }
+
+  #closeIfDone(listener: number, shared: Shared): void {
+    if (shared.open > 0 || this.#byListener.get(listener) !== shared) return;
+    this.#byListener.delete(listener);
+    process.nextTick(() => shared.server.emit('close'));
+  }
+}
+
+const kShared = Symbol.for('socketnaut.sharedServers');
+type Global = { [kShared]?: SharedServers };
+
+export function sharedServers(hooks?: SharedServerHooks): SharedServers | undefined {
+  const global = globalThis as Global;
+  if (hooks) global[kShared] ??= new SharedServers(hooks);
+  return global[kShared];
+}
+
+export type { SharedServers };
+
+function listenError(failure: ListenFailure): NodeJS.ErrnoException {
+  const err = new Error(failure.message) as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (failure.code !== undefined) err.code = failure.code;
+  if (failure.errno !== undefined) err.errno = failure.errno;
+  if (failure.syscall !== undefined) err.syscall = failure.syscall;
+  if (failure.address !== undefined) err.address = failure.address;
+  if (failure.port !== undefined) err.port = failure.port;
+  return err;
+}
+
+function toPort(value: unknown): number | undefined {
+  if (value === undefined || value === null) return 0;
+  const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  return typeof port === 'number' && Number.isInteger(port) && port >= 0 && port <= 65535 ? port : undefined;
+}
+
+/** listen()'s overloads, as net.Server reads them; undefined for those left to Node (a handle, an fd, a bad port). */
+function parseListenArgs(args: unknown[]): { request: ListenRequest; callback: unknown } | undefined {
+  const callback = typeof args.at(-1) === 'function' ? args.at(-1) : undefined;
+  const rest = callback ? args.slice(0, -1) : args;
+  const [first, second, third] = rest;
+  let request: Omit<ListenRequest, 'key'>;
+  if (typeof first === 'object' && first !== null) {
+    const options = first as net.ListenOptions & { fd?: unknown; _handle?: unknown };
+    if (options.handle !== undefined || options.fd !== undefined || options._handle !== undefined) return undefined;
+    if (typeof options.path === 'string') request = { path: options.path, backlog: options.backlog };
+    else {
+      const port = toPort(options.port);
+      if (port === undefined) return undefined;
+      request = { port, host: options.host, backlog: options.backlog, ipv6Only: options.ipv6Only };
+    }
+  } else if (typeof first === 'string' && !/^\d+$/.test(first)) {
+    request = { path: first, backlog: typeof second === 'number' ? second : undefined };
+  } else {
+    const port = toPort(first);
+    if (port === undefined) return undefined;
+    const host = typeof second === 'string' ? second : undefined;
+    const backlog = typeof second === 'number' ? second : typeof third === 'number' ? third : undefined;
+    request = { port, host, backlog };
+  }
+  const key = request.path !== undefined ? `path:${request.path}` : `tcp:${request.host ?? ''}:${request.port}`;
+  return { request: { ...request, key }, callback };
+}
