@@ -64,9 +64,9 @@ export class ConnectionQueue {
    * for the next call, so that a worker refusing every connection cannot keep this loop going.
    */
   takeAll(each: (socket: net.Socket) => void): void {
-    for (let waiting = this.#waiting.size; waiting > 0; waiting--) {
-      const socket = this.shift();
-      if (!socket) return;
+    for (const socket of [...this.#waiting.keys()]) {
+      if (!this.#waiting.has(socket)) continue;
+      this.#remove(socket);
       each(socket);
     }
   }
