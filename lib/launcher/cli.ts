@@ -46,7 +46,7 @@ function handleSignals(): (launched: Launched) => void {
     stopping = true;
     if (!launched) process.exit(0);
     console.error(`socketnaut: ${signal}; finishing in-flight requests`);
-    launched.close().then(
+    launched.close(signal).then(
       () => process.exit(0),
       (err: unknown) => {
         console.error(`socketnaut: shutdown failed: ${(err as Error).message}`);

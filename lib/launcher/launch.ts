@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BalancerName } from '../balancers/balancer.ts';
 import { loadTls } from '../builtins.ts';
-import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_INVALID_OPTION, ERR_LISTEN, ERR_PORT_IN_USE, describeValue, withCause } from '../errors.ts';
+import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_INVALID_OPTION, ERR_LISTEN, ERR_PORT_IN_USE, describeValue, withCause, type SocketnautError } from '../errors.ts';
 import type { Level } from '../logging.ts';
 import { serveMetrics, type MetricsServer } from '../main/metrics.ts';
 import { ServiceProxy } from '../main/service-proxy.ts';
@@ -61,9 +61,12 @@ export interface Launched {
   server: net.Server;
   url: string;
   metrics: MetricsServer | undefined;
-  /** Stops accepting and waits for in-flight requests, up to the shutdown timeout. */
-  close(): Promise<void>;
-  /** A rolling reload whose old workers get the shutdown timeout to drain. */
+  /**
+   * Stops accepting and waits for in-flight requests, up to the shutdown timeout. Each worker's app
+   * hears `signal` (default 'SIGTERM') first, as it would from a process manager.
+   */
+  close(signal?: NodeJS.Signals): Promise<void>;
+  /** A rolling reload whose old workers hear SIGTERM, then get the shutdown timeout to drain. */
   reload(): Promise<void>;
 }
 
@@ -129,9 +132,9 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     server,
     url,
     metrics,
-    close: async () => {
+    close: async (signal = 'SIGTERM') => {
       stopStatus?.();
-      await proxy.shutdown({ timeout: shutdownTimeout });
+      await proxy.shutdown({ timeout: shutdownTimeout, signal });
       await metrics?.close();
     },
     reload: () => proxy.reload({ timeout: shutdownTimeout }),
@@ -196,8 +199,13 @@ function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let failures = 0;
     let firstError: Error | undefined;
-    const onError = (err: Error): void => {
+    const onError = (err: SocketnautError): void => {
       firstError ??= err;
+      // Nothing will start: the transport asked for cannot run on this Node.
+      if (err.code === 'SOCKETNAUT_ERR_HANDOFF_UNSUPPORTED') {
+        cleanup();
+        reject(err);
+      }
     };
     const onExit = (handle: ServiceProxyAgent): void => {
       if (handle.readyAt !== 0 || ++failures < attempts) return;
