@@ -101,6 +101,12 @@ export const ERR_LISTEN = defineError(
   (where, message) => `Cannot listen on ${where}: ${message}`,
 );
 
+export const ERR_NO_BOOT_DATA = defineError(
+  'SOCKETNAUT_ERR_NO_BOOT_DATA',
+  Error,
+  () => "socketnaut's worker bootstrap was started without its boot data: only a ServiceProxy starts it",
+);
+
 export const ERR_WORKER_EXITED = defineError(
   'SOCKETNAUT_ERR_WORKER_EXITED',
   Error,

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import t from 'tap';
-import { connectOutcome, fixture, requestJSON, transports, waitFor } from './helpers.ts';
+import { connectOutcome, fixture, freePort, request, requestJSON, transports, waitFor } from './helpers.ts';
 import { startLauncher } from './launcher.ts';
 
 // An app's other server (a metrics or admin port) works in every worker, as under node:cluster:
@@ -103,3 +103,16 @@ for (const transport of transports) {
     t.equal(reply.adminAddress, null);
   });
 }
+
+t.test("the metrics show each of the app's other ports, and how many workers listen there", async (t) => {
+  const metricsPort = await freePort();
+  const launcher = await startLauncher(t, [app, '--workers', '2', '--metrics', `127.0.0.1:${metricsPort}`], { ADMIN: '0' });
+  const { port } = (await requestJSON<AppReply>(launcher.port)).adminAddress as net.AddressInfo;
+  await requestJSON<AdminReply>(port);
+  const address = `127.0.0.1:${port}`;
+  const scrape = await waitFor(async () => {
+    const text = (await request(metricsPort, { path: '/metrics' })).text;
+    return text.includes(`socketnaut_listener_workers{address="${address}"} 2`) ? text : undefined;
+  }, { what: 'both workers in the listener gauge' });
+  t.match(scrape, `socketnaut_listener_connections_accepted_total{address="${address}"} 1`, 'one connection accepted there');
+});

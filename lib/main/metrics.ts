@@ -27,6 +27,19 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
   const workerElu = gauge('socketnaut_worker_event_loop_utilization_ratio', "Share of time each worker's event loop was busy since the previous scrape.");
   const workerHeap = gauge('socketnaut_worker_heap_used_bytes', 'V8 heap in use in each worker.');
   const workers = new client.Gauge({ name: 'socketnaut_workers', help: 'Live worker threads.', registers: [registry] });
+  const listener = ['address'] as const;
+  const listenerWorkers = new client.Gauge({
+    name: 'socketnaut_listener_workers',
+    help: "Workers whose server listens on each port of the app's other servers.",
+    labelNames: listener,
+    registers: [registry],
+  });
+  const listenerAccepted = new client.Counter({
+    name: 'socketnaut_listener_connections_accepted_total',
+    help: "Connections accepted on each port of the app's other servers.",
+    labelNames: listener,
+    registers: [registry],
+  });
   const queued = new client.Gauge({ name: 'socketnaut_connections_queued', help: 'Connections waiting for a worker now.', registers: [registry] });
   const totals = {
     accepted: counter('socketnaut_connections_accepted_total', 'Connections accepted.'),
@@ -68,6 +81,13 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
         if (w.heapUsed !== undefined) workerHeap.inc(labels, w.heapUsed);
       }
       workers.set(stats.workers.length);
+      listenerWorkers.reset();
+      listenerAccepted.reset();
+      for (const shared of stats.listeners) {
+        const labels = { address: describeAddress(shared.address) };
+        listenerWorkers.set(labels, shared.workers);
+        listenerAccepted.inc(labels, shared.accepted);
+      }
       queued.set(stats.queuedNow);
       for (const [key, metric] of Object.entries(totals)) setTotal(metric, stats[key as keyof typeof totals]);
       res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
@@ -88,4 +108,9 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
       await once(server, 'close');
     },
   };
+}
+
+function describeAddress(address: { address: string; port: number } | string | null): string {
+  if (address === null || typeof address === 'string') return String(address);
+  return address.address.includes(':') ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
 }

@@ -2,6 +2,7 @@
 // worker's listens through it, then runs the user's module with the user's own workerData.
 import workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
+import { ERR_NO_BOOT_DATA } from '../errors.ts';
 import { serializeError, type ConcreteTransportName, type FromWorker, type ToWorker } from '../protocol/messages.ts';
 import { handoffWorker } from '../transports/handoff/worker.ts';
 import { pipeWorker } from '../transports/pipe/worker.ts';
@@ -16,7 +17,7 @@ import { reportClientAddresses } from './socket-addresses.ts';
 const workerTransports: Record<ConcreteTransportName, WorkerTransport> = { handoff: handoffWorker, pipe: pipeWorker };
 
 const context = workerThreads.workerData;
-if (!isBootData(context)) throw new Error('socketnaut: the worker bootstrap was started without its boot data');
+if (!isBootData(context)) throw new ERR_NO_BOOT_DATA();
 
 const { port } = context;
 const post = (message: FromWorker): void => port.postMessage(message);
