@@ -1,7 +1,11 @@
 import type net from 'node:net';
+import { connectionBudget } from '../../fd-budget.ts';
 import { peerKey } from '../../protocol/address-info.ts';
 import { sharedClock, type ToWorker } from '../../protocol/messages.ts';
 import type { DispatchTarget, Route, Transport, TransportSettings } from '../transport.ts';
+
+/** A moved socket is still one descriptor of this process, whichever thread holds it. */
+const FDS_PER_CONNECTION = 1;
 
 /** Transfers the accepted TCP socket itself: the worker then owns the client connection. */
 export class HandoffTransport implements Transport {
@@ -11,14 +15,16 @@ export class HandoffTransport implements Transport {
   /** When set, the worker measures how long the move took and reports it back in batches. */
   readonly #timed: boolean;
   readonly #trackPeers: boolean;
+  readonly #maxWorkers: number;
 
   constructor(settings: TransportSettings) {
     this.#timed = settings.recordLatency !== undefined;
     this.#trackPeers = settings.trackPeers;
+    this.#maxWorkers = settings.maxWorkers;
   }
 
-  connectionBudget(): undefined {
-    return undefined;
+  connectionBudget(): number | undefined {
+    return connectionBudget(FDS_PER_CONNECTION, this.#maxWorkers);
   }
 
   pipePathFor(): undefined {
