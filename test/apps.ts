@@ -7,7 +7,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { freePort, request, transports } from './helpers.ts';
 import { startLauncher } from './launcher.ts';
-import { skipUnlessInstalled, startHaproxy } from './services.ts';
+import { haproxyConfig, skipUnlessInstalled, startHaproxy } from './services.ts';
 
 /** What a fixture app in fixtures/apps/ answers to GET /. */
 export interface Seen {
@@ -70,33 +70,6 @@ export function expectSeen(t: Test, seen: Seen, client: Client, publicPort: numb
   options.extra?.(t, seen, client, what);
 }
 
-function haproxyConfig(launcherPort: number, v1Port: number, v2Port: number): string {
-  return `
-global
-  maxconn 256
-
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 10s
-  timeout server 10s
-
-frontend with-v1
-  bind 127.0.0.1:${v1Port}
-  default_backend launcher-v1
-
-backend launcher-v1
-  server s1 127.0.0.1:${launcherPort} send-proxy
-
-frontend with-v2
-  bind 127.0.0.1:${v2Port}
-  default_backend launcher-v2
-
-backend launcher-v2
-  server s1 127.0.0.1:${launcherPort} send-proxy-v2
-`;
-}
-
 /** Two clients at once (so that each of the two workers may get one), each checked. */
 async function askBoth(t: Test, port: number, clients: Client[], publicPort: number, what: string, options: AppTestOptions): Promise<void> {
   const answers = await Promise.all(clients.map((client) => ask(port, client)));
@@ -122,7 +95,7 @@ export function testApp(name: string, options: AppTestOptions): void {
       const launcher = await startLauncher(t, [app, '--workers', '2', '--transport', transport, '--proxy-protocol']);
       t.match(launcher.stdout(), `transport ${transport}`);
       const [v1Port, v2Port, ...ports] = await distinctFreePorts(6);
-      await startHaproxy(t, haproxyConfig(launcher.port, v1Port!, v2Port!));
+      await startHaproxy(t, haproxyConfig(launcher.port, { v1: v1Port!, v2: v2Port! }));
       const v1Clients = [
         { address: '127.0.0.33', port: ports[0]! },
         { address: '127.0.0.34', port: ports[1]! },

@@ -2,43 +2,16 @@ import t from 'tap';
 import { request, requestJSON, transports } from './helpers.ts';
 import { startLauncher } from './launcher.ts';
 import { examplePath } from './examples.ts';
-import { freePort, skipUnlessInstalled, startHaproxy, startNginx } from './services.ts';
+import { freePort, haproxyConfig, skipUnlessInstalled, startHaproxy, startNginx } from './services.ts';
 
 const app = examplePath('express/app.js');
-
-function haproxyConfig(launcherPort: number, v2Port: number, v1Port: number): string {
-  return `
-global
-  maxconn 256
-
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 10s
-  timeout server 10s
-
-frontend with-v2
-  bind 127.0.0.1:${v2Port}
-  default_backend launcher-v2
-
-backend launcher-v2
-  server s1 127.0.0.1:${launcherPort} send-proxy-v2
-
-frontend with-v1
-  bind 127.0.0.1:${v1Port}
-  default_backend launcher-v1
-
-backend launcher-v1
-  server s1 127.0.0.1:${launcherPort} send-proxy
-`;
-}
 
 for (const transport of transports) {
   t.test(`${transport}: behind HAProxy, the app sees the client HAProxy accepted`, { skip: skipUnlessInstalled('haproxy') }, async (t) => {
     const launcher = await startLauncher(t, [app, '--workers', '2', '--transport', transport, '--proxy-protocol']);
     t.match(launcher.stdout(), `transport ${transport}`);
     const [v2Port, v1Port] = [await freePort(), await freePort()];
-    await startHaproxy(t, haproxyConfig(launcher.port, v2Port, v1Port));
+    await startHaproxy(t, haproxyConfig(launcher.port, { v1: v1Port, v2: v2Port }));
 
     t.same(await requestJSON(v2Port, { localAddress: '127.0.0.23' }), { hello: '127.0.0.23' }, 'send-proxy-v2');
     t.same(await requestJSON(v2Port, { localAddress: '127.0.0.24' }), { hello: '127.0.0.24' }, 'send-proxy-v2, another client');

@@ -181,3 +181,31 @@ export async function startNginx(t: Test, config: string): Promise<Service> {
   const output = service.output;
   return { ...service, output: () => `${output()}${fs.existsSync(errorLog) ? fs.readFileSync(errorLog, 'utf8') : ''}` };
 }
+
+/** HAProxy in TCP mode with two frontends in front of `launcherPort`: one sends PROXY v1 headers, the other v2. */
+export function haproxyConfig(launcherPort: number, ports: { v1: number; v2: number }): string {
+  return `
+global
+  maxconn 256
+
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+
+frontend with-v1
+  bind 127.0.0.1:${ports.v1}
+  default_backend launcher-v1
+
+backend launcher-v1
+  server s1 127.0.0.1:${launcherPort} send-proxy
+
+frontend with-v2
+  bind 127.0.0.1:${ports.v2}
+  default_backend launcher-v2
+
+backend launcher-v2
+  server s1 127.0.0.1:${launcherPort} send-proxy-v2
+`;
+}
