@@ -61,6 +61,8 @@ export class Dispatcher {
   readonly #refusedBy = new WeakMap<net.Socket, WorkerHandle[]>();
   #transport: Transport | undefined;
   #closed = false;
+  /** Given with each connection to the transport: which server it is for, and who hears its fate. */
+  readonly route: Route;
 
   constructor(settings: DispatcherSettings) {
     this.#candidates = settings.candidates;
@@ -84,8 +86,6 @@ export class Dispatcher {
   get queued(): number {
     return this.#queue.length;
   }
-
-  readonly route: Route;
 
   /** What becomes of each connection given to a transport. */
   readonly outcome: DispatchOutcome = {
