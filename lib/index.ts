@@ -1,4 +1,11 @@
-export { createServiceProxy, ServiceProxy, type ReloadOptions, type ShutdownOptions } from './main/service-proxy.ts';
+export {
+  createServiceProxy,
+  ServiceProxy,
+  type HealthReport,
+  type ReloadOptions,
+  type ShutdownOptions,
+  type WorkerHealthEntry,
+} from './main/service-proxy.ts';
 export { createServiceAgent, ServiceAgent, type ServiceAgentOptions } from './worker/service-agent.ts';
 export type { ServiceProxyOptions } from './options.ts';
 export type { ProxySocketAddressInfo, SocketAddress } from './protocol/address-info.ts';
@@ -10,3 +17,4 @@ export { Level, logger, formatter, consoleHandler } from './logging.ts';
 export type { SocketnautError } from './errors.ts';
 export type { ProxyStats, WorkerStats, ConnectionCounters, ListenerStats } from './main/stats.ts';
 export { serveMetrics, type MetricsServer } from './main/metrics.ts';
+export { serveHealth, type HealthServer } from './main/health.ts';

@@ -49,6 +49,18 @@ export interface ServiceProxyOptions {
   proxyProtocolFrom?: string[];
   /** How long a peer may take to send its whole PROXY header, in milliseconds. */
   proxyProtocolTimeout?: number;
+  /**
+   * How long open connections may take to finish, in milliseconds: the default `timeout` of reload()
+   * and shutdown(), and the grace of a worker recycled for its memory.
+   */
+  shutdownTimeout?: number;
+  /**
+   * How long a worker's event loop may stay stuck before the worker is replaced, in milliseconds:
+   * 0, or 1000 and more. Stuck for 1 s, a worker already gets no new connection until it turns again.
+   */
+  stallTimeout?: number;
+  /** MB of V8 heap in use above which a worker is recycled, its successor serving first. */
+  maxMemoryRestart?: number;
 }
 
 export interface ResolvedOptions {
@@ -69,6 +81,9 @@ export interface ResolvedOptions {
   serverDefaults: ServerDefaults | undefined;
   measureHandoffLatency: boolean;
   proxyProtocol: ProxyProtocolSettings | undefined;
+  shutdownTimeout: number;
+  stallTimeout: number;
+  maxMemoryRestart: number | undefined;
 }
 
 /** The `timeout` of shutdown() and reload(): how long open connections may take to finish, in ms. */
@@ -143,5 +158,8 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
       ? { timeout: proxyProtocolTimeout, trusted: proxyProtocolFrom && blockList(proxyProtocolFrom) }
       : undefined,
     serverDefaults: value('serverDefaults'),
+    shutdownTimeout: value('shutdownTimeout'),
+    stallTimeout: value('stallTimeout'),
+    maxMemoryRestart: value('maxMemoryRestart'),
   };
 }

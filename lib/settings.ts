@@ -20,6 +20,7 @@ import {
   stringOrBuffer,
   subnets,
   timer,
+  timerOrOff,
   workerOptions,
   workerURL,
   type Check,
@@ -58,6 +59,10 @@ function required<T>(entry: Omit<Setting<T>, 'required' | 'default' | 'defaultTe
 
 const headersTimeout = timer(1);
 const requestTimeout = timer(0);
+/** A stall is a loop quiet for 1 s: a worker cannot be replaced for one before that. */
+const MIN_STALL_TIMEOUT_MS = 1_000;
+/** 1 TiB of heap: anything above is a mistake in the unit. */
+const MAX_MEMORY_MB = 1_048_576;
 
 // Each entry: where it applies and how the launcher names it; its check and default; its help.
 export const settings = {
@@ -152,9 +157,19 @@ export const settings = {
     help: 'what socketnaut logs',
   }),
   shutdownTimeout: setting({
-    appliesTo: 'launcher', flag: 'shutdown-timeout', env: 'SOCKETNAUT_SHUTDOWN_TIMEOUT', placeholder: '<ms>',
+    appliesTo: 'both', flag: 'shutdown-timeout', env: 'SOCKETNAUT_SHUTDOWN_TIMEOUT', placeholder: '<ms>',
     check: timer(0), default: 10_000,
-    help: "grace for open connections when stopping, and for an old worker's at a reload",
+    help: "grace for open connections when stopping, and for an old worker's at a reload or a recycle",
+  }),
+  stallTimeout: setting({
+    appliesTo: 'both', flag: 'stall-timeout', env: 'SOCKETNAUT_STALL_TIMEOUT', placeholder: '<ms>',
+    check: timerOrOff(MIN_STALL_TIMEOUT_MS), default: 30_000,
+    help: "ms a worker's event loop may stay stuck before the worker is replaced; stuck for 1 s, it gets no new connection meanwhile; 0 turns this off",
+  }),
+  maxMemoryRestart: setting({
+    appliesTo: 'both', flag: 'max-memory-restart', env: 'SOCKETNAUT_MAX_MEMORY_RESTART', placeholder: '<MB>',
+    check: integer(1, MAX_MEMORY_MB), defaultText: 'off',
+    help: 'MB of V8 heap in use above which a worker is recycled: its successor serves first, then it drains',
   }),
   maxConnections: setting({
     appliesTo: 'both', flag: 'max-connections', env: 'SOCKETNAUT_MAX_CONNECTIONS', placeholder: '<n>',
@@ -220,6 +235,11 @@ export const settings = {
     appliesTo: 'launcher', flag: 'metrics', env: 'SOCKETNAUT_METRICS', placeholder: '<[host:]port>',
     check: hostAndPort, defaultText: 'off',
     help: 'Prometheus metrics at `/metrics`, on their own port',
+  }),
+  health: setting({
+    appliesTo: 'launcher', flag: 'health', env: 'SOCKETNAUT_HEALTH', placeholder: '<[host:]port>',
+    check: hostAndPort, defaultText: 'off',
+    help: 'probes `/ready` and `/live` for an orchestrator, on their own port (also on the metrics port)',
   }),
   statusInterval: setting({
     appliesTo: 'launcher', flag: 'status-interval', env: 'SOCKETNAUT_STATUS_INTERVAL', placeholder: '<s>',

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import t from 'tap';
-import type { ProxyStats } from 'socketnaut';
+import type { ProxyStats, WorkerStats } from 'socketnaut';
 import { humanLine, jsonLine } from '../dist/lib/main/status.js';
 import { fixture, waitFor } from './helpers.ts';
 import { runLauncher, startLauncher, type RunningLauncher } from './launcher.ts';
@@ -79,10 +79,12 @@ for (const value of badIntervals) {
 }
 
 function sampleStats(): ProxyStats {
-  const worker = (slot: number, connections: number, eventLoopUtilization: number, state = 'ready') => ({
+  const worker = (slot: number, connections: number, eventLoopUtilization: number, state = 'ready'): WorkerStats => ({
     slot,
     threadId: 10 + slot,
     state,
+    status: 'serving',
+    heartbeatAgeMs: 20,
     connections,
     totalConnections: 100 + slot,
     eventLoopUtilization,
@@ -105,6 +107,10 @@ function sampleStats(): ProxyStats {
     connections: 7,
     restarts: 2,
     reloads: 1,
+    stalls: 0,
+    stallRestarts: 0,
+    memoryRestarts: 0,
+    memoryOverLimit: 0,
     workers: [worker(0, 3, 0.25), worker(1, 4, 0.123456789), worker(2, 0, 0.996)],
   };
 }
@@ -123,6 +129,10 @@ t.test('humanLine: one readable line with every slot and its event-loop use', as
   const exited = sampleStats();
   exited.workers[2]!.state = 'exited';
   t.notMatch(humanLine(exited), /#2/, 'an exited worker is not listed');
+
+  const stalled = sampleStats();
+  stalled.workers[1]!.status = 'stalled';
+  t.match(humanLine(stalled), /#1 4 conn 12% stalled · #2 0 conn 100%/, 'a worker not serving says what it is doing');
 });
 
 t.test('jsonLine: one JSON object with the workers, counters and a timestamp', async (t) => {
@@ -132,9 +142,9 @@ t.test('jsonLine: one JSON object with the workers, counters and a timestamp', a
   const parsed = JSON.parse(line) as StatusLine;
   t.ok(Math.abs(Date.parse(parsed.time) - Date.now()) < 60_000, 'time is now, in ISO form');
   t.same(parsed.workers, [
-    { slot: 0, threadId: 10, state: 'ready', connections: 3, eventLoopUtilization: 0.25, restarts: 0 },
-    { slot: 1, threadId: 11, state: 'ready', connections: 4, eventLoopUtilization: 0.1235, restarts: 2 },
-    { slot: 2, threadId: 12, state: 'ready', connections: 0, eventLoopUtilization: 0.996, restarts: 0 },
+    { slot: 0, threadId: 10, state: 'ready', status: 'serving', connections: 3, eventLoopUtilization: 0.25, restarts: 0 },
+    { slot: 1, threadId: 11, state: 'ready', status: 'serving', connections: 4, eventLoopUtilization: 0.1235, restarts: 2 },
+    { slot: 2, threadId: 12, state: 'ready', status: 'serving', connections: 0, eventLoopUtilization: 0.996, restarts: 0 },
   ]);
   t.equal(parsed.connections, 7);
   t.equal(parsed.queued, 3, 'queued is the number waiting now, not the running total');

@@ -94,7 +94,8 @@ export async function main(argv: string[]): Promise<void> {
   started(launched);
   const workers = launched.proxy.agents.length;
   const metrics = launched.metrics ? ` · metrics ${launched.metrics.url}` : '';
-  console.log(`socketnaut: ${launched.url} · ${workers} worker${workers === 1 ? '' : 's'} · transport ${launched.proxy.transport}${metrics}`);
+  const health = launched.health ? ` · health ${launched.health.url}` : '';
+  console.log(`socketnaut: ${launched.url} · ${workers} worker${workers === 1 ? '' : 's'} · transport ${launched.proxy.transport}${metrics}${health}`);
 }
 
 await main(process.argv.slice(2));

@@ -8,6 +8,7 @@ import type { BalancerName } from '../balancers/balancer.ts';
 import { loadTls } from '../builtins.ts';
 import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_INVALID_OPTION, ERR_LISTEN, ERR_PORT_IN_USE, describeValue, withCause, type SocketnautError } from '../errors.ts';
 import type { Level } from '../logging.ts';
+import { serveHealth, type HealthServer } from '../main/health.ts';
 import { serveMetrics, type MetricsServer } from '../main/metrics.ts';
 import { ServiceProxy } from '../main/service-proxy.ts';
 import { startStatusLine } from '../main/status.ts';
@@ -38,6 +39,13 @@ export interface LaunchOptions {
   shutdownTimeout?: number;
   /** Failed starts of the app, with none serving, before launch gives up. */
   maxStartAttempts?: number;
+  /**
+   * How long a worker's event loop may stay stuck before the worker is replaced, in milliseconds: 0
+   * (never), or 1000 and more. Stuck for 1 s, a worker already gets no new connection.
+   */
+  stallTimeout?: number;
+  /** MB of V8 heap in use above which a worker is recycled, its successor serving first. */
+  maxMemoryRestart?: number;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
   queueLimit?: number;
@@ -48,6 +56,8 @@ export interface LaunchOptions {
   requestTimeout?: number;
   /** Serve Prometheus metrics at http://<host>:<port>/metrics, apart from the app's port. */
   metrics?: { port: number; host?: string };
+  /** Serve the probes /ready and /live at http://<host>:<port>, apart from the app's port. */
+  health?: { port: number; host?: string };
   /** Print a line about the pool every this many seconds, up to 2147483 (JSON lines when not on a terminal). */
   statusInterval?: number;
   /** Connections open with a PROXY protocol header from a balancer in front. */
@@ -61,6 +71,7 @@ export interface Launched {
   server: net.Server;
   url: string;
   metrics: MetricsServer | undefined;
+  health: HealthServer | undefined;
   /**
    * Stops accepting and waits for in-flight requests, up to the shutdown timeout. Each worker's app
    * hears `signal` (default 'SIGTERM') first, as it would from a process manager.
@@ -98,6 +109,9 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
       queueTimeout: resolved.queueTimeout,
       overloadResponse: OVERLOADED,
       measureHandoffLatency: resolved.metrics !== undefined,
+      shutdownTimeout: resolved.shutdownTimeout,
+      stallTimeout: resolved.stallTimeout,
+      maxMemoryRestart: resolved.maxMemoryRestart,
       proxyProtocol: resolved.proxyProtocol,
       proxyProtocolFrom: resolved.proxyProtocolFrom,
       proxyProtocolTimeout: resolved.proxyProtocolTimeout,
@@ -115,14 +129,9 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     throw err;
   });
 
-  const { metrics: metricsAddress, shutdownTimeout, statusInterval } = resolved;
-  const metrics = metricsAddress && (await serveMetrics(proxy, metricsAddress.port, metricsAddress.host).catch(async (err: unknown) => {
-    await proxy.shutdown({ timeout: 0 });
-    const where = `${formatHost(metricsAddress.host)}:${metricsAddress.port}`;
-    throw (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
-      ? withCause(new ERR_PORT_IN_USE(where), err)
-      : withCause(new ERR_LISTEN(where, (err as Error).message), err);
-  }));
+  const { metrics: metricsAddress, health: healthAddress, shutdownTimeout, statusInterval } = resolved;
+  const metrics = metricsAddress && (await besideProxy(proxy, metricsAddress, () => serveMetrics(proxy, metricsAddress.port, metricsAddress.host)));
+  const health = healthAddress && (await besideProxy(proxy, healthAddress, () => serveHealth(proxy, healthAddress.port, healthAddress.host), metrics));
   const stopStatus = statusInterval === undefined ? undefined : startStatusLine(proxy, statusInterval);
 
   const scheme = terminatesTls ? 'https' : 'http';
@@ -132,10 +141,12 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     server,
     url,
     metrics,
+    health,
     close: async (signal = 'SIGTERM') => {
       stopStatus?.();
+      // The probes answer until the end: /ready says 503 from the start, /live still 200.
       await proxy.shutdown({ timeout: shutdownTimeout, signal });
-      await metrics?.close();
+      await Promise.all([metrics?.close(), health?.close()]);
     },
     reload: () => proxy.reload({ timeout: shutdownTimeout }),
   };
@@ -167,6 +178,8 @@ function resolveLaunchOptions(options: LaunchOptions) {
     tlsCert,
     logLevel: value('logLevel'),
     shutdownTimeout: value('shutdownTimeout'),
+    stallTimeout: value('stallTimeout'),
+    maxMemoryRestart: value('maxMemoryRestart'),
     maxStartAttempts: value('maxStartAttempts'),
     maxConnections: value('maxConnections'),
     maxConnectionsPerIp: value('maxConnectionsPerIp'),
@@ -175,6 +188,7 @@ function resolveLaunchOptions(options: LaunchOptions) {
     headersTimeout: value('headersTimeout'),
     requestTimeout: value('requestTimeout'),
     metrics: value('metrics'),
+    health: value('health'),
     statusInterval: value('statusInterval'),
     proxyProtocol: value('proxyProtocol'),
     proxyProtocolFrom: value('proxyProtocolFrom'),
@@ -191,6 +205,19 @@ async function listen(server: net.Server, port: number, host: string | undefined
     const where = `${formatHost(host)}:${port}`;
     if (code === 'EADDRINUSE') throw withCause(new ERR_PORT_IN_USE(where), err);
     throw withCause(new ERR_LISTEN(where, (err as Error).message), err);
+  }
+}
+
+/** Starts a server of the launcher's own beside the proxy; if it cannot listen, stops what started and says why. */
+async function besideProxy<T>(proxy: ServiceProxy, address: { port: number; host?: string }, serve: () => Promise<T>, started?: { close(): Promise<void> }): Promise<T> {
+  try {
+    return await serve();
+  } catch (err) {
+    await Promise.all([proxy.shutdown({ timeout: 0 }), started?.close()]);
+    const where = `${formatHost(address.host)}:${address.port}`;
+    throw (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      ? withCause(new ERR_PORT_IN_USE(where), err)
+      : withCause(new ERR_LISTEN(where, (err as Error).message), err);
   }
 }
 

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type http from 'node:http';
 import { loadHttp } from '../builtins.ts';
+import { answerProbe } from './health.ts';
 import type { ServiceProxy } from './service-proxy.ts';
 
 export interface MetricsServer {
@@ -10,11 +11,12 @@ export interface MetricsServer {
 }
 
 const HANDOFF_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
+const STATUSES = ['starting', 'serving', 'stalled', 'retiring'] as const;
 
 /**
- * Serves the proxy's metrics in Prometheus' text format at `/metrics`, on a port of its own. The
- * proxy must have been created with measureHandoffLatency for the hand-off histogram to fill.
- * prom-client is loaded here, so only by those who ask for metrics.
+ * Serves the proxy's metrics in Prometheus' text format at `/metrics`, on a port of its own, and the
+ * probes `/ready` and `/live` there too. The proxy must have been created with measureHandoffLatency
+ * for the hand-off histogram to fill. prom-client is loaded here, so only by those who ask for metrics.
  */
 export async function serveMetrics(proxy: ServiceProxy, port: number, host?: string): Promise<MetricsServer> {
   const client = await import('prom-client');
@@ -27,6 +29,12 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
   const workerElu = gauge('socketnaut_worker_event_loop_utilization_ratio', "Share of time each worker's event loop was busy since the previous scrape.");
   const workerHeap = gauge('socketnaut_worker_heap_used_bytes', 'V8 heap in use in each worker.');
   const workers = new client.Gauge({ name: 'socketnaut_workers', help: 'Live worker threads.', registers: [registry] });
+  const workerState = new client.Gauge({
+    name: 'socketnaut_worker_state',
+    help: 'Workers of each slot in each state: starting, serving, stalled (event loop stuck for 1 s or more), retiring.',
+    labelNames: ['slot', 'state'] as const,
+    registers: [registry],
+  });
   const listener = ['address'] as const;
   const listenerWorkers = new client.Gauge({
     name: 'socketnaut_listener_workers',
@@ -49,6 +57,13 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
     proxyHeaderRejected: counter('socketnaut_proxy_header_rejected_total', 'Connections closed for a missing, malformed, slow or untrusted PROXY header.'),
     restarts: counter('socketnaut_worker_restarts_total', 'Workers that died and were replaced.'),
     reloads: counter('socketnaut_reloads_total', 'Rolling reloads started.'),
+    stalls: counter('socketnaut_worker_stalls_total', 'Times a worker got no new connection because its event loop was stuck for 1 s.'),
+    stallRestarts: counter('socketnaut_worker_stall_restarts_total', 'Workers replaced because their event loop was stuck for stallTimeout.'),
+    memoryRestarts: counter('socketnaut_worker_memory_restarts_total', 'Workers recycled for using more heap than maxMemoryRestart.'),
+    memoryOverLimit: counter(
+      'socketnaut_worker_memory_over_limit_total',
+      'Workers over maxMemoryRestart within a minute of replacing one recycled for it: reported, not recycled again.',
+    ),
   };
   const handoff = new client.Histogram({
     name: 'socketnaut_handoff_duration_seconds',
@@ -66,19 +81,21 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
   };
 
   const server = loadHttp().createServer(async (req, res) => {
+    if (answerProbe(proxy, req, res)) return;
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404).end('Not found: metrics are at /metrics\n');
       return;
     }
     try {
       const stats = await proxy.stats('metrics');
-      for (const metric of [workerConnections, workerElu, workerHeap]) metric.reset();
+      for (const metric of [workerConnections, workerElu, workerHeap, workerState]) metric.reset();
       // During a reload a slot briefly holds the retiring worker and its successor: add them up.
       for (const w of stats.workers) {
         const labels = { slot: String(w.slot) };
         workerConnections.inc(labels, w.connections);
         if (w.state !== 'retiring') workerElu.set(labels, w.eventLoopUtilization);
         if (w.heapUsed !== undefined) workerHeap.inc(labels, w.heapUsed);
+        for (const state of STATUSES) workerState.inc({ ...labels, state }, w.status === state ? 1 : 0);
       }
       workers.set(stats.workers.length);
       listenerWorkers.reset();

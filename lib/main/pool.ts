@@ -3,6 +3,8 @@ import type { WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
 import { acceptWorkerLogRecord } from '../logging.ts';
 import type { FromWorker, ToWorker, WorkerBootData } from '../protocol/messages.ts';
+import { Heartbeat } from './heartbeat.ts';
+import { replaceEach } from './succession.ts';
 import { startWorker, type WorkerHandle } from './worker-handle.ts';
 
 export interface PoolSettings {
@@ -12,7 +14,9 @@ export interface PoolSettings {
   workerStartTimeout: number;
   /** Workers above minWorkers idle this long are retired; also how often that is checked. */
   idleTimeout: number;
-  boot: (id: number) => Omit<WorkerBootData, 'port'>;
+  boot: (id: number) => Omit<WorkerBootData, 'port' | 'heartbeat'>;
+  /** Give each worker a heartbeat, by which a stalled one is told (see stall-watch.ts). */
+  heartbeats?: boolean;
   log: Logger;
   /** Starts the thread; tests give a stand-in. */
   spawn?: typeof startWorker;
@@ -27,15 +31,16 @@ export const HEALTHY_UPTIME_MS = 1_000;
 const EXIT_GRACE_MS = 1_000;
 
 /**
- * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (handle), 'worker-exit'
- * (handle, code, reason), 'bootstrap-failure' (handle), and passes on what workers report:
+ * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (handle), 'worker-resumed'
+ * (handle, once a stalled one turns again), 'worker-exit' (handle, code, reason), 'bootstrap-failure'
+ * (handle), and passes on what workers report:
  * 'connections-closed' (handle, message), 'proxy-header-rejected', 'handoff-latency' (seconds),
  * 'listen' (handle, request, listen) and 'unlisten' (handle, listener).
  */
 export class WorkerPool extends EventEmitter {
   /** Every worker not yet exited, in start order. */
   readonly #handles = new Set<WorkerHandle>();
-  /** The workers that can take a connection now. The balancer picks among these. */
+  /** The workers that can take a connection now: ready, and not stalled. The balancer picks among these. */
   readonly #ready: WorkerHandle[] = [];
   readonly #settings: PoolSettings;
   readonly #spawn: typeof startWorker;
@@ -96,7 +101,10 @@ export class WorkerPool extends EventEmitter {
     if (this.#closed || (!successorOf && this.#handles.size >= this.#settings.maxWorkers)) return undefined;
     const id = ++this.#nextId;
     const slot = successorOf?.slot ?? this.#freeSlot();
-    const handle = this.#spawn(id, slot, this.#restartsBySlot.get(slot) ?? 0, this.#settings.boot(id), this.#settings.workerOptions);
+    const heartbeat = this.#settings.heartbeats ? new Heartbeat() : undefined;
+    const boot = { ...this.#settings.boot(id), heartbeat: heartbeat?.buffer };
+    const handle = this.#spawn(id, slot, this.#restartsBySlot.get(slot) ?? 0, boot, this.#settings.workerOptions);
+    handle.heartbeat = heartbeat;
     this.#handles.add(handle);
     handle.account.onIdle = () => this.#stopIfDrained(handle);
     const startTimer = setTimeout(() => {
@@ -165,6 +173,16 @@ export class WorkerPool extends EventEmitter {
     void handle.exited.then(() => clearTimeout(deadline));
   }
 
+  /** A stalled worker takes no connection; it takes them again, and those waiting, once it turns again. */
+  setStalled(handle: WorkerHandle, stalled: boolean): void {
+    if (handle.stalled === stalled) return;
+    handle.stalled = stalled;
+    if (stalled) return this.#leaveReady(handle);
+    if (handle.state !== 'ready') return;
+    this.#ready.push(handle);
+    this.emit('worker-resumed', handle);
+  }
+
   /** Starts no worker from now on. */
   close(): void {
     this.#closed = true;
@@ -173,24 +191,9 @@ export class WorkerPool extends EventEmitter {
     this.#respawnTimer = undefined;
   }
 
-  /**
-   * Replaces each worker in turn by a successor in its slot, retiring it once the successor serves,
-   * and resolves once the old workers are gone: drained, or stopped `timeout` ms after retiring.
-   */
-  async replaceAll(timeout: number, signal: NodeJS.Signals | undefined): Promise<void> {
-    const old = [...this.#handles].filter((handle) => handle.state === 'ready' || handle.state === 'starting');
-    const retired: WorkerHandle[] = [];
-    for (const handle of old) {
-      if (handle.state !== 'ready' && handle.state !== 'starting') continue;
-      const successor = this.grow(handle);
-      if (!successor) break;
-      await successor.serving;
-      // It may have died while its successor started; the successor already took its place.
-      if (!this.#handles.has(handle)) continue;
-      this.retire(handle, signal, timeout);
-      retired.push(handle);
-    }
-    await Promise.all(retired.map((handle) => handle.exited));
+  /** A rolling reload: see replaceEach(). */
+  replaceAll(timeout: number, signal: NodeJS.Signals | undefined): Promise<void> {
+    return replaceEach(this, timeout, signal);
   }
 
   /**

@@ -16,9 +16,11 @@ import { collectStats, type ProxyStats } from './stats.ts';
 import { resolveStopOptions, type ReloadOptions, type ShutdownOptions, type StopSettings } from './stop-options.ts';
 import { chooseTransport } from './transport-choice.ts';
 import type { WorkerHandle } from './worker-handle.ts';
+import { WorkerHealth, type HealthReport } from './worker-health.ts';
 import { ServiceProxyAgent } from './worker-view.ts';
 
 export type { ReloadOptions, ShutdownOptions } from './stop-options.ts';
+export type { HealthReport, WorkerHealthEntry } from './worker-health.ts';
 
 /**
  * Owns the public server on the main thread and moves each accepted connection into one of a pool
@@ -34,6 +36,7 @@ export class ServiceProxy extends EventEmitter {
   readonly #ledger: ConnectionLedger;
   readonly #pool: WorkerPool;
   readonly #listeners: Listeners;
+  readonly #health: WorkerHealth;
   readonly #token = randomBytes(16).toString('hex');
   readonly #ticketKeys = randomBytes(48);
   #reloads = 0;
@@ -64,8 +67,16 @@ export class ServiceProxy extends EventEmitter {
       workerOptions: resolved.workerOptions,
       workerStartTimeout: resolved.workerStartTimeout,
       idleTimeout: resolved.workersCheckingInterval,
+      heartbeats: resolved.stallTimeout > 0,
       log: this.log,
       boot: (id) => this.#bootData(id),
+    });
+    this.#health = new WorkerHealth(this.#pool, {
+      minWorkers: resolved.minWorkers,
+      stallTimeout: resolved.stallTimeout,
+      maxMemoryRestart: resolved.maxMemoryRestart,
+      drainTimeout: resolved.shutdownTimeout,
+      log: this.log,
     });
     this.#listeners = new Listeners({
       ledger: this.#ledger,
@@ -91,6 +102,16 @@ export class ServiceProxy extends EventEmitter {
     return [...this.#pool.handles].map(ServiceProxyAgent.of);
   }
 
+  /** True from the moment shutdown() is called: the proxy takes no new connection, and `/ready` answers 503. */
+  get stopping(): boolean {
+    return this.#shutdown !== undefined;
+  }
+
+  /** What the `/ready` and `/live` probes answer, read at once on the main thread (see worker-health.ts). */
+  health(): HealthReport {
+    return this.#health.report(this.stopping, this.server.listening);
+  }
+
   /** The transport in use, once chosen. */
   get transport(): ConcreteTransportName | undefined {
     return this.#listeners.transport?.name;
@@ -110,6 +131,7 @@ export class ServiceProxy extends EventEmitter {
       listeners: this.#listeners.stats(),
       restarts: this.#pool.restarts,
       reloads: this.#reloads,
+      health: this.#health.counters,
       workers: [...this.#pool.handles],
     });
   }
@@ -142,13 +164,16 @@ export class ServiceProxy extends EventEmitter {
       listeners.workerReady();
       this.#maybeEmitReady();
     });
+    pool.on('worker-resumed', () => listeners.workerReady());
     pool.on('worker-exit', (handle: WorkerHandle, code: number, reason: string) => {
       listeners.workerExited(handle);
       const repeatedBootstrapFailure = handle.readyAt === 0 && this.#bootstrapFailureReported;
-      const level = reason === 'retired' || repeatedBootstrapFailure ? 'debug' : 'warn';
+      // A worker the pool stopped for a reason of its own (stalled, recycled) was reported then.
+      const expected = reason === 'retired' || handle.endReason !== undefined;
+      const level = expected || repeatedBootstrapFailure ? 'debug' : 'warn';
       // A crash of a serving worker is logged with its stack, as Node prints an uncaught error.
-      const stack = handle.readyAt !== 0 && reason !== 'retired' ? handle.uncaughtError?.stack : undefined;
-      this.log[level](`Worker ${handle.threadId} exited (code ${code}): ${reason}${stack ? `\n${stack}` : ''}`);
+      const stack = handle.readyAt !== 0 && !expected ? handle.uncaughtError?.stack : undefined;
+      this.log[level](`Worker ${handle.threadId} (slot ${handle.slot}) exited (code ${code}): ${reason}${stack ? `\n${stack}` : ''}`);
       this.emit('worker-exit', ServiceProxyAgent.of(handle), code, reason);
     });
     pool.on('bootstrap-failure', (handle: WorkerHandle) => this.#onBootstrapFailure(handle));
@@ -174,6 +199,7 @@ export class ServiceProxy extends EventEmitter {
     this.log.info(`Transport: ${name}; workers: ${this.minWorkers} to ${this.maxWorkers}`);
     this.#listeners.useTransport(transport, settings);
     this.#pool.start();
+    this.#health.start();
     if (this.#pool.size === 0 && this.#listeners.public.queued > 0) this.#pool.grow();
     this.#maybeEmitReady();
   }
@@ -214,7 +240,7 @@ export class ServiceProxy extends EventEmitter {
   reload(options: ReloadOptions = {}): Promise<void> {
     let settings: StopSettings;
     try {
-      settings = resolveStopOptions(options);
+      settings = this.#stopSettings(options);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -235,7 +261,7 @@ export class ServiceProxy extends EventEmitter {
   shutdown(options: ShutdownOptions = {}): Promise<PromiseSettledResult<number>[]> {
     if (!this.#shutdown) {
       try {
-        this.#shutdown = this.#runShutdown(resolveStopOptions(options));
+        this.#shutdown = this.#runShutdown(this.#stopSettings(options));
       } catch (err) {
         return Promise.reject(err);
       }
@@ -249,11 +275,18 @@ export class ServiceProxy extends EventEmitter {
     this.server.off('error', this.#onServerError);
     this.server.close();
     this.#pool.close();
+    this.#health.close();
     this.#listeners.close();
     const started = performance.now();
     const results = await this.#pool.retireAll(timeout, signal);
     await this.#listeners.closeTransports(Math.max(0, timeout - (performance.now() - started)));
     return results;
+  }
+
+  /** A stop's settings; its timeout, when not given, is the proxy's `shutdownTimeout`. */
+  #stopSettings(options: ShutdownOptions): StopSettings {
+    const settings = resolveStopOptions(options);
+    return options.timeout === undefined ? { ...settings, timeout: this.#options.shutdownTimeout } : settings;
   }
 }
 

@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type { ConcreteTransportName } from '../protocol/messages.ts';
-import type { WorkerHandle } from './worker-handle.ts';
+import type { WorkerHandle, WorkerStatus } from './worker-handle.ts';
+import type { HealthCounters } from './worker-health.ts';
 
 /** What the proxy has done with the connections it accepted, since it started. */
 export interface ConnectionCounters {
@@ -32,7 +33,12 @@ export interface ListenerStats extends ConnectionCounters {
 export interface WorkerStats {
   slot: number;
   threadId: number;
+  /** Its life cycle: 'starting', 'ready', 'retiring' (see `status` for whether a ready one is stalled). */
   state: string;
+  /** What it is doing: 'starting', 'serving', 'stalled' (its event loop stuck for 1 s or more) or 'retiring'. */
+  status: WorkerStatus;
+  /** Milliseconds since it last showed life (its event loop turned, or it began a request); undefined when stalls are not watched. */
+  heartbeatAgeMs: number | undefined;
   /** Open now. */
   connections: number;
   /** Given to this worker since it started. */
@@ -46,7 +52,7 @@ export interface WorkerStats {
   restarts: number;
 }
 
-export interface ProxyStats extends ConnectionCounters {
+export interface ProxyStats extends ConnectionCounters, HealthCounters {
   transport: ConcreteTransportName | undefined;
   /** The ports the app's other servers listen on, opened once here for the workers (see ListenerStats). */
   listeners: ListenerStats[];
@@ -66,6 +72,7 @@ export interface StatsSources {
   queued: number;
   restarts: number;
   reloads: number;
+  health: HealthCounters;
   workers: WorkerHandle[];
 }
 
@@ -77,6 +84,8 @@ export async function collectStats(since: string, sources: StatsSources): Promis
         slot: handle.slot,
         threadId: handle.threadId,
         state: handle.state,
+        status: handle.status,
+        heartbeatAgeMs: handle.heartbeatAgeMs,
         connections: handle.connections,
         totalConnections: handle.account.total,
         eventLoopUtilization: handle.eventLoopUtilization(since),
@@ -94,6 +103,7 @@ export async function collectStats(since: string, sources: StatsSources): Promis
     connections: workers.reduce((sum, worker) => sum + worker.connections, 0),
     restarts: sources.restarts,
     reloads: sources.reloads,
+    ...sources.health,
     workers,
   };
 }

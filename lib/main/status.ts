@@ -23,7 +23,7 @@ function percent(ratio: number): string {
 export function humanLine(stats: ProxyStats): string {
   const workers = stats.workers
     .filter((w) => w.state !== 'exited')
-    .map((w) => `#${w.slot} ${w.connections} conn ${percent(w.eventLoopUtilization)}`)
+    .map((w) => `#${w.slot} ${w.connections} conn ${percent(w.eventLoopUtilization)}${w.status === 'serving' ? '' : ` ${w.status}`}`)
     .join(' · ');
   const time = new Date().toISOString().slice(11, 19);
   return `socketnaut ${time} ${stats.workers.length} workers, ${stats.connections} conn, ${stats.queuedNow} queued | ${workers}\n`;
@@ -36,6 +36,7 @@ export function jsonLine(stats: ProxyStats): string {
       slot: w.slot,
       threadId: w.threadId,
       state: w.state,
+      status: w.status,
       connections: w.connections,
       eventLoopUtilization: Number(w.eventLoopUtilization.toFixed(4)),
       restarts: w.restarts,

@@ -2,9 +2,12 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, Worker, type MessagePort, type WorkerOptions } from 'node:worker_threads';
 import { ERR_WORKER_EXITED } from '../errors.ts';
 import type { SerializedError, ToWorker, WorkerBootData } from '../protocol/messages.ts';
+import type { Heartbeat } from './heartbeat.ts';
 import { WorkerAccount } from './ledger.ts';
 
 export type WorkerState = 'starting' | 'ready' | 'retiring' | 'exited';
+/** What a worker is doing, as users see it: a ready worker serves, or is stalled. */
+export type WorkerStatus = 'starting' | 'serving' | 'stalled' | 'retiring' | 'exited';
 
 const bootstrapURL = new URL('../worker/bootstrap.js', import.meta.url);
 
@@ -46,6 +49,14 @@ export class WorkerHandle {
   drained = false;
   /** It was told to end. */
   exitRequested = false;
+  /** Read by the main thread to see when the worker last showed life; undefined when stalls are not watched. */
+  heartbeat: Heartbeat | undefined;
+  /** Its event loop has not turned for a while: it takes no new connection until it does. */
+  stalled = false;
+  /** A successor is starting in its slot, to replace it (stalled, or over its memory limit). */
+  replacing = false;
+  /** Why it was stopped, when the pool stopped it for a reason of its own. */
+  endReason: string | undefined;
   /** Settles once the channel to the worker has closed, after the worker exited. */
   readonly portClosed: Promise<void>;
   /** Settles once the worker thread has exited, whatever it threw on the way. */
@@ -86,10 +97,21 @@ export class WorkerHandle {
     this.#settleServing = undefined;
   }
 
+  /** Milliseconds since the worker last showed life; undefined when stalls are not watched. */
+  get heartbeatAgeMs(): number | undefined {
+    // An exited worker's loop reads as never run: its last reading stands.
+    return this.heartbeat?.ageMs(this.state === 'exited' ? undefined : this.worker.performance.eventLoopUtilization().idle);
+  }
+
+  get status(): WorkerStatus {
+    if (this.state !== 'ready') return this.state;
+    return this.stalled ? 'stalled' : 'serving';
+  }
+
   /** Why the worker exited, for the log and the 'worker-exit' event. */
   exitReason(failed: boolean, code: number): string {
     const error = this.error;
-    if (!failed) return 'retired';
+    if (!failed) return this.endReason ?? 'retired';
     if (this.readyAt === 0 && error) return `failed to load: ${error.message}`;
     return error ? `threw: ${error.message}` : `exited unexpectedly with code ${code}`;
   }

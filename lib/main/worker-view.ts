@@ -1,5 +1,5 @@
 import type { Worker } from 'node:worker_threads';
-import type { WorkerHandle, WorkerState } from './worker-handle.ts';
+import type { WorkerHandle, WorkerState, WorkerStatus } from './worker-handle.ts';
 
 const views = new WeakMap<WorkerHandle, ServiceProxyAgent>();
 
@@ -39,8 +39,19 @@ export class ServiceProxyAgent {
     return this.#handle.slot;
   }
 
+  /** Its life cycle: 'starting', 'ready', 'retiring', 'exited'. */
   get state(): WorkerState {
     return this.#handle.state;
+  }
+
+  /** What it is doing: as `state`, except that a ready worker is 'serving', or 'stalled' while its event loop is stuck. */
+  get status(): WorkerStatus {
+    return this.#handle.status;
+  }
+
+  /** Milliseconds since it last showed life (its event loop turned, or it began a request); undefined when stalls are not watched. */
+  get heartbeatAgeMs(): number | undefined {
+    return this.#handle.heartbeatAgeMs;
   }
 
   /** Open now: on their way to the worker or held by it. */

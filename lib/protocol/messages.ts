@@ -32,6 +32,8 @@ export interface WorkerBootData {
   ticketKeys: Uint8Array;
   /** Set when each connection opens with a PROXY header that this worker must read (hand-off). */
   proxyHeaderTimeout: number | undefined;
+  /** Where the worker writes its heartbeat (see HEARTBEAT_INTERVAL_MS); undefined when stalls are not watched. */
+  heartbeat: SharedArrayBuffer | undefined;
   userWorkerData: unknown;
 }
 
@@ -107,4 +109,23 @@ export function serializeError(err: unknown): SerializedError {
 /** Milliseconds on a clock that all threads of the process share. */
 export function sharedClock(): number {
   return performance.timeOrigin + performance.now();
+}
+
+// The heartbeat: two Int32 cells the worker writes and the main thread reads, so that the main thread
+// knows, without asking, when the worker last showed life. HEARTBEAT_TURN holds the shared clock when
+// its event loop last ran its timers, in whole ms wrapped to 32 bits (differences hold for 24 days);
+// HEARTBEAT_REQUESTS counts the HTTP requests it began, so that a loop busy with one request after
+// another within a single turn still shows progress.
+export const HEARTBEAT_TURN = 0;
+export const HEARTBEAT_REQUESTS = 1;
+export const HEARTBEAT_BYTES = 8;
+/**
+ * How often a worker's loop writes HEARTBEAT_TURN. An idle worker shows life otherwise (its loop's
+ * idle time grows, which the main thread reads), so this only needs to be often enough for a busy one.
+ */
+export const HEARTBEAT_INTERVAL_MS = 250;
+
+/** The shared clock as the heartbeat holds it. */
+export function heartbeatClock(): number {
+  return Math.trunc(sharedClock()) | 0;
 }

@@ -63,6 +63,19 @@ export function timer(min: number): Check<number> {
   return integer(min, MAX_TIMER_MS);
 }
 
+/** Milliseconds for a timer of at least `min`, or 0 for none. */
+export function timerOrOff(min: number): Check<number> {
+  const expected = `0 or an integer from ${min} to ${MAX_TIMER_MS}`;
+  return {
+    problem: (value) => {
+      if (typeof value !== 'number' || Number.isNaN(value)) return { expected };
+      const valid = value === 0 || (Number.isInteger(value) && value >= min && value <= MAX_TIMER_MS);
+      return valid ? undefined : { expected, outOfRange: true };
+    },
+    fromText: (text) => (DECIMAL_INTEGER.test(text) ? Number(text) : NaN),
+  };
+}
+
 /** Seconds (not only whole ones), for a repeating timer. */
 export const seconds: Check<number> = {
   problem: (value) => {

@@ -8,6 +8,7 @@ import { handoffWorker } from '../transports/handoff/worker.ts';
 import { pipeWorker } from '../transports/pipe/worker.ts';
 import type { WorkerTransport } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
+import { startHeartbeat } from './heartbeat.ts';
 import { interceptListen } from './listen.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
 import { sharedServers } from './shared-servers.ts';
@@ -23,6 +24,7 @@ const { port } = context;
 const post = (message: FromWorker): void => port.postMessage(message);
 
 setWorkerContext(context);
+startHeartbeat(context.heartbeat);
 (workerThreads as { workerData: unknown }).workerData = context.userWorkerData;
 syncBuiltinESMExports();
 reportClientAddresses();
