@@ -165,13 +165,17 @@ export class Listeners {
       this.#settings.log.debug(`Listening on ${describe(server.address())} for the workers' servers`);
       for (const { handle, request } of listener.waiting.splice(0)) this.#joined(listener, handle, request);
     });
-    server.once('error', (err: NodeJS.ErrnoException) => {
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      // Once bound, an error is a failed accept (out of descriptors, say), which libuv has shed.
+      if (server.listening) {
+        listener.dispatcher.acceptFailed(err);
+        return;
+      }
       // A later listen() tries again, as it would without socketnaut.
       this.#byKey.delete(listen.key);
       this.#byId.delete(id);
       const failure = listenFailure(err);
       for (const { handle, request } of listener.waiting.splice(0)) this.#reply(handle, request, id, null, failure);
-      server.on('error', (later: Error) => listener.dispatcher.acceptFailed(later));
     });
     const { port, host, path, backlog, ipv6Only } = listen;
     server.listen(path !== undefined ? { path, backlog } : { port, host, backlog, ipv6Only });

@@ -60,7 +60,15 @@ class SharedServers {
       server.emit('error', listenError(result.failure));
       return;
     }
-    if (result.pipePath) await this.#hooks.takePipedConnections(result.pipePath);
+    if (result.pipePath) {
+      try {
+        await this.#hooks.takePipedConnections(result.pipePath);
+      } catch (err) {
+        this.#hooks.post({ type: 'unlisten', listener: result.listener });
+        server.emit('error', err);
+        return;
+      }
+    }
     const shared: Shared = { server, open: 0, closing: false };
     this.#byListener.set(result.listener, shared);
     const { address } = result;
