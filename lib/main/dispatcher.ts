@@ -146,9 +146,9 @@ export class Dispatcher {
     this.#queue.takeAll((socket) => this.#turnAway(socket));
   }
 
-  /** A worker exited: if connections wait and no worker is left or starting, start one. */
+  /** A worker exited: if connections wait and no worker is left, start one, as the backoff allows. */
   workerExited(): void {
-    if (!this.#closed && this.#queue.length > 0 && this.#pool.size === 0 && !this.#pool.backingOff) this.#pool.grow();
+    if (!this.#closed && this.#queue.length > 0 && this.#pool.size === 0) this.#pool.growForWaiting();
   }
 
   headerRejectedInWorker(): void {

@@ -77,9 +77,7 @@ export class WorkerPool extends EventEmitter {
   }
 
   get starting(): number {
-    let count = 0;
-    for (const handle of this.#handles) if (handle.state === 'starting') count++;
-    return count;
+    return [...this.#handles].filter((handle) => handle.state === 'starting').length;
   }
 
   /** Whether restarts are being held back after failures. */
@@ -124,9 +122,9 @@ export class WorkerPool extends EventEmitter {
     return handle;
   }
 
-  /** A connection waits for a worker and none can take it: start one, unless one is starting or restarts back off. */
+  /** A connection waits for a worker and none can take it: start one, unless one is starting; after failures, once the backoff allows. */
   growForWaiting(): void {
-    if (this.starting === 0 && !this.backingOff) this.grow();
+    if (this.starting === 0) this.#afterBackoff(() => this.starting === 0 && this.grow());
   }
 
   /** Every ready worker holds connections: start another while below maxWorkers, one at a time. */
@@ -138,18 +136,20 @@ export class WorkerPool extends EventEmitter {
 
   /** Keeps at least `minWorkers` alive, restarting after failures with exponential backoff. */
   replenish(): void {
+    if (this.#handles.size >= this.#settings.minWorkers) return;
+    this.#afterBackoff(() => {
+      for (let i = this.#handles.size; i < this.#settings.minWorkers; i++) this.grow();
+    });
+  }
+
+  /** Runs `start` now or, after failures, once the backoff delay has passed; one wait at a time. */
+  #afterBackoff(start: () => void): void {
     if (this.#closed || this.#respawnTimer) return;
-    const missing = this.#settings.minWorkers - this.#handles.size;
-    if (missing <= 0) return;
-    if (this.#failures === 0) {
-      for (let i = 0; i < missing; i++) this.grow();
-      return;
-    }
+    if (this.#failures === 0) return start();
     const delay = Math.min(RESTART_BASE_DELAY_MS * RESTART_FACTOR ** (this.#failures - 1), RESTART_MAX_DELAY_MS);
     this.#respawnTimer = setTimeout(() => {
       this.#respawnTimer = undefined;
-      const stillMissing = this.#settings.minWorkers - this.#handles.size;
-      for (let i = 0; i < stillMissing; i++) this.grow();
+      start();
     }, delay).unref();
   }
 
