@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { WorkerOptions } from 'node:worker_threads';
 import type { BalancerName } from './balancers/balancer.ts';
+import { loadTls } from './builtins.ts';
 import { ERR_INVALID_OPTION, ERR_OPTION_OUT_OF_RANGE, describeValue } from './errors.ts';
 import type { ServerDefaults } from './protocol/messages.ts';
 import type { ProxyProtocolSettings } from './proxy-protocol/gate.ts';
@@ -37,6 +38,10 @@ export interface ServiceProxyOptions {
   maxConnections?: number;
   /** Open connections allowed at once from one client address; 0 for no limit. */
   maxConnectionsPerIp?: number;
+  /** IPv6 clients are counted and hashed by their network of this many bits (64); 128 for each address. */
+  perIpPrefix?: number;
+  /** How long a TLS handshake may take when the server is a tls.Server, in milliseconds. */
+  handshakeTimeout?: number;
   /** Written to a connection closed because no worker could take it (queue full or timed out). */
   overloadResponse?: string | Buffer;
   /** Deadlines given to HTTP servers in the workers that still have Node's defaults, in milliseconds. */
@@ -77,6 +82,8 @@ export interface ResolvedOptions {
   workerStartTimeout: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
+  perIpPrefix: number;
+  handshakeTimeout: number;
   overloadResponse: string | Buffer | undefined;
   serverDefaults: ServerDefaults | undefined;
   measureHandoffLatency: boolean;
@@ -134,6 +141,14 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
   const workerURL = toWorkerURL(options.workerURL);
 
   const { minWorkers, maxWorkers } = workerBounds(options);
+  const transport = value('transport');
+  const proxyProtocol = value('proxyProtocol');
+  if (server instanceof loadTls().Server) {
+    if (transport === 'handoff') throw new ERR_INVALID_OPTION('transport', "'pipe' or 'auto' when the server is a tls.Server", "'handoff'");
+    if (proxyProtocol) {
+      throw new ERR_INVALID_OPTION('proxyProtocol', 'false when the server is a tls.Server, whose TLS handshake would meet the header first', 'true');
+    }
+  }
 
   // Checked whether or not the PROXY protocol is on, so that a mistake shows before it is switched on.
   const proxyProtocolFrom = value('proxyProtocolFrom');
@@ -145,16 +160,18 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
     maxWorkers,
     workersCheckingInterval: value('workersCheckingInterval'),
     workerOptions: value('workerOptions') ?? {},
-    transport: value('transport'),
+    transport,
     balance: value('balance'),
     queueLimit: value('queueLimit'),
     queueTimeout: value('queueTimeout'),
     workerStartTimeout: value('workerStartTimeout'),
     maxConnections: value('maxConnections'),
     maxConnectionsPerIp: value('maxConnectionsPerIp'),
+    perIpPrefix: value('perIpPrefix'),
+    handshakeTimeout: value('handshakeTimeout'),
     overloadResponse: value('overloadResponse'),
     measureHandoffLatency: value('measureHandoffLatency'),
-    proxyProtocol: value('proxyProtocol')
+    proxyProtocol: proxyProtocol
       ? { timeout: proxyProtocolTimeout, trusted: proxyProtocolFrom && blockList(proxyProtocolFrom) }
       : undefined,
     serverDefaults: value('serverDefaults'),

@@ -181,6 +181,11 @@ export const settings = {
     check: integer(0), default: 0, defaultText: 'no limit',
     help: 'open connections allowed from one client address',
   }),
+  perIpPrefix: setting({
+    appliesTo: 'both', flag: 'per-ip-prefix-v6', env: 'SOCKETNAUT_PER_IP_PREFIX_V6', placeholder: '<bits>',
+    check: integer(1, 128), default: 64,
+    help: 'IPv6 clients are one client per network of this many bits, for the per-address limit and `ip-hash`; 128 counts each address',
+  }),
   queueLimit: setting({
     appliesTo: 'both', flag: 'queue-limit', env: 'SOCKETNAUT_QUEUE_LIMIT', placeholder: '<n>',
     check: integer(0), default: 1024,
@@ -195,6 +200,11 @@ export const settings = {
     appliesTo: 'proxy',
     check: stringOrBuffer('a string or a Buffer'),
     help: 'bytes written to a connection closed because no worker could take it',
+  }),
+  handshakeTimeout: setting({
+    appliesTo: 'both', flag: 'handshake-timeout', env: 'SOCKETNAUT_HANDSHAKE_TIMEOUT', placeholder: '<ms>',
+    check: timer(1), default: 10_000,
+    help: 'ms a TLS handshake at the proxy may take; the connection counts against the limits from its TCP accept',
   }),
   headersTimeout: setting({
     appliesTo: 'launcher', flag: 'headers-timeout', env: 'SOCKETNAUT_HEADERS_TIMEOUT', placeholder: '<ms>',

@@ -8,7 +8,7 @@ const { ConnectionLedger, WorkerAccount } = (await import(new URL('../dist/lib/m
 };
 
 function ledgerOf(limits: Partial<ConnectionLimits> = {}): Ledger {
-  return new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0, ...limits });
+  return new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0, perIpPrefix: 64, ...limits });
 }
 
 /** An account whose onIdle calls are counted. */

@@ -242,7 +242,7 @@ t.test('grow() respects maxWorkers; a successor in a reload may exceed it', asyn
 
 t.test('growIfAllBusy and growForWaiting start one worker at a time, only when needed', async (t) => {
   const { pool, spawned } = harness(t, { minWorkers: 1, maxWorkers: 3 });
-  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0 });
+  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0, perIpPrefix: 64 });
   pool.start();
   pool.growForWaiting();
   t.equal(pool.size, 1, 'growForWaiting waits for the worker already starting');
@@ -425,7 +425,7 @@ t.test('a retired worker that drained with no connection counted is ended', asyn
 
 t.test('a drained worker still counted with connections is ended only once its account falls to 0', async (t) => {
   const { pool, spawned } = harness(t, { minWorkers: 0, maxWorkers: 2 });
-  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 5 });
+  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 5, perIpPrefix: 64 });
   pool.start();
   pool.grow();
   const [fake] = spawned;
@@ -472,7 +472,7 @@ t.test('a drained worker that does not end itself when told is stopped', async (
 
 t.test('a drained worker is ended when the last connection it held ends', async (t) => {
   const { pool, spawned } = harness(t, { minWorkers: 0, maxWorkers: 2 });
-  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0 });
+  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0, perIpPrefix: 64 });
   pool.start();
   pool.grow();
   const [fake] = spawned;
@@ -596,7 +596,7 @@ t.test("a handle's `serving` resolves when the worker serves and rejects with SO
 t.test('idle workers above minWorkers are retired after idleTimeout; busy ones and minWorkers are kept', async (t) => {
   const IDLE = 40;
   const { pool, spawned } = harness(t, { minWorkers: 1, maxWorkers: 4, idleTimeout: IDLE });
-  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0 });
+  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0, perIpPrefix: 64 });
   pool.start();
   pool.grow();
   pool.grow();

@@ -1,14 +1,21 @@
 import type net from 'node:net';
-import { canonicalAddress, storedAddressInfo } from '../protocol/address-info.ts';
+import { clientKey, storedAddressInfo } from '../protocol/address-info.ts';
 import type { Balancer, BalancerCandidate } from './balancer.ts';
 
 // Rendezvous (highest random weight) hashing: each client address ranks every worker slot, and the
 // top-ranked live worker wins. When a worker comes or goes, only the clients it ranked first move;
 // a replacement takes over its slot, and with it the same clients.
 // The client is the one a PROXY header named, where the header was read before dispatch.
+// An IPv6 client is keyed by its network, as the per-address limit counts it.
 export class IpHashBalancer implements Balancer {
+  readonly #ipv6PrefixBits: number;
+
+  constructor(ipv6PrefixBits: number) {
+    this.#ipv6PrefixBits = ipv6PrefixBits;
+  }
+
   pick<T extends BalancerCandidate>(candidates: readonly T[], socket: net.Socket): T | undefined {
-    return pickByKey(candidates, canonicalAddress(storedAddressInfo(socket)?.remote.address ?? socket.remoteAddress ?? ''));
+    return pickByKey(candidates, clientKey(storedAddressInfo(socket)?.remote.address ?? socket.remoteAddress ?? '', this.#ipv6PrefixBits));
   }
 }
 

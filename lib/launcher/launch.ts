@@ -48,6 +48,10 @@ export interface LaunchOptions {
   maxMemoryRestart?: number;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
+  /** IPv6 clients are one client per network of this many bits (64), for maxConnectionsPerIp and ip-hash. */
+  perIpPrefix?: number;
+  /** How long a TLS handshake may take, in milliseconds, when TLS ends at the proxy. */
+  handshakeTimeout?: number;
   queueLimit?: number;
   queueTimeout?: number;
   /** Deadline for a request's headers in the app's HTTP server, in milliseconds. */
@@ -92,7 +96,7 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     throw new ERR_APP_NOT_FOUND(appPath);
   }
   const terminatesTls = resolved.tlsKey !== undefined;
-  const server = terminatesTls ? loadTls().createServer({ key: resolved.tlsKey, cert: resolved.tlsCert }) : net.createServer();
+  const server = terminatesTls ? loadTls().createServer({ key: resolved.tlsKey, cert: resolved.tlsCert, handshakeTimeout: resolved.handshakeTimeout }) : net.createServer();
   await listen(server, resolved.port, resolved.host);
 
   let proxy: ServiceProxy;
@@ -105,6 +109,8 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
       balance: resolved.balance,
       maxConnections: resolved.maxConnections,
       maxConnectionsPerIp: resolved.maxConnectionsPerIp,
+      perIpPrefix: resolved.perIpPrefix,
+      handshakeTimeout: resolved.handshakeTimeout,
       queueLimit: resolved.queueLimit,
       queueTimeout: resolved.queueTimeout,
       overloadResponse: OVERLOADED,
@@ -183,6 +189,8 @@ function resolveLaunchOptions(options: LaunchOptions) {
     maxStartAttempts: value('maxStartAttempts'),
     maxConnections: value('maxConnections'),
     maxConnectionsPerIp: value('maxConnectionsPerIp'),
+    perIpPrefix: value('perIpPrefix'),
+    handshakeTimeout: value('handshakeTimeout'),
     queueLimit: value('queueLimit'),
     queueTimeout: value('queueTimeout'),
     headersTimeout: value('headersTimeout'),

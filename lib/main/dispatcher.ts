@@ -2,7 +2,6 @@ import type net from 'node:net';
 import type { Logger } from 'streams-logger';
 import type { Balancer } from '../balancers/index.ts';
 import { Level } from '../logging.ts';
-import { peerKey } from '../protocol/address-info.ts';
 import type { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
 import type { DispatchOutcome, DispatchTarget, Route, Transport } from '../transports/index.ts';
 import { ConnectionQueue } from './connection-queue.ts';
@@ -121,15 +120,34 @@ export class Dispatcher {
       this.#rejectProxyHeader(socket, distrust);
       return;
     }
-    const limit = this.#ledger.admit(this.#peerOf(socket));
-    if (limit) {
-      this.counters.refused++;
-      if (this.#log.level >= Level.DEBUG) this.#log.debug(`Refused a connection from ${socket.remoteAddress}: ${limit} reached`);
-      socket.destroy();
-      return;
-    }
-    this.#prepare(socket);
+    if (this.#admit(socket)) this.#prepare(socket);
+    else socket.destroy();
   };
+
+  /** A TLS connection is counted in when its TCP connection is accepted: false when a limit refuses it. */
+  admitBeforeHandshake(socket: net.Socket): boolean {
+    this.counters.accepted++;
+    return !this.#closed && this.#admit(socket);
+  }
+
+  /** A connection admitted before its handshake closed before finishing it. */
+  handshakeAbandoned(socket: net.Socket): void {
+    this.#ledger.release(this.#peerOf(socket));
+  }
+
+  /** A connection admitted before its handshake finished it. */
+  readonly onSecureConnection = (socket: net.Socket): void => {
+    if (this.#closed) this.#turnAway(socket, false);
+    else this.#prepare(socket);
+  };
+
+  #admit(socket: net.Socket): boolean {
+    const limit = this.#ledger.admit(this.#peerOf(socket));
+    if (!limit) return true;
+    this.counters.refused++;
+    if (this.#log.level >= Level.DEBUG) this.#log.debug(`Refused a connection from ${socket.remoteAddress}: ${limit} reached`);
+    return false;
+  }
 
   /** Accepting failed (out of descriptors, say); libuv has shed the connection and keeps accepting. */
   acceptFailed(err: Error): void {
@@ -217,9 +235,8 @@ export class Dispatcher {
     socket.destroy();
   }
 
-  /** The address a connection came from, as per-address limits count it; not read when none applies. */
   #peerOf(socket: net.Socket): string {
-    return this.#ledger.trackPeers ? peerKey(socket) : '';
+    return this.#ledger.peerOf(socket);
   }
 
   /** Closes a connection no worker will take, counting it out and, if `explain`, telling HTTP clients why. */

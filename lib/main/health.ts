@@ -1,26 +1,11 @@
-import { once } from 'node:events';
 import type http from 'node:http';
-import { loadHttp } from '../builtins.ts';
 import type { ServiceProxy } from './service-proxy.ts';
+import { listenSideServer, type SideServer } from './side-server.ts';
 
-export interface HealthServer {
-  server: http.Server;
+export interface HealthServer extends SideServer {
   /** Where the probes are: `${url}/ready` and `${url}/live`. */
   url: string;
-  close(): Promise<void>;
 }
-
-// The probe server runs on the main thread, beside the proxy: whatever its clients do, it must cost
-// next to nothing. Slow or idle clients are cut, and only a few may connect at once.
-const SERVER_OPTIONS: http.ServerOptions = {
-  headersTimeout: 2_000,
-  requestTimeout: 5_000,
-  keepAliveTimeout: 2_000,
-  connectionsCheckingInterval: 500,
-  maxHeaderSize: 4_096,
-};
-const MAX_CONNECTIONS = 32;
-const SOCKET_TIMEOUT_MS = 5_000;
 
 /**
  * Answers GET or HEAD `/ready` and `/live` with the proxy's health (see ServiceProxy.health()), 200
@@ -45,22 +30,12 @@ export function answerProbe(proxy: ServiceProxy, req: http.IncomingMessage, res:
  * Serves the probes an orchestrator asks, `/ready` and `/live`, on a port of their own; any other
  * path is 404. `host` as for listen(): all interfaces when undefined.
  */
-export async function serveHealth(proxy: ServiceProxy, port: number, host?: string): Promise<HealthServer> {
-  const server = loadHttp().createServer(SERVER_OPTIONS, (req, res) => {
-    if (!answerProbe(proxy, req, res)) res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found: the probes are /ready and /live\n');
-  });
-  server.maxConnections = MAX_CONNECTIONS;
-  server.setTimeout(SOCKET_TIMEOUT_MS);
-  server.listen(port, host);
-  await once(server, 'listening');
-  const address = server.address() as { port: number };
-  return {
-    server,
-    url: `http://${host && host.includes(':') ? `[${host}]` : (host ?? 'localhost')}:${address.port}`,
-    close: async () => {
-      server.close();
-      server.closeAllConnections();
-      await once(server, 'close');
+export function serveHealth(proxy: ServiceProxy, port: number, host?: string): Promise<HealthServer> {
+  return listenSideServer(
+    (req, res) => {
+      if (!answerProbe(proxy, req, res)) res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found: the probes are /ready and /live\n');
     },
-  };
+    port,
+    host,
+  );
 }

@@ -1,6 +1,11 @@
+import type net from 'node:net';
+import { peerKey } from '../protocol/address-info.ts';
+
 export interface ConnectionLimits {
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** IPv6 clients are one peer per network of this many bits. */
+  perIpPrefix: number;
 }
 
 export type LimitName = 'maxConnections' | 'maxConnectionsPerIp';
@@ -34,12 +39,14 @@ export class WorkerAccount {
 export class ConnectionLedger {
   #maxConnections: number;
   readonly #maxPerPeer: number;
+  readonly #ipv6PrefixBits: number;
   readonly #perPeer = new Map<string, number>();
   #open = 0;
 
   constructor(limits: ConnectionLimits) {
     this.#maxConnections = limits.maxConnections;
     this.#maxPerPeer = limits.maxConnectionsPerIp;
+    this.#ipv6PrefixBits = limits.perIpPrefix;
   }
 
   /** Sets maxConnections where the user left it unlimited. */
@@ -54,6 +61,11 @@ export class ConnectionLedger {
   /** Whether connections are counted per peer address: workers then report the peer of each that ends. */
   get trackPeers(): boolean {
     return this.#maxPerPeer > 0;
+  }
+
+  /** The peer a connection counts against; '' when no per-address limit applies. */
+  peerOf(socket: net.Socket): string {
+    return this.trackPeers ? peerKey(socket, this.#ipv6PrefixBits) : '';
   }
 
   // A connection with no address (over a Unix socket) is not counted per peer.

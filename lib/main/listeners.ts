@@ -14,6 +14,8 @@ export interface ListenersSettings {
   ledger: ConnectionLedger;
   pool: WorkerPool;
   balance: BalancerName;
+  /** IPv6 clients are one client per network of this many bits, for ip-hash. */
+  perIpPrefix: number;
   queueLimit: number;
   queueTimeout: number;
   /** For the public port only: the PROXY-header gate and the bytes for a connection no worker takes. */
@@ -132,7 +134,7 @@ export class Listeners {
     overloadResponse: string | Buffer | undefined,
   ): Dispatcher {
     const { ledger, pool, balance, queueLimit, queueTimeout, log } = this.#settings;
-    const balancer = createBalancer(balance);
+    const balancer = createBalancer(balance, this.#settings.perIpPrefix);
     return new Dispatcher({ listener, unix, candidates, ledger, pool, balancer, gate, queueLimit, queueTimeout, overloadResponse, log });
   }
 

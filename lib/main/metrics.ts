@@ -1,17 +1,16 @@
-import { once } from 'node:events';
-import type http from 'node:http';
-import { loadHttp } from '../builtins.ts';
 import { answerProbe } from './health.ts';
 import type { ServiceProxy } from './service-proxy.ts';
+import { listenSideServer, type SideServer } from './side-server.ts';
 
-export interface MetricsServer {
-  server: http.Server;
+export interface MetricsServer extends SideServer {
+  /** `http://<address>:<port>/metrics`, as bound. */
   url: string;
-  close(): Promise<void>;
 }
 
 const HANDOFF_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
 const STATUSES = ['starting', 'serving', 'stalled', 'retiring'] as const;
+/** Scrapes closer together share one measurement of event-loop use, so that a second scraper, or a burst, cannot shrink its interval to nothing. */
+const MIN_ELU_INTERVAL_MS = 1_000;
 
 /**
  * Serves the proxy's metrics in Prometheus' text format at `/metrics`, on a port of its own, and the
@@ -80,49 +79,51 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
     metric.inc(value);
   };
 
-  const server = loadHttp().createServer(async (req, res) => {
-    if (answerProbe(proxy, req, res)) return;
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404).end('Not found: metrics are at /metrics\n');
-      return;
+  const render = async (): Promise<string> => {
+    const stats = await proxy.stats('metrics', MIN_ELU_INTERVAL_MS);
+    for (const metric of [workerConnections, workerElu, workerHeap, workerState]) metric.reset();
+    // During a reload a slot briefly holds the retiring worker and its successor: add them up.
+    for (const w of stats.workers) {
+      const labels = { slot: String(w.slot) };
+      workerConnections.inc(labels, w.connections);
+      if (w.state !== 'retiring') workerElu.set(labels, w.eventLoopUtilization);
+      if (w.heapUsed !== undefined) workerHeap.inc(labels, w.heapUsed);
+      for (const state of STATUSES) workerState.inc({ ...labels, state }, w.status === state ? 1 : 0);
     }
-    try {
-      const stats = await proxy.stats('metrics');
-      for (const metric of [workerConnections, workerElu, workerHeap, workerState]) metric.reset();
-      // During a reload a slot briefly holds the retiring worker and its successor: add them up.
-      for (const w of stats.workers) {
-        const labels = { slot: String(w.slot) };
-        workerConnections.inc(labels, w.connections);
-        if (w.state !== 'retiring') workerElu.set(labels, w.eventLoopUtilization);
-        if (w.heapUsed !== undefined) workerHeap.inc(labels, w.heapUsed);
-        for (const state of STATUSES) workerState.inc({ ...labels, state }, w.status === state ? 1 : 0);
-      }
-      workers.set(stats.workers.length);
-      listenerWorkers.reset();
-      listenerAccepted.reset();
-      for (const shared of stats.listeners) {
-        const labels = { address: describeAddress(shared.address) };
-        listenerWorkers.set(labels, shared.workers);
-        listenerAccepted.inc(labels, shared.accepted);
-      }
-      queued.set(stats.queuedNow);
-      for (const [key, metric] of Object.entries(totals)) setTotal(metric, stats[key as keyof typeof totals]);
-      res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
-    } catch (err) {
-      res.writeHead(500).end(`${(err as Error).message}\n`);
+    workers.set(stats.workers.length);
+    listenerWorkers.reset();
+    listenerAccepted.reset();
+    for (const shared of stats.listeners) {
+      const labels = { address: describeAddress(shared.address) };
+      listenerWorkers.set(labels, shared.workers);
+      listenerAccepted.inc(labels, shared.accepted);
     }
-  });
-  server.listen(port, host);
-  await once(server, 'listening');
-  const address = server.address() as { port: number };
+    queued.set(stats.queuedNow);
+    for (const [key, metric] of Object.entries(totals)) setTotal(metric, stats[key as keyof typeof totals]);
+    return registry.metrics();
+  };
+
+  const side = await listenSideServer(
+    (req, res) => {
+      if (answerProbe(proxy, req, res)) return;
+      if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+        res.writeHead(404).end('Not found: metrics are at /metrics\n');
+        return;
+      }
+      render().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (err: unknown) => res.writeHead(500).end(`${(err as Error).message}\n`),
+      );
+    },
+    port,
+    host,
+  );
   return {
-    server,
-    url: `http://${host && host.includes(':') ? `[${host}]` : (host ?? 'localhost')}:${address.port}/metrics`,
+    server: side.server,
+    url: `${side.url}/metrics`,
     close: async () => {
       proxy.off('handoff-latency', observeHandoff);
-      server.close();
-      server.closeAllConnections();
-      await once(server, 'close');
+      await side.close();
     },
   };
 }

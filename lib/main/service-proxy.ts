@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
+import type tls from 'node:tls';
 import type { Logger } from 'streams-logger';
 import { loadTls } from '../builtins.ts';
-import { ERR_INVALID_OPTION, ERR_WORKER_BOOTSTRAP } from '../errors.ts';
+import { ERR_WORKER_BOOTSTRAP } from '../errors.ts';
 import { createLogger } from '../logging.ts';
 import { resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from '../options.ts';
 import type { ConcreteTransportName } from '../protocol/messages.ts';
@@ -14,6 +15,7 @@ import { Listeners } from './listeners.ts';
 import { WorkerPool } from './pool.ts';
 import { collectStats, type ProxyStats } from './stats.ts';
 import { resolveStopOptions, type ReloadOptions, type ShutdownOptions, type StopSettings } from './stop-options.ts';
+import { guardHandshakes } from './tls-handshakes.ts';
 import { chooseTransport } from './transport-choice.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 import { WorkerHealth, type HealthReport } from './worker-health.ts';
@@ -49,12 +51,6 @@ export class ServiceProxy extends EventEmitter {
     super();
     const resolved = resolveOptions(options);
     const terminatesTls = resolved.server instanceof loadTls().Server;
-    if (terminatesTls && resolved.transport === 'handoff') {
-      throw new ERR_INVALID_OPTION('transport', "'pipe' or 'auto' when the server is a tls.Server", "'handoff'");
-    }
-    if (terminatesTls && resolved.proxyProtocol) {
-      throw new ERR_INVALID_OPTION('proxyProtocol', 'false when the server is a tls.Server, whose TLS handshake would meet the header first', 'true');
-    }
     this.#options = resolved;
     this.server = resolved.server;
     this.minWorkers = resolved.minWorkers;
@@ -82,6 +78,7 @@ export class ServiceProxy extends EventEmitter {
       ledger: this.#ledger,
       pool: this.#pool,
       balance: resolved.balance,
+      perIpPrefix: resolved.perIpPrefix,
       gate: resolved.proxyProtocol && new ProxyHeaderGate(resolved.proxyProtocol),
       queueLimit: resolved.queueLimit,
       queueTimeout: resolved.queueTimeout,
@@ -91,8 +88,11 @@ export class ServiceProxy extends EventEmitter {
     this.#routePoolEvents();
 
     // Hand-off needs sockets nothing has read from, and the pipe transport reads only once connected.
-    if (!terminatesTls) (this.server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
-    this.server.on(terminatesTls ? 'secureConnection' : 'connection', this.#listeners.public.onConnection);
+    if (terminatesTls) guardHandshakes(this.server as tls.Server, this.#listeners.public, resolved.handshakeTimeout);
+    else {
+      (this.server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
+      this.server.on('connection', this.#listeners.public.onConnection);
+    }
     this.server.on('error', this.#onServerError);
     this.#start(terminatesTls).catch((err: unknown) => this.#reportError(err as Error));
   }
@@ -121,10 +121,11 @@ export class ServiceProxy extends EventEmitter {
    * A snapshot of the pool and of what the proxy has done with the connections it accepted. Costs
    * nothing until called: each worker's event-loop use is read from the main thread, its heap asked for.
    * Event-loop use covers the time since the previous call that passed the same `since` name, so that
-   * two readers (a metrics scrape and a status line, say) do not shorten each other's intervals.
+   * two readers (a metrics scrape and a status line, say) do not shorten each other's intervals; a
+   * call less than `minInterval` ms after that one repeats its value.
    */
-  stats(since = 'stats'): Promise<ProxyStats> {
-    return collectStats(since, {
+  stats(since = 'stats', minInterval = 0): Promise<ProxyStats> {
+    return collectStats(since, minInterval, {
       transport: this.transport,
       counters: this.#listeners.public.counters,
       queued: this.#listeners.public.queued,
@@ -188,7 +189,7 @@ export class ServiceProxy extends EventEmitter {
     const name = await chooseTransport({ requested, terminatesTls, proxyProtocol: proxyProtocol !== undefined, balance, log: this.log });
     if (this.#shutdown) return;
     const recordLatency = measureHandoffLatency ? (seconds: number) => this.emit('handoff-latency', seconds) : undefined;
-    const settings: TransportSettings = { token: this.#token, recordLatency, trackPeers: this.#ledger.trackPeers, maxWorkers: this.maxWorkers };
+    const settings: TransportSettings = { token: this.#token, recordLatency, peerOf: this.#ledger.trackPeers ? (socket) => this.#ledger.peerOf(socket) : undefined, maxWorkers: this.maxWorkers };
     const transport = createTransport(name, settings);
     const budget = transport.connectionBudget();
     if (budget !== undefined) {
@@ -270,7 +271,7 @@ export class ServiceProxy extends EventEmitter {
   }
 
   async #runShutdown({ timeout, signal }: StopSettings): Promise<PromiseSettledResult<number>[]> {
-    // The connection listener stays: a TLS handshake under way now still ends in 'secureConnection',
+    // The connection listeners stay: a TLS handshake under way now still ends in 'secureConnection',
     // and the dispatcher closes what arrives from now on.
     this.server.off('error', this.#onServerError);
     this.server.close();

@@ -76,7 +76,7 @@ export interface StatsSources {
   workers: WorkerHandle[];
 }
 
-export async function collectStats(since: string, sources: StatsSources): Promise<ProxyStats> {
+export async function collectStats(since: string, minInterval: number, sources: StatsSources): Promise<ProxyStats> {
   const now = performance.now();
   const workers = await Promise.all(
     sources.workers.map(
@@ -88,7 +88,7 @@ export async function collectStats(since: string, sources: StatsSources): Promis
         heartbeatAgeMs: handle.heartbeatAgeMs,
         connections: handle.connections,
         totalConnections: handle.account.total,
-        eventLoopUtilization: handle.eventLoopUtilization(since),
+        eventLoopUtilization: handle.eventLoopUtilization(since, minInterval),
         heapUsed: await handle.heapUsed(),
         uptimeMs: now - handle.startedAt,
         restarts: handle.restarts,

@@ -11,6 +11,10 @@ export type WorkerStatus = 'starting' | 'serving' | 'stalled' | 'retiring' | 'ex
 
 const bootstrapURL = new URL('../worker/bootstrap.js', import.meta.url);
 
+/**
+ * The worker's idle time and the clock are read at slightly different instants, which skews a very
+ * short interval: below this, the last value stands until the interval is long enough to mean something.
+ */
 const MIN_ELU_INTERVAL_MS = 1;
 
 function clampRatio(value: number): number {
@@ -128,9 +132,10 @@ export class WorkerHandle {
 
   /**
    * The share of time the worker's event loop was busy since the last call with the same `mark`
-   * (or since it started). Read from the main thread without asking the worker.
+   * (or since it started), over at least `minInterval` ms: a call sooner repeats the last value.
+   * Read from the main thread without asking the worker.
    */
-  eventLoopUtilization(mark: string): number {
+  eventLoopUtilization(mark: string, minInterval = MIN_ELU_INTERVAL_MS): number {
     const performance = this.worker.performance;
     const now = performance.eventLoopUtilization();
     const previous = this.#eluMarks.get(mark);
@@ -139,9 +144,7 @@ export class WorkerHandle {
       return clampRatio(now.utilization);
     }
     const delta = performance.eventLoopUtilization(now, previous.reading);
-    // The worker's idle time and the clock are read at slightly different instants, which skews a
-    // very short interval; the last value stands until the interval is long enough to mean something.
-    if (delta.idle + delta.active < MIN_ELU_INTERVAL_MS) return previous.value;
+    if (delta.idle + delta.active < Math.max(minInterval, MIN_ELU_INTERVAL_MS)) return previous.value;
     const value = clampRatio(delta.utilization);
     this.#eluMarks.set(mark, { reading: now, value });
     return value;

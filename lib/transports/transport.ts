@@ -41,8 +41,8 @@ export interface TransportSettings {
   /** The pipe preamble's secret. */
   token: string;
   recordLatency: LatencyRecorder | undefined;
-  /** Tell the worker the peer address of each connection, for per-address limits. */
-  trackPeers: boolean;
+  /** Given under a per-address limit: the peer each connection counts against, told to its worker. */
+  peerOf: ((socket: net.Socket) => string) | undefined;
   maxWorkers: number;
 }
 

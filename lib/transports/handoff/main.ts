@@ -1,6 +1,5 @@
 import type net from 'node:net';
 import { connectionBudget } from '../../fd-budget.ts';
-import { peerKey } from '../../protocol/address-info.ts';
 import { sharedClock, type ToWorker } from '../../protocol/messages.ts';
 import type { DispatchTarget, Route, Transport, TransportSettings } from '../transport.ts';
 
@@ -14,12 +13,12 @@ export class HandoffTransport implements Transport {
   readonly readsOnMainThread = false;
   /** When set, the worker measures how long the move took and reports it back in batches. */
   readonly #timed: boolean;
-  readonly #trackPeers: boolean;
+  readonly #peerOf: TransportSettings['peerOf'];
   readonly #maxWorkers: number;
 
   constructor(settings: TransportSettings) {
     this.#timed = settings.recordLatency !== undefined;
-    this.#trackPeers = settings.trackPeers;
+    this.#peerOf = settings.peerOf;
     this.#maxWorkers = settings.maxWorkers;
   }
 
@@ -34,7 +33,7 @@ export class HandoffTransport implements Transport {
   dispatch(target: DispatchTarget, socket: net.Socket, route: Route): void {
     const message: ToWorker = { type: 'connection', socket };
     if (this.#timed) message.acceptedAt = sharedClock();
-    if (this.#trackPeers) message.peer = peerKey(socket);
+    if (this.#peerOf) message.peer = this.#peerOf(socket);
     if (route.listener !== 0) message.listener = route.listener;
     try {
       target.port.postMessage(message, [socket as never]);
