@@ -417,3 +417,46 @@ for (const transport of transports) {
     await settledToZero(proxy, 1);
   });
 }
+
+t.test('pipe: a worker killed while 200 connections from one address are mid-connect, 20 times over', async (t) => {
+  const BURST = 200;
+  const ROUNDS = 20;
+  const { proxy, server, port } = await startProxy(t, {
+    workerURL: fixture('http-server.js'),
+    workerCount: 2,
+    transport: 'pipe',
+    maxConnectionsPerIp: BURST,
+    workerOptions: { execArgv: [] },
+  });
+  const { open, closeAll } = clients(t, port);
+  let cut = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    const online = once(proxy, 'worker-online');
+    // Half-way through the burst, the worker given the latest connection dies: the pipes to it that
+    // are still connecting, and those it holds, break with it.
+    const killed = new Promise<void>((resolve) => {
+      let seen = 0;
+      const onConnection = (): void => {
+        if (++seen < BURST / 2) return;
+        server.off('connection', onConnection);
+        const victim = [...proxy.agents].sort((a, b) => b.totalConnections - a.totalConnections)[0]!;
+        void victim.worker.terminate();
+        if (round % 2 === 0) holdMainThread(50);
+        resolve();
+      };
+      server.on('connection', onConnection);
+      t.teardown(() => server.off('connection', onConnection));
+    });
+    const burst = Array.from({ length: BURST }, () => open(CLIENT, '/slow?ms=100'));
+    await withDeadline(killed, 10_000, `round ${round}: a worker was killed`);
+    await withDeadline(online, 10_000, `round ${round}: its replacement served`);
+    await waitFor(() => burst.every((c) => c.isClosed || /HTTP\/1\.1 200/.test(c.received)), { timeout: 10_000, what: `round ${round}: every client served or cut` });
+    cut += burst.filter((c) => !/HTTP\/1\.1 200/.test(c.received)).length;
+    await closeAll();
+    await settledToZero(proxy, 2);
+  }
+  t.comment(`${cut} of ${BURST * ROUNDS} connections cut with their worker over ${ROUNDS} kills`);
+  t.ok(cut > 0, 'the kills did cut connections');
+  await exactlyAdmitted(t, proxy, open, CLIENT, BURST, false);
+  await closeAll();
+});
