@@ -101,6 +101,12 @@ export const ERR_LISTEN = defineError(
   (where, message) => `Cannot listen on ${where}: ${message}`,
 );
 
+export const ERR_ENV_FILE = defineError(
+  'SOCKETNAUT_ERR_ENV_FILE',
+  Error,
+  (file, reason) => `Cannot load the env file ${file}: ${reason}`,
+);
+
 export const ERR_NO_BOOT_DATA = defineError(
   'SOCKETNAUT_ERR_NO_BOOT_DATA',
   Error,

@@ -15,6 +15,7 @@ import {
   nonEmptyString,
   oneOf,
   optional,
+  pathList,
   pem,
   seconds,
   stringOrBuffer,
@@ -39,6 +40,11 @@ export interface Setting<T, D extends T | undefined = T | undefined> {
   env?: string;
   /** What the flag takes, as its help shows it: '<n>', '<ms>'. */
   placeholder?: string;
+  /**
+   * The flag may be given more than once, each time adding to a list: the check's fromText turns the
+   * text of each, and of the environment variable, into an array.
+   */
+  multiple?: true;
   check: Check<T>;
   required?: boolean;
   default?: D;
@@ -250,6 +256,21 @@ export const settings = {
     appliesTo: 'launcher', flag: 'health', env: 'SOCKETNAUT_HEALTH', placeholder: '<[host:]port>',
     check: hostAndPort, defaultText: 'off',
     help: 'probes `/ready` and `/live` for an orchestrator, on their own port (also on the metrics port)',
+  }),
+  watch: setting({
+    appliesTo: 'launcher', flag: 'watch', env: 'SOCKETNAUT_WATCH',
+    check: boolean, default: false,
+    help: "a rolling reload when a file in the app module's directory changes, leaving out `node_modules`, `dist`, `build`, `out`, `coverage` and dot-directories",
+  }),
+  watchPath: setting({
+    appliesTo: 'launcher', flag: 'watch-path', env: 'SOCKETNAUT_WATCH_PATH', placeholder: '<dir>', multiple: true,
+    check: pathList('directories'), defaultText: "the app module's directory",
+    help: 'watch this directory instead, leaving out the same; repeatable, or a list separated by `:`; implies `--watch`',
+  }),
+  envFile: setting({
+    appliesTo: 'launcher', flag: 'env-file', env: 'SOCKETNAUT_ENV_FILE', placeholder: '<file>', multiple: true,
+    check: pathList('files'),
+    help: "variables set in the launcher's environment, and so every worker's, before anything starts; repeatable, later files winning; a variable already set wins",
   }),
   statusInterval: setting({
     appliesTo: 'launcher', flag: 'status-interval', env: 'SOCKETNAUT_STATUS_INTERVAL', placeholder: '<s>',

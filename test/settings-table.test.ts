@@ -2,6 +2,7 @@
 // variables and --help, of the checks of launch() and createServiceProxy(), and of the README's tables.
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import t from 'tap';
 import { createServiceProxy, launch, type LaunchOptions, type ServiceProxyOptions } from 'socketnaut';
 import type { Setting } from '../lib/settings.ts';
@@ -95,6 +96,15 @@ t.test('flags win over the environment, and an empty environment variable counts
     usageError({ 'proxy-protocol-from': '10.0.0.0/8,10.0.0.0/33' }),
     "--proxy-protocol-from must be comma-separated addresses or CIDR subnets, like '10.0.0.0/8,::1', not '10.0.0.0/8,10.0.0.0/33'",
   );
+});
+
+t.test('repeatable flags add up, and their environment variable is a list', async (t) => {
+  const [a, b, c] = ['a.env', 'b.env', 'c.env'];
+  t.same(readCommandLine({ 'env-file': [a, `${b}${path.delimiter}${c}`] }, {}), { envFile: [a, b, c] });
+  t.same(readCommandLine({}, { SOCKETNAUT_WATCH_PATH: `src${path.delimiter}lib`, SOCKETNAUT_WATCH: '1' }), { watch: true, watchPath: ['src', 'lib'] });
+  t.same(readCommandLine({ 'watch-path': ['src'] }, { SOCKETNAUT_WATCH_PATH: 'lib' }), { watchPath: ['src'] }, 'the flag wins over the environment');
+  t.equal(usageError({ 'watch-path': [''] }), `--watch-path must be paths of directories, separated by '${path.delimiter}', not ''`);
+  t.same(readCommandLine({ watch: true, 'env-file': [a] }, {}, ['envFile']), { envFile: [a] }, 'only the settings asked for');
 });
 
 t.test('--status-interval is a number of seconds that a timer can hold', async (t) => {

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ERR_INVALID_OPTION, ERR_OPTION_OUT_OF_RANGE, ERR_USAGE } from '../errors.ts';
+import { ERR_ENV_FILE, ERR_INVALID_OPTION, ERR_OPTION_OUT_OF_RANGE, ERR_USAGE } from '../errors.ts';
 import { commandLineOptions, readCommandLine, usage } from '../settings/command-line.ts';
+import { loadEnvFiles } from './env-file.ts';
 import { launch, type LaunchOptions, type Launched } from './launch.ts';
 
 const EXIT_FAILURE = 1;
@@ -18,6 +20,9 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv = proces
   if (parsed.values.help) return 'help';
   if (parsed.values.version) return 'version';
   if (parsed.positionals.length !== 1) throw new ERR_USAGE('Expected exactly one <app-module>');
+  // As with `node --env-file`, the files' variables count as the environment for every setting.
+  const { envFile } = readCommandLine(parsed.values, env, ['envFile']) as Pick<LaunchOptions, 'envFile'>;
+  if (envFile) loadEnvFiles(envFile, env);
   // Each value has passed its setting's check; launch() checks them again, as it does any caller's.
   const options = { app: parsed.positionals[0]!, ...readCommandLine(parsed.values, env) } as LaunchOptions;
   if ((options.tlsKey === undefined) !== (options.tlsCert === undefined)) throw new ERR_USAGE('--tls-key and --tls-cert go together');
@@ -74,7 +79,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     options = parseCommandLine(argv);
   } catch (err) {
-    if (!(err instanceof ERR_USAGE)) throw err;
+    if (!(err instanceof ERR_USAGE || err instanceof ERR_ENV_FILE)) throw err;
     exitWithUsage(err.message);
   }
   if (options === 'help') return console.log(usage());
@@ -95,7 +100,8 @@ export async function main(argv: string[]): Promise<void> {
   const workers = launched.proxy.agents.length;
   const metrics = launched.metrics ? ` · metrics ${launched.metrics.url}` : '';
   const health = launched.health ? ` · health ${launched.health.url}` : '';
-  console.log(`socketnaut: ${launched.url} · ${workers} worker${workers === 1 ? '' : 's'} · transport ${launched.proxy.transport}${metrics}${health}`);
+  const watching = launched.watching ? ` · watching ${launched.watching.map((dir) => path.relative(process.cwd(), dir) || '.').join(', ')}` : '';
+  console.log(`socketnaut: ${launched.url} · ${workers} worker${workers === 1 ? '' : 's'} · transport ${launched.proxy.transport}${metrics}${health}${watching}`);
 }
 
 await main(process.argv.slice(2));

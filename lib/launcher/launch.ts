@@ -16,6 +16,8 @@ import type { ServiceProxyAgent } from '../main/worker-view.ts';
 import { workerBounds } from '../options.ts';
 import { resolveSetting, type SettingName } from '../settings.ts';
 import type { TransportName } from '../transports/transport.ts';
+import { loadEnvFiles } from './env-file.ts';
+import { watchApp, watchRoots } from './watch.ts';
 
 export interface LaunchOptions {
   /** Path of the app's main module: the module every worker runs. */
@@ -68,6 +70,12 @@ export interface LaunchOptions {
   proxyProtocol?: boolean;
   proxyProtocolFrom?: string[];
   proxyProtocolTimeout?: number;
+  /** A rolling reload when a file of the app changes, with a line about each on stderr. */
+  watch?: boolean;
+  /** The directories watched, instead of the app module's; implies `watch`. */
+  watchPath?: string[];
+  /** Files of variables set in process.env, unless already there, before the workers start; later files win. */
+  envFile?: string[];
 }
 
 export interface Launched {
@@ -76,6 +84,8 @@ export interface Launched {
   url: string;
   metrics: MetricsServer | undefined;
   health: HealthServer | undefined;
+  /** The directories watched for changes, when watching. */
+  watching: readonly string[] | undefined;
   /**
    * Stops accepting and waits for in-flight requests, up to the shutdown timeout. Each worker's app
    * hears `signal` (default 'SIGTERM') first, as it would from a process manager.
@@ -95,6 +105,8 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
   if (!fs.existsSync(appPath)) {
     throw new ERR_APP_NOT_FOUND(appPath);
   }
+  const watching = resolved.watch || resolved.watchPath ? watchRoots(appPath, resolved.watchPath) : undefined;
+  if (resolved.envFile) loadEnvFiles(resolved.envFile);
   const terminatesTls = resolved.tlsKey !== undefined;
   const server = terminatesTls ? loadTls().createServer({ key: resolved.tlsKey, cert: resolved.tlsCert, handshakeTimeout: resolved.handshakeTimeout }) : net.createServer();
   await listen(server, resolved.port, resolved.host);
@@ -130,14 +142,22 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
   }
   proxy.log.setLevel(resolved.logLevel);
 
-  await untilServing(proxy, resolved.maxStartAttempts).catch(async (err: unknown) => {
-    await proxy.shutdown({ timeout: 0 });
-    throw err;
-  });
-
   const { metrics: metricsAddress, health: healthAddress, shutdownTimeout, statusInterval } = resolved;
-  const metrics = metricsAddress && (await besideProxy(proxy, metricsAddress, () => serveMetrics(proxy, metricsAddress.port, metricsAddress.host)));
-  const health = healthAddress && (await besideProxy(proxy, healthAddress, () => serveHealth(proxy, healthAddress.port, healthAddress.host), metrics));
+  const reload = (): Promise<void> => proxy.reload({ timeout: shutdownTimeout });
+  const report = (line: string): void => console.error(`socketnaut: ${line}`);
+  const watcher = await untilServing(proxy, resolved.maxStartAttempts)
+    .then(() => watching && watchApp({ roots: watching, proxy, reload, report }))
+    .catch(async (err: unknown) => {
+      await proxy.shutdown({ timeout: 0 });
+      throw err;
+    });
+  const stopWatching = (err: unknown): never => {
+    watcher?.close();
+    throw err;
+  };
+  // A side server that cannot listen stops the proxy, and so the watch.
+  const metrics = metricsAddress && (await besideProxy(proxy, metricsAddress, () => serveMetrics(proxy, metricsAddress.port, metricsAddress.host)).catch(stopWatching));
+  const health = healthAddress && (await besideProxy(proxy, healthAddress, () => serveHealth(proxy, healthAddress.port, healthAddress.host), metrics).catch(stopWatching));
   const stopStatus = statusInterval === undefined ? undefined : startStatusLine(proxy, statusInterval);
 
   const scheme = terminatesTls ? 'https' : 'http';
@@ -148,13 +168,15 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     url,
     metrics,
     health,
+    watching,
     close: async (signal = 'SIGTERM') => {
       stopStatus?.();
+      watcher?.close();
       // The probes answer until the end: /ready says 503 from the start, /live still 200.
       await proxy.shutdown({ timeout: shutdownTimeout, signal });
       await Promise.all([metrics?.close(), health?.close()]);
     },
-    reload: () => proxy.reload({ timeout: shutdownTimeout }),
+    reload,
   };
 }
 
@@ -201,6 +223,9 @@ function resolveLaunchOptions(options: LaunchOptions) {
     proxyProtocol: value('proxyProtocol'),
     proxyProtocolFrom: value('proxyProtocolFrom'),
     proxyProtocolTimeout: value('proxyProtocolTimeout'),
+    watch: value('watch'),
+    watchPath: value('watchPath'),
+    envFile: value('envFile'),
   };
 }
 

@@ -2,6 +2,7 @@
 // in the environment, so that both are held to the same rule.
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import type { WorkerOptions } from 'node:worker_threads';
 import { SyslogLevel } from 'streams-logger';
 import { ERR_INVALID_OPTION, ERR_OPTION_OUT_OF_RANGE, ERR_USAGE, describeValue } from '../errors.ts';
@@ -200,6 +201,19 @@ export const subnets: Check<string[]> = {
   fromText: (text) => text.split(',').map((entry) => entry.trim()).filter(Boolean),
   expectedText: "comma-separated addresses or CIDR subnets, like '10.0.0.0/8,::1'",
 };
+
+/** Paths of files or directories: an array in code, a list separated by path.delimiter as text. */
+export function pathList(what: string): Check<string[]> {
+  return {
+    problem: (value) => {
+      if (!Array.isArray(value) || value.length === 0) return { expected: `a non-empty array of paths of ${what}` };
+      const i = value.findIndex((entry: unknown) => typeof entry !== 'string' || entry === '');
+      return i === -1 ? undefined : { expected: 'a non-empty string', at: { path: `[${i}]`, value: value[i] } };
+    },
+    fromText: (text) => (text === '' ? text : text.split(path.delimiter).filter(Boolean)),
+    expectedText: `paths of ${what}, separated by '${path.delimiter}'`,
+  };
+}
 
 export function instanceOf<T>(Class: abstract new (...args: never[]) => T, expected: string): Check<T> {
   return { problem: (value) => (value instanceof Class ? undefined : { expected }) };

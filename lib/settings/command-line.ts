@@ -2,7 +2,7 @@
 // environment variables say, and the --help text.
 import type { ParseArgsConfig } from 'node:util';
 import { ERR_USAGE } from '../errors.ts';
-import { settingsOf, type Setting } from '../settings.ts';
+import { settingsOf, type Setting, type SettingName } from '../settings.ts';
 import { boolean } from './checks.ts';
 
 /** Flags that are commands rather than settings. */
@@ -20,7 +20,10 @@ function flaggedSettings(): Flagged[] {
 }
 
 export const commandLineOptions: NonNullable<ParseArgsConfig['options']> = Object.fromEntries([
-  ...flaggedSettings().map((entry) => [entry.flag, { type: entry.check === boolean ? 'boolean' : 'string', ...(entry.short && { short: entry.short }) }]),
+  ...flaggedSettings().map((entry) => [
+    entry.flag,
+    { type: entry.check === boolean ? 'boolean' : 'string', ...(entry.short && { short: entry.short }), ...(entry.multiple && { multiple: true }) },
+  ]),
   ...commandFlags.map(({ flag, short }) => [flag, { type: 'boolean', short }]),
 ]);
 
@@ -34,15 +37,19 @@ function settingFromText(entry: Setting<unknown>, text: string, source: string):
 
 /**
  * The launcher's settings, by option name, from parseArgs' `values` or else from the environment;
- * an empty environment variable counts as unset. Throws ERR_USAGE for a value that fails its check.
+ * an empty environment variable counts as unset; `only` narrows them to those named. Throws ERR_USAGE
+ * for a value that fails its check.
  */
-export function readCommandLine(values: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+export function readCommandLine(values: Record<string, unknown>, env: NodeJS.ProcessEnv, only?: readonly SettingName[]): Record<string, unknown> {
   const options: Record<string, unknown> = {};
   for (const [name, entry] of settingsOf('launcher')) {
+    if (only && !only.includes(name)) continue;
     const given = entry.flag === undefined ? undefined : values[entry.flag];
     const fromEnv = entry.env === undefined ? undefined : env[entry.env];
     if (typeof given === 'boolean') options[name] = given;
     else if (typeof given === 'string') options[name] = settingFromText(entry, given, `--${entry.flag}`);
+    // A repeated flag: each occurrence's list adds to those before it.
+    else if (Array.isArray(given)) options[name] = given.flatMap((text: string) => settingFromText(entry, text, `--${entry.flag}`) as unknown[]);
     else if (fromEnv) options[name] = settingFromText(entry, fromEnv, entry.env!);
   }
   return options;
@@ -125,5 +132,7 @@ export function usage(): string {
     '',
     'Signals: SIGINT and SIGTERM stop accepting and let in-flight requests finish, then exit 0.',
     'SIGHUP replaces the workers one at a time, with no failed request.',
+    '',
+    'In development: socketnaut app.js --watch --workers 2 --env-file .env',
   ].join('\n');
 }
