@@ -77,6 +77,12 @@ export const ERR_HANDOFF_UNSUPPORTED = defineError(
   (reason) => `transport "handoff" is not available: ${reason}`,
 );
 
+export const ERR_REUSEPORT_UNSUPPORTED = defineError(
+  'SOCKETNAUT_ERR_REUSEPORT_UNSUPPORTED',
+  Error,
+  (reason) => `transport "reuseport" is not available: ${reason}`,
+);
+
 export const ERR_APP_NOT_FOUND = defineError(
   'SOCKETNAUT_ERR_APP_NOT_FOUND',
   Error,

@@ -70,6 +70,8 @@ export interface ServiceProxyOptions {
 
 export interface ResolvedOptions {
   server: net.Server;
+  /** The server's address, read once: with the reuseport transport its listener moves into a worker. */
+  publicAddress: net.AddressInfo | string | null;
   workerURL: URL;
   minWorkers: number;
   maxWorkers: number;
@@ -143,8 +145,13 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
   const { minWorkers, maxWorkers } = workerBounds(options);
   const transport = value('transport');
   const proxyProtocol = value('proxyProtocol');
+  if (transport === 'reuseport' && minWorkers !== maxWorkers) {
+    throw new ERR_INVALID_OPTION('transport', "'reuseport' only with a fixed pool (workerCount, or minWorkers equal to maxWorkers)", "'reuseport'");
+  }
   if (server instanceof loadTls().Server) {
-    if (transport === 'handoff') throw new ERR_INVALID_OPTION('transport', "'pipe' or 'auto' when the server is a tls.Server", "'handoff'");
+    if (transport === 'handoff' || transport === 'reuseport') {
+      throw new ERR_INVALID_OPTION('transport', "'pipe' or 'auto' when the server is a tls.Server", `'${transport}'`);
+    }
     if (proxyProtocol) {
       throw new ERR_INVALID_OPTION('proxyProtocol', 'false when the server is a tls.Server, whose TLS handshake would meet the header first', 'true');
     }
@@ -155,6 +162,7 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
   const proxyProtocolTimeout = value('proxyProtocolTimeout');
   return {
     server,
+    publicAddress: server.address(),
     workerURL,
     minWorkers,
     maxWorkers,

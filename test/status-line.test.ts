@@ -98,6 +98,7 @@ function sampleStats(): ProxyStats {
     accepted: 300,
     dispatched: 301,
     redispatched: 1,
+    forwarded: 0,
     refused: 4,
     queued: 5,
     expired: 0,

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -6,17 +5,19 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BalancerName } from '../balancers/balancer.ts';
 import { loadTls } from '../builtins.ts';
-import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_INVALID_OPTION, ERR_LISTEN, ERR_PORT_IN_USE, describeValue, withCause, type SocketnautError } from '../errors.ts';
+import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_INVALID_OPTION, describeValue, withCause, type SocketnautError } from '../errors.ts';
 import type { Level } from '../logging.ts';
 import { serveHealth, type HealthServer } from '../main/health.ts';
 import { serveMetrics, type MetricsServer } from '../main/metrics.ts';
 import { ServiceProxy } from '../main/service-proxy.ts';
 import { startStatusLine } from '../main/status.ts';
+import { AUTO_PREFERS_REUSEPORT } from '../main/transport-choice.ts';
 import type { ServiceProxyAgent } from '../main/worker-view.ts';
 import { workerBounds } from '../options.ts';
 import { resolveSetting, type SettingName } from '../settings.ts';
 import type { TransportName } from '../transports/transport.ts';
 import { loadEnvFiles } from './env-file.ts';
+import { besideProxy, boundPort, formatHost, listen } from './ports.ts';
 import { watchApp, watchRoots } from './watch.ts';
 
 export interface LaunchOptions {
@@ -109,7 +110,7 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
   if (resolved.envFile) loadEnvFiles(resolved.envFile);
   const terminatesTls = resolved.tlsKey !== undefined;
   const server = terminatesTls ? loadTls().createServer({ key: resolved.tlsKey, cert: resolved.tlsCert, handshakeTimeout: resolved.handshakeTimeout }) : net.createServer();
-  await listen(server, resolved.port, resolved.host);
+  await listen(server, resolved.port, resolved.host, joinsReusePort(resolved.transport, resolved.pool, terminatesTls));
 
   let proxy: ServiceProxy;
   try {
@@ -229,31 +230,6 @@ function resolveLaunchOptions(options: LaunchOptions) {
   };
 }
 
-async function listen(server: net.Server, port: number, host: string | undefined): Promise<void> {
-  server.listen(port, host);
-  try {
-    await once(server, 'listening');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const where = `${formatHost(host)}:${port}`;
-    if (code === 'EADDRINUSE') throw withCause(new ERR_PORT_IN_USE(where), err);
-    throw withCause(new ERR_LISTEN(where, (err as Error).message), err);
-  }
-}
-
-/** Starts a server of the launcher's own beside the proxy; if it cannot listen, stops what started and says why. */
-async function besideProxy<T>(proxy: ServiceProxy, address: { port: number; host?: string }, serve: () => Promise<T>, started?: { close(): Promise<void> }): Promise<T> {
-  try {
-    return await serve();
-  } catch (err) {
-    await Promise.all([proxy.shutdown({ timeout: 0 }), started?.close()]);
-    const where = `${formatHost(address.host)}:${address.port}`;
-    throw (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
-      ? withCause(new ERR_PORT_IN_USE(where), err)
-      : withCause(new ERR_LISTEN(where, (err as Error).message), err);
-  }
-}
-
 // Rejects when the app has failed to start `attempts` times in a row without any worker serving.
 function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -288,11 +264,9 @@ function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
   });
 }
 
-function boundPort(server: net.Server): number {
-  return (server.address() as net.AddressInfo).port;
-}
-
-function formatHost(host: string | undefined): string {
-  if (!host || host === '0.0.0.0' || host === '::') return 'localhost';
-  return host.includes(':') ? `[${host}]` : host;
+/** Whether the workers' listeners may join the public port's: it is then bound with SO_REUSEPORT. */
+function joinsReusePort(transport: TransportName, pool: { workerCount?: number; minWorkers?: number; maxWorkers?: number }, terminatesTls: boolean): boolean {
+  if (transport === 'reuseport') return true;
+  const fixed = pool.workerCount !== undefined || pool.minWorkers === pool.maxWorkers;
+  return transport === 'auto' && AUTO_PREFERS_REUSEPORT && fixed && !terminatesTls && process.platform === 'linux';
 }

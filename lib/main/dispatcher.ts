@@ -47,6 +47,7 @@ export class Dispatcher {
     expired: 0,
     acceptErrors: 0,
     proxyHeaderRejected: 0,
+    forwarded: 0,
   };
   readonly #candidates: () => readonly WorkerHandle[];
   readonly #ledger: ConnectionLedger;

@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import { peerKey } from '../protocol/address-info.ts';
+import { LocalCounts, type AdmissionCounts, type LimitName } from './admission-counts.ts';
 
 export interface ConnectionLimits {
   maxConnections: number;
@@ -8,7 +9,7 @@ export interface ConnectionLimits {
   perIpPrefix: number;
 }
 
-export type LimitName = 'maxConnections' | 'maxConnectionsPerIp';
+export type { LimitName } from './admission-counts.ts';
 
 /** A worker's share of the open connections. Only the ledger changes it. */
 export class WorkerAccount {
@@ -24,9 +25,16 @@ export class WorkerAccount {
   idleSince = performance.now();
   /** Called whenever the account falls to no connection. */
   onIdle: (() => void) | undefined;
+  /** Those the worker accepted itself, counted by its transport (reuseport). */
+  own: { open(): number; total(): number } | undefined;
 
   get connections(): number {
-    return this.pending + this.held;
+    return this.pending + this.held + (this.own?.open() ?? 0);
+  }
+
+  /** Given to the worker, or accepted by it, since it started. */
+  get given(): number {
+    return this.total + (this.own?.total() ?? 0);
   }
 }
 
@@ -40,8 +48,7 @@ export class ConnectionLedger {
   #maxConnections: number;
   readonly #maxPerPeer: number;
   readonly #ipv6PrefixBits: number;
-  readonly #perPeer = new Map<string, number>();
-  #open = 0;
+  #counts: AdmissionCounts = new LocalCounts();
 
   constructor(limits: ConnectionLimits) {
     this.#maxConnections = limits.maxConnections;
@@ -56,6 +63,12 @@ export class ConnectionLedger {
 
   get maxConnections(): number {
     return this.#maxConnections;
+  }
+
+  /** From now on the counts are `counts` (shared with workers that admit connections themselves), starting from these. */
+  useCounts(counts: AdmissionCounts): void {
+    if (this.#counts instanceof LocalCounts) this.#counts.copyInto(counts);
+    this.#counts = counts;
   }
 
   /** Whether connections are counted per peer address: workers then report the peer of each that ends. */
@@ -75,30 +88,22 @@ export class ConnectionLedger {
 
   /** Connections admitted and not yet ended. */
   get open(): number {
-    return this.#open;
+    return this.#counts.open;
   }
 
   /** Open connections from `peer`; always 0 when not tracking peers. */
   openFrom(peer: string): number {
-    return this.#perPeer.get(peer) ?? 0;
+    return this.#counts.openFrom(peer);
   }
 
   /** Counts a new connection in, or returns the limit it would break. */
   admit(peer: string): LimitName | undefined {
-    if (this.#maxConnections > 0 && this.#open >= this.#maxConnections) return 'maxConnections';
-    if (this.#perPeerLimit(peer)) {
-      const count = this.#perPeer.get(peer) ?? 0;
-      if (count >= this.#maxPerPeer) return 'maxConnectionsPerIp';
-      this.#perPeer.set(peer, count + 1);
-    }
-    this.#open++;
-    return undefined;
+    return this.#counts.admit(this.#perPeerLimit(peer) ? peer : '', { maxConnections: this.#maxConnections, maxConnectionsPerIp: this.#maxPerPeer });
   }
 
   /** A connection in the main thread's hands ended there. */
   release(peer: string): void {
-    this.#open--;
-    if (this.#perPeerLimit(peer)) decrement(this.#perPeer, peer);
+    this.#counts.release(this.#perPeerLimit(peer) ? peer : '');
   }
 
   /** The connection is on its way to the worker. */
@@ -127,14 +132,12 @@ export class ConnectionLedger {
   ended(account: WorkerAccount, count: number, peers?: readonly string[]): void {
     if (count === 0) return;
     account.held -= count;
-    this.#open -= count;
-    if (this.#maxPerPeer > 0 && peers) {
-      for (const peer of peers) {
-        if (peer === '') continue;
-        decrement(this.#perPeer, peer);
-        if (account.peers) decrement(account.peers, peer);
-      }
+    const named = this.#maxPerPeer > 0 && peers ? peers : [];
+    for (const peer of named) {
+      this.release(peer);
+      if (peer !== '' && account.peers) decrement(account.peers, peer);
     }
+    for (let i = named.length; i < count; i++) this.#counts.release('');
     this.#checkIdle(account);
   }
 

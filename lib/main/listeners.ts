@@ -7,7 +7,9 @@ import { createTransport, type Transport, type TransportSettings } from '../tran
 import { Dispatcher } from './dispatcher.ts';
 import type { ConnectionLedger } from './ledger.ts';
 import type { WorkerPool } from './pool.ts';
-import type { ListenerStats } from './stats.ts';
+import type { ResolvedOptions } from '../options.ts';
+import type { ReuseportSettings } from '../transports/reuseport/main.ts';
+import type { ConnectionCounters, ListenerStats } from './stats.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 
 export interface ListenersSettings {
@@ -57,6 +59,44 @@ export class Listeners {
   constructor(settings: ListenersSettings) {
     this.#settings = settings;
     this.public = this.#dispatcher(0, false, () => settings.pool.ready, settings.gate, settings.overloadResponse);
+    // A transport whose workers accept connections themselves follows their lives.
+    const { pool } = settings;
+    pool.on('worker-ready', (handle: WorkerHandle) => {
+      handle.account.own = this.#transport?.ownConnections?.(handle);
+      this.#transport?.workerServing?.(handle);
+    });
+    pool.on('worker-resumed', (handle: WorkerHandle) => this.#transport?.workerServing?.(handle));
+    pool.on('worker-stalled', (handle: WorkerHandle) => this.#transport?.workerResting?.(handle, false));
+    pool.on('worker-retiring', (handle: WorkerHandle) => this.#transport?.workerResting?.(handle, true));
+    pool.on('listener-returned', (handle: WorkerHandle, server: net.Server) => this.#transport?.listenerReturned?.(handle, server));
+  }
+
+  /** What the reuseport transport needs of the public port, should it be chosen. */
+  reuseportSettings(server: net.Server, options: Pick<ResolvedOptions, 'maxConnectionsPerIp' | 'perIpPrefix' | 'balance' | 'proxyProtocol'>): ReuseportSettings {
+    const { ledger, log } = this.#settings;
+    return {
+      server,
+      accept: this.public.onConnection,
+      acceptFailed: (err) => this.public.acceptFailed(err),
+      limits: () => ({ maxConnections: ledger.maxConnections, maxConnectionsPerIp: options.maxConnectionsPerIp, perIpPrefix: options.perIpPrefix }),
+      balance: options.balance,
+      trusted: options.proxyProtocol?.trusted,
+      log,
+    };
+  }
+
+  /** Whether the public port is open: `server` listens, or the transport holds listeners of its own. */
+  portOpen(server: net.Server): boolean {
+    return this.#transport?.portOpen ?? server.listening;
+  }
+
+  /** The public port's counts, with what workers that accept connections themselves did. */
+  get publicCounters(): ConnectionCounters {
+    const own = this.#transport?.counters?.();
+    const counters = this.public.counters;
+    if (!own) return counters;
+    const admitted = own.accepted - own.refused;
+    return { ...counters, accepted: counters.accepted + own.accepted, refused: counters.refused + own.refused, dispatched: counters.dispatched + admitted, forwarded: own.forwarded };
   }
 
   get transport(): Transport | undefined {
@@ -109,6 +149,7 @@ export class Listeners {
   /** Stops accepting on every port. */
   close(): void {
     this.#closed = true;
+    this.#transport?.stopAccepting?.();
     this.public.close();
     for (const listener of [...this.#byId.values()]) this.#closeListener(listener);
   }

@@ -52,6 +52,7 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
     accepted: counter('socketnaut_connections_accepted_total', 'Connections accepted.'),
     dispatched: counter('socketnaut_connections_dispatched_total', 'Connections given to a worker, each re-dispatch counted again.'),
     refused: counter('socketnaut_connections_refused_total', 'Connections closed at once for breaking a connection limit.'),
+    forwarded: counter('socketnaut_connections_forwarded_total', 'Connections the worker that accepted them moved to a less busy one (transport reuseport).'),
     expired: counter('socketnaut_connections_expired_total', 'Connections closed because no worker could take them in time.'),
     proxyHeaderRejected: counter('socketnaut_proxy_header_rejected_total', 'Connections closed for a missing, malformed, slow or untrusted PROXY header.'),
     restarts: counter('socketnaut_worker_restarts_total', 'Workers that died and were replaced.'),

@@ -4,6 +4,7 @@ import type { Logger } from 'streams-logger';
 import { acceptWorkerLogRecord } from '../logging.ts';
 import type { FromWorker, ToWorker, WorkerBootData } from '../protocol/messages.ts';
 import { Heartbeat } from './heartbeat.ts';
+import { RestartBackoff } from './restart-backoff.ts';
 import { replaceEach } from './succession.ts';
 import { startWorker, type WorkerHandle } from './worker-handle.ts';
 
@@ -14,7 +15,7 @@ export interface PoolSettings {
   workerStartTimeout: number;
   /** Workers above minWorkers idle this long are retired; also how often that is checked. */
   idleTimeout: number;
-  boot: (id: number) => Omit<WorkerBootData, 'port' | 'heartbeat'>;
+  boot: (id: number, slot: number) => Omit<WorkerBootData, 'port' | 'heartbeat'>;
   /** Give each worker a heartbeat, by which a stalled one is told (see stall-watch.ts). */
   heartbeats?: boolean;
   log: Logger;
@@ -22,20 +23,16 @@ export interface PoolSettings {
   spawn?: typeof startWorker;
 }
 
-export const RESTART_BASE_DELAY_MS = 100;
-export const RESTART_FACTOR = 1.5;
-export const RESTART_MAX_DELAY_MS = 15_000;
-/** A worker that served this long before it died was not in a crash loop: it is replaced at once. */
-export const HEALTHY_UPTIME_MS = 1_000;
+export { HEALTHY_UPTIME_MS, RESTART_BASE_DELAY_MS, RESTART_FACTOR, RESTART_MAX_DELAY_MS } from './restart-backoff.ts';
 /** How long a finished worker may take to end itself, running its 'exit' listeners, before it is stopped. */
 const EXIT_GRACE_MS = 1_000;
 
 /**
- * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (handle), 'worker-resumed'
- * (handle, once a stalled one turns again), 'worker-exit' (handle, code, reason), 'bootstrap-failure'
- * (handle), and passes on what workers report:
+ * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (handle), 'worker-stalled'
+ * (handle), 'worker-resumed' (handle, once a stalled one turns again), 'worker-retiring' (handle),
+ * 'worker-exit' (handle, code, reason), 'bootstrap-failure' (handle), and passes on what workers report:
  * 'connections-closed' (handle, message), 'proxy-header-rejected', 'handoff-latency' (seconds),
- * 'listen' (handle, request, listen) and 'unlisten' (handle, listener).
+ * 'listen' (handle, request, listen), 'unlisten' (handle, listener) and 'listener-returned' (handle, server).
  */
 export class WorkerPool extends EventEmitter {
   /** Every worker not yet exited, in start order. */
@@ -45,11 +42,10 @@ export class WorkerPool extends EventEmitter {
   readonly #settings: PoolSettings;
   readonly #spawn: typeof startWorker;
   #nextId = 0;
-  #failures = 0;
+  readonly #backoff = new RestartBackoff();
   /** Slots whose worker died unexpectedly, with how often that has happened to each. */
   readonly #restartsBySlot = new Map<number, number>();
   #restarts = 0;
-  #respawnTimer: NodeJS.Timeout | undefined;
   #reaper: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -82,7 +78,7 @@ export class WorkerPool extends EventEmitter {
 
   /** Whether restarts are being held back after failures. */
   get backingOff(): boolean {
-    return this.#respawnTimer !== undefined;
+    return this.#backoff.waiting;
   }
 
   /** Starts minWorkers workers and the reaping of idle ones above that. */
@@ -100,9 +96,10 @@ export class WorkerPool extends EventEmitter {
     const id = ++this.#nextId;
     const slot = successorOf?.slot ?? this.#freeSlot();
     const heartbeat = this.#settings.heartbeats ? new Heartbeat() : undefined;
-    const boot = { ...this.#settings.boot(id), heartbeat: heartbeat?.buffer };
+    const boot = { ...this.#settings.boot(id, slot), heartbeat: heartbeat?.buffer };
     const handle = this.#spawn(id, slot, this.#restartsBySlot.get(slot) ?? 0, boot, this.#settings.workerOptions);
     handle.heartbeat = heartbeat;
+    handle.successor = successorOf !== undefined;
     this.#handles.add(handle);
     handle.account.onIdle = () => this.#stopIfDrained(handle);
     const startTimer = setTimeout(() => {
@@ -144,13 +141,7 @@ export class WorkerPool extends EventEmitter {
 
   /** Runs `start` now or, after failures, once the backoff delay has passed; one wait at a time. */
   #afterBackoff(start: () => void): void {
-    if (this.#closed || this.#respawnTimer) return;
-    if (this.#failures === 0) return start();
-    const delay = Math.min(RESTART_BASE_DELAY_MS * RESTART_FACTOR ** (this.#failures - 1), RESTART_MAX_DELAY_MS);
-    this.#respawnTimer = setTimeout(() => {
-      this.#respawnTimer = undefined;
-      start();
-    }, delay).unref();
+    if (!this.#closed) this.#backoff.run(start);
   }
 
   #freeSlot(): number {
@@ -167,6 +158,7 @@ export class WorkerPool extends EventEmitter {
    */
   retire(handle: WorkerHandle, signal: NodeJS.Signals | undefined, timeout?: number): void {
     this.#leaveReady(handle);
+    if (handle.state !== 'exited') this.emit('worker-retiring', handle);
     handle.retire(signal);
     if (timeout === undefined || handle.state === 'exited') return;
     const deadline = setTimeout(() => void handle.worker.terminate(), timeout).unref();
@@ -177,7 +169,11 @@ export class WorkerPool extends EventEmitter {
   setStalled(handle: WorkerHandle, stalled: boolean): void {
     if (handle.stalled === stalled) return;
     handle.stalled = stalled;
-    if (stalled) return this.#leaveReady(handle);
+    if (stalled) {
+      this.#leaveReady(handle);
+      this.emit('worker-stalled', handle);
+      return;
+    }
     if (handle.state !== 'ready') return;
     this.#ready.push(handle);
     this.emit('worker-resumed', handle);
@@ -187,8 +183,7 @@ export class WorkerPool extends EventEmitter {
   close(): void {
     this.#closed = true;
     clearInterval(this.#reaper);
-    clearTimeout(this.#respawnTimer);
-    this.#respawnTimer = undefined;
+    this.#backoff.cancel();
   }
 
   /** A rolling reload: see replaceEach(). */
@@ -247,12 +242,18 @@ export class WorkerPool extends EventEmitter {
         this.emit('worker-ready', handle);
         break;
       case 'stopped':
-        if (handle.state === 'ready') handle.state = 'retiring';
+        if (handle.state === 'ready') {
+          handle.state = 'retiring';
+          this.emit('worker-retiring', handle);
+        }
         this.#leaveReady(handle);
         break;
       case 'drained':
         handle.drained = true;
         this.#stopIfDrained(handle);
+        break;
+      case 'listener':
+        this.emit('listener-returned', handle, message.server);
         break;
       case 'bootstrap-error':
         handle.bootstrapError = message.error;
@@ -278,16 +279,15 @@ export class WorkerPool extends EventEmitter {
     this.#handles.delete(handle);
     this.#leaveReady(handle);
     handle.port.close();
-
-    const uptime = handle.readyAt ? performance.now() - handle.readyAt : 0;
-    if (!failed || uptime >= HEALTHY_UPTIME_MS) this.#failures = 0;
-    else this.#failures++;
-    if (failed) {
-      this.#restarts++;
-      this.#restartsBySlot.set(handle.slot, handle.restarts + 1);
+    // A successor that never served (code that fails to load, at a reload) is no crash of the pool.
+    if (!handle.successor || handle.readyAt !== 0) {
+      this.#backoff.record(failed, handle.readyAt ? performance.now() - handle.readyAt : 0);
+      if (failed) {
+        this.#restarts++;
+        this.#restartsBySlot.set(handle.slot, handle.restarts + 1);
+      }
+      if (handle.readyAt === 0 && failed) this.emit('bootstrap-failure', handle);
     }
-
-    if (handle.readyAt === 0 && failed) this.emit('bootstrap-failure', handle);
     this.emit('worker-exit', handle, code, reason);
     this.replenish();
   }

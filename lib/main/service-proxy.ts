@@ -9,14 +9,14 @@ import { createLogger } from '../logging.ts';
 import { resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from '../options.ts';
 import type { ConcreteTransportName } from '../protocol/messages.ts';
 import { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
-import { createTransport, type TransportSettings } from '../transports/index.ts';
+import type { TransportSettings } from '../transports/index.ts';
 import { ConnectionLedger } from './ledger.ts';
 import { Listeners } from './listeners.ts';
 import { WorkerPool } from './pool.ts';
 import { collectStats, type ProxyStats } from './stats.ts';
 import { resolveStopOptions, type ReloadOptions, type ShutdownOptions, type StopSettings } from './stop-options.ts';
 import { guardHandshakes } from './tls-handshakes.ts';
-import { chooseTransport } from './transport-choice.ts';
+import { openTransport } from './transport-choice.ts';
 import type { WorkerHandle } from './worker-handle.ts';
 import { WorkerHealth, type HealthReport } from './worker-health.ts';
 import { ServiceProxyAgent } from './worker-view.ts';
@@ -65,7 +65,7 @@ export class ServiceProxy extends EventEmitter {
       idleTimeout: resolved.workersCheckingInterval,
       heartbeats: resolved.stallTimeout > 0,
       log: this.log,
-      boot: (id) => this.#bootData(id),
+      boot: (id, slot) => this.#bootData(id, slot),
     });
     this.#health = new WorkerHealth(this.#pool, {
       minWorkers: resolved.minWorkers,
@@ -109,7 +109,7 @@ export class ServiceProxy extends EventEmitter {
 
   /** What the `/ready` and `/live` probes answer, read at once on the main thread (see worker-health.ts). */
   health(): HealthReport {
-    return this.#health.report(this.stopping, this.server.listening);
+    return this.#health.report(this.stopping, this.#listeners.portOpen(this.server));
   }
 
   /** The transport in use, once chosen. */
@@ -127,7 +127,7 @@ export class ServiceProxy extends EventEmitter {
   stats(since = 'stats', minInterval = 0): Promise<ProxyStats> {
     return collectStats(since, minInterval, {
       transport: this.transport,
-      counters: this.#listeners.public.counters,
+      counters: this.#listeners.publicCounters,
       queued: this.#listeners.public.queued,
       listeners: this.#listeners.stats(),
       restarts: this.#pool.restarts,
@@ -137,7 +137,7 @@ export class ServiceProxy extends EventEmitter {
     });
   }
 
-  #bootData(id: number): ReturnType<ConstructorParameters<typeof WorkerPool>[0]['boot']> {
+  #bootData(id: number, slot: number): ReturnType<ConstructorParameters<typeof WorkerPool>[0]['boot']> {
     const transport = this.#listeners.transport!;
     return {
       socketnautWorker: 1,
@@ -145,12 +145,13 @@ export class ServiceProxy extends EventEmitter {
       transport: transport.name,
       pipePath: transport.pipePathFor(id),
       token: this.#token,
-      publicAddress: this.server.address(),
+      publicAddress: this.#options.publicAddress,
       logLevel: this.log.level,
       trackPeers: this.#ledger.trackPeers,
       serverDefaults: this.#options.serverDefaults,
       ticketKeys: this.#ticketKeys,
       proxyHeaderTimeout: transport.readsOnMainThread ? undefined : this.#options.proxyProtocol?.timeout,
+      reuseport: transport.workerBoot?.(id, slot),
       userWorkerData: undefined,
     };
   }
@@ -186,11 +187,13 @@ export class ServiceProxy extends EventEmitter {
 
   async #start(terminatesTls: boolean): Promise<void> {
     const { transport: requested, proxyProtocol, balance, measureHandoffLatency } = this.#options;
-    const name = await chooseTransport({ requested, terminatesTls, proxyProtocol: proxyProtocol !== undefined, balance, log: this.log });
-    if (this.#shutdown) return;
     const recordLatency = measureHandoffLatency ? (seconds: number) => this.emit('handoff-latency', seconds) : undefined;
-    const settings: TransportSettings = { token: this.#token, recordLatency, peerOf: this.#ledger.trackPeers ? (socket) => this.#ledger.peerOf(socket) : undefined, maxWorkers: this.maxWorkers };
-    const transport = createTransport(name, settings);
+    const ledger = this.#ledger;
+    const settings: TransportSettings = { token: this.#token, recordLatency, peerOf: ledger.trackPeers ? (socket) => ledger.peerOf(socket) : undefined, maxWorkers: this.maxWorkers };
+    const choice = { requested, terminatesTls, proxyProtocol: proxyProtocol !== undefined, balance, fixedPool: this.minWorkers === this.maxWorkers, log: this.log };
+    const transport = await openTransport(choice, settings, () => this.#listeners.reuseportSettings(this.server, this.#options));
+    const { name } = transport;
+    if (this.#shutdown) return void transport.stopAccepting?.();
     const budget = transport.connectionBudget();
     if (budget !== undefined) {
       this.#ledger.defaultMaxConnections(budget);

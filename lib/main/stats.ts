@@ -21,6 +21,8 @@ export interface ConnectionCounters {
   acceptErrors: number;
   /** Connections closed for a missing, malformed, slow or untrusted PROXY header. */
   proxyHeaderRejected: number;
+  /** Connections the worker that accepted them moved to a less busy one (transport 'reuseport'). */
+  forwarded: number;
 }
 
 /** One of the ports the app's other servers listen on, and what was done with its connections. */
@@ -87,7 +89,7 @@ export async function collectStats(since: string, minInterval: number, sources: 
         status: handle.status,
         heartbeatAgeMs: handle.heartbeatAgeMs,
         connections: handle.connections,
-        totalConnections: handle.account.total,
+        totalConnections: handle.account.given,
         eventLoopUtilization: handle.eventLoopUtilization(since, minInterval),
         heapUsed: await handle.heapUsed(),
         uptimeMs: now - handle.startedAt,

@@ -1,34 +1,53 @@
 import type { Logger } from 'streams-logger';
 import type { BalancerName } from '../balancers/index.ts';
-import { ERR_HANDOFF_UNSUPPORTED } from '../errors.ts';
-import type { ConcreteTransportName } from '../protocol/messages.ts';
+import { ERR_HANDOFF_UNSUPPORTED, ERR_REUSEPORT_UNSUPPORTED } from '../errors.ts';
 import { probeHandoff } from '../transports/handoff/probe.ts';
-import type { TransportName } from '../transports/index.ts';
+import { createTransport, type Transport, type TransportName, type TransportSettings } from '../transports/index.ts';
+import { ReuseportTransport, type ReuseportSettings } from '../transports/reuseport/main.ts';
+import { probeReuseport } from '../transports/reuseport/probe.ts';
 
 export interface TransportChoice {
   requested: TransportName;
   terminatesTls: boolean;
   proxyProtocol: boolean;
   balance: BalancerName;
+  /** minWorkers equals maxWorkers: reuseport needs it, since the main thread does not see the load. */
+  fixedPool: boolean;
   log: Logger;
 }
 
-/** The transport to use, found once at start-up; rejects when the one asked for cannot run here. */
-export async function chooseTransport({ requested, terminatesTls, proxyProtocol, balance, log }: TransportChoice): Promise<ConcreteTransportName> {
-  if (requested === 'pipe' || (requested === 'auto' && terminatesTls)) return 'pipe';
+/** Whether `auto` tries reuseport first, where it can run (see the README's Transports). */
+export const AUTO_PREFERS_REUSEPORT = false;
+
+/** The transport to use, found and opened once at start-up; rejects when the one asked for cannot run here. */
+export async function openTransport(choice: TransportChoice, settings: TransportSettings, reuseport: () => ReuseportSettings): Promise<Transport> {
+  const { requested, terminatesTls, proxyProtocol, balance, fixedPool, log } = choice;
+  if (requested === 'pipe' || (requested === 'auto' && terminatesTls)) return createTransport('pipe', settings);
   // Sticking to a client behind a balancer needs the PROXY header read before the worker is
   // chosen, and only the pipe transport may read on the main thread.
   const stickyBehindBalancer = proxyProtocol && balance === 'ip-hash';
   if (requested === 'auto' && stickyBehindBalancer) {
     log.info('PROXY protocol with ip-hash: using the pipe transport, so that ip-hash sees the real client');
-    return 'pipe';
+    return createTransport('pipe', settings);
   }
-  if (stickyBehindBalancer) log.warn("With transport 'handoff', ip-hash balances on the PROXY header's sender, not on the client it names");
+  if (stickyBehindBalancer) log.warn(`With transport '${requested}', ip-hash balances on the PROXY header's sender, not on the client it names`);
+  if (requested === 'reuseport' || (requested === 'auto' && AUTO_PREFERS_REUSEPORT && fixedPool)) {
+    let unavailable = await probeReuseport();
+    if (!unavailable) {
+      try {
+        return await ReuseportTransport.open(settings, reuseport());
+      } catch (err) {
+        unavailable = `a second listener cannot join the server's port; is it listening with reusePort: true? (${(err as Error).message})`;
+      }
+    }
+    if (requested === 'reuseport') throw new ERR_REUSEPORT_UNSUPPORTED(unavailable);
+    log.debug(`The reuseport transport is unavailable (${unavailable})`);
+  }
   const unsupported = await probeHandoff();
-  if (!unsupported) return 'handoff';
+  if (!unsupported) return createTransport('handoff', settings);
   if (requested === 'auto') {
     log.debug(`Socket hand-off is unavailable (${unsupported}); using the pipe transport`);
-    return 'pipe';
+    return createTransport('pipe', settings);
   }
   throw new ERR_HANDOFF_UNSUPPORTED(`this runtime cannot move sockets between threads (${unsupported})`);
 }

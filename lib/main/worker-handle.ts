@@ -59,6 +59,8 @@ export class WorkerHandle {
   stalled = false;
   /** A successor is starting in its slot, to replace it (stalled, or over its memory limit). */
   replacing = false;
+  /** It was started to replace another, in that one's slot. */
+  successor = false;
   /** Why it was stopped, when the pool stopped it for a reason of its own. */
   endReason: string | undefined;
   /** Settles once the channel to the worker has closed, after the worker exited. */

@@ -61,7 +61,7 @@ export class ServiceProxyAgent {
 
   /** Given to the worker since it started. */
   get totalConnections(): number {
-    return this.#handle.account.total;
+    return this.#handle.account.given;
   }
 
   /** Times the worker in this slot died and was replaced before this one started. */

@@ -4,7 +4,7 @@ import type net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import type { LogContext, SyslogLevelT } from 'streams-logger';
 
-export type ConcreteTransportName = 'handoff' | 'pipe';
+export type ConcreteTransportName = 'handoff' | 'pipe' | 'reuseport';
 
 export type LogRecord = LogContext<string, SyslogLevelT>;
 
@@ -12,6 +12,22 @@ export type LogRecord = LogContext<string, SyslogLevelT>;
 export interface ServerDefaults {
   headersTimeout?: number;
   requestTimeout?: number;
+}
+
+/** What a worker needs to accept connections itself, with the reuseport transport. */
+export interface ReuseportBoot {
+  /** The shared connection counts, and their layout (see transports/reuseport/shared-counts.ts). */
+  counts: SharedArrayBuffer;
+  layout: { workers: number; peers: number };
+  /** This worker's place in them, and its pool slot (for ip-hash). */
+  index: number;
+  slot: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  ipv6PrefixBits: number;
+  balance: string;
+  /** With the PROXY protocol, who may send the header; undefined for anyone. */
+  trusted: net.BlockList | undefined;
 }
 
 /** What the proxy gives each worker it starts, through `workerData`, before the user's module runs. */
@@ -34,6 +50,7 @@ export interface WorkerBootData {
   proxyHeaderTimeout: number | undefined;
   /** Where the worker writes its heartbeat (see HEARTBEAT_INTERVAL_MS); undefined when stalls are not watched. */
   heartbeat: SharedArrayBuffer | undefined;
+  reuseport: ReuseportBoot | undefined;
   userWorkerData: unknown;
 }
 
@@ -73,7 +90,15 @@ export type ToWorker =
   /** Stop taking connections and finish the open ones; `signal` is emitted first to the app's listeners. */
   | { type: 'retire'; signal: NodeJS.Signals | undefined }
   /** The worker has finished every connection, those on their way to it included: it may end. */
-  | { type: 'exit' };
+  | { type: 'exit' }
+  /** Reuseport: accept on this listener of the public port; give them back, or close them. */
+  | { type: 'listener'; server: net.Server }
+  /** `count` of them, or all. */
+  | { type: 'return-listeners'; count?: number }
+  | { type: 'close-listeners' }
+  /** Reuseport: another worker, and the channel to move connections to it. */
+  | { type: 'peer'; index: number; slot: number; port: MessagePort }
+  | { type: 'peer-gone'; index: number };
 
 export interface SerializedError {
   name: string;
@@ -96,7 +121,9 @@ export type FromWorker =
   | { type: 'stopped' }
   | { type: 'drained' }
   | { type: 'log'; record: LogRecord }
-  | { type: 'bootstrap-error'; error: SerializedError };
+  | { type: 'bootstrap-error'; error: SerializedError }
+  /** Reuseport: a listener given back, still open, so that nothing in its queue is lost. */
+  | { type: 'listener'; server: net.Server };
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof Error) {

@@ -1,13 +1,15 @@
 import type net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
-import type { ConcreteTransportName } from '../protocol/messages.ts';
+import type { ConcreteTransportName, ReuseportBoot } from '../protocol/messages.ts';
 
-export const transportNames = ['auto', 'handoff', 'pipe'] as const;
+export const transportNames = ['auto', 'handoff', 'pipe', 'reuseport'] as const;
 export type TransportName = (typeof transportNames)[number];
 
 /** The main thread's view of a worker, as far as moving a connection to it goes. */
 export interface DispatchTarget {
   readonly id: number;
+  /** The pool position it fills, which a replacement takes over. */
+  readonly slot: number;
   readonly port: MessagePort;
 }
 
@@ -65,4 +67,21 @@ export interface Transport {
    * carries on the main thread to finish, then closes the rest.
    */
   close(timeout: number): Promise<void>;
+  // Where workers accept connections themselves (reuseport), the transport follows their lives:
+  /** What worker `id` must know at boot to accept connections itself. */
+  workerBoot?(id: number, slot: number): ReuseportBoot | undefined;
+  /** The worker serves, and may be given connections (again, after a stall). */
+  workerServing?(target: DispatchTarget): void;
+  /** The worker must be given none for now: stalled, or for good: retiring. */
+  workerResting?(target: DispatchTarget, retiring: boolean): void;
+  /** The connections the worker accepted itself: open now, and since it started. */
+  ownConnections?(target: DispatchTarget): { open(): number; total(): number } | undefined;
+  /** The worker gave back a listener of the public port. */
+  listenerReturned?(target: DispatchTarget, server: net.Server): void;
+  /** Stop taking connections on the public port. */
+  stopAccepting?(): void;
+  /** Whether the public port is open, where the main thread's server is not the only listener. */
+  readonly portOpen?: boolean;
+  /** What the workers did with the connections they accepted themselves. */
+  counters?(): { accepted: number; refused: number; forwarded: number };
 }

@@ -6,6 +6,7 @@ import { ERR_NO_BOOT_DATA } from '../errors.ts';
 import { serializeError, type ConcreteTransportName, type FromWorker, type ToWorker } from '../protocol/messages.ts';
 import { handoffWorker } from '../transports/handoff/worker.ts';
 import { pipeWorker } from '../transports/pipe/worker.ts';
+import { reuseportWorker } from '../transports/reuseport/worker.ts';
 import type { WorkerTransport } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { startHeartbeat } from './heartbeat.ts';
@@ -15,7 +16,7 @@ import { sharedServers } from './shared-servers.ts';
 import { deliverSignal, exitWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
 
-const workerTransports: Record<ConcreteTransportName, WorkerTransport> = { handoff: handoffWorker, pipe: pipeWorker };
+const workerTransports: Record<ConcreteTransportName, WorkerTransport> = { handoff: handoffWorker, pipe: pipeWorker, reuseport: reuseportWorker };
 
 const context = workerThreads.workerData;
 if (!isBootData(context)) throw new ERR_NO_BOOT_DATA();

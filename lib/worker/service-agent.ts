@@ -92,21 +92,31 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     if (this.#latencies.push((sharedClock() - acceptedAt) / 1000) === 1) setImmediate(this.#reportLatencies);
   }
 
-  readonly #reportLatencies = (): void => {
-    const seconds = this.#latencies;
-    this.#latencies = [];
-    this.#post({ type: 'handoff-latencies', seconds });
-  };
+  readonly #reportLatencies = (): void => this.#post({ type: 'handoff-latencies', seconds: this.#latencies.splice(0) });
 
   /**
    * Called by a transport with a connection the proxy moved to this worker. `peer` is the address
    * the proxy accepted it from, when that is not the socket's own remote address.
    */
   accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number, listener?: number): void {
+    this.#serve(socket, info, listener, pipeId !== undefined, () => this.#track(socket, peer, pipeId));
+  }
+
+  /** A connection this worker accepted itself (reuseport), counted in shared memory, not by the proxy. */
+  acceptOwn(socket: net.Socket, info: ProxySocketAddressInfo | undefined): void {
+    this.#serve(socket, info, undefined, false, () => this.#trackOwn(socket));
+  }
+
+  rejectOwn(socket: net.Socket, reason: string): void {
+    this.#trackOwn(socket);
+    this.#rejected(socket, socket.remoteAddress ?? '', reason);
+  }
+
+  #serve(socket: net.Socket, info: ProxySocketAddressInfo | undefined, listener: number | undefined, piped: boolean, track: () => void): void {
     const server = (listener ? sharedServers()?.take(listener, socket) : this.server) as (net.Server & ServerSettings) | undefined;
     if (!server) {
       // The app closed that server while the connection was on its way.
-      this.#track(socket, peer, pipeId);
+      track();
       socket.destroy();
       return;
     }
@@ -115,7 +125,7 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     if (server.keepAlive) socket.setKeepAlive(true, server.keepAliveInitialDelay);
     socket.allowHalfOpen = server.allowHalfOpen ?? false;
     (socket as { server?: net.Server }).server = server;
-    if (pipeId !== undefined) {
+    if (piped) {
       // A Unix socket cannot be reset; an app that resets its client gets the nearest thing.
       socket.resetAndDestroy = () => socket.destroy();
     } else {
@@ -123,13 +133,17 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
       // server that never reads; a moved socket arrives stopped and must be started the same way.
       socket.read(0);
     }
-    this.#track(socket, peer, pipeId);
+    track();
     server.emit('connection', socket);
   }
 
   /** Closes a connection whose PROXY header was missing or malformed, without the server seeing it. */
   reject(socket: net.Socket, peer: string, reason: string): void {
     this.#track(socket, peer);
+    this.#rejected(socket, peer, reason);
+  }
+
+  #rejected(socket: net.Socket, peer: string, reason: string): void {
     if ((this.#log?.level ?? this.#context.logLevel) >= DEBUG) this.log.debug(`Rejected a connection from ${peer}: ${reason}`);
     this.#post({ type: 'proxy-header-rejected' });
     socket.destroy();
@@ -142,11 +156,19 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     socket.once('close', () => this.#onSocketClose(trackedPeer, pipeId));
   }
 
+  #trackOwn(socket: net.Socket): void {
+    this.#openCount++;
+    socket.once('close', () => {
+      this.#openCount--;
+      this.#checkDrained();
+    });
+  }
+
   /** The client's and the proxy's ends of this connection, when known without asking the proxy. */
   getProxySocketAddressInfo(socket: net.Socket): ProxySocketAddressInfo | undefined {
     const stored = storedAddressInfo(socket);
     if (stored) return stored;
-    if (this.#context.transport !== 'handoff') return undefined;
+    if (this.#context.transport === 'pipe') return undefined;
     const info = addressInfoOf(socket);
     if (info) (socket as AddressInfoCarrier)[kAddressInfo] = info;
     return info;

@@ -5,7 +5,12 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Test } from 'tap';
 
-export { atDeadline, DeadlineError, observeFor, pace, transports, waitFor, withDeadline, type WaitOptions } from '../helpers.ts';
+import { transports as workerTransports } from '../helpers.ts';
+
+export { atDeadline, DeadlineError, observeFor, pace, waitFor, withDeadline, type WaitOptions } from '../helpers.ts';
+
+/** The reliability suite holds every transport to the same standard, reuseport's workers accepting on their own included. */
+export const transports = [...workerTransports, 'reuseport'] as const;
 
 export function reliabilityFixture(name: string): URL {
   return new URL(`./fixtures/${name}`, import.meta.url);
@@ -118,7 +123,7 @@ export interface Snapshot {
 export const FIXED_YOUNG_GENERATION = ['--min-semi-space-size=2', '--max-semi-space-size=2'];
 
 export interface ChildProxyOptions {
-  transport?: 'auto' | 'handoff' | 'pipe';
+  transport?: 'auto' | 'handoff' | 'pipe' | 'reuseport';
   workerCount?: number;
   /** A module under test/reliability/fixtures/; the app fixture by default. */
   app?: string;

@@ -15,6 +15,8 @@ const WARM_UP_EVENTS = [
   { at: 20_000, what: 'reload' as const },
 ];
 const SOAK_MS = 60_000;
+// The transports soak side by side, each about 90 s, sharing two cores: more than tap's default 120 s for a file.
+t.setTimeout(300_000);
 // Crashes at 5, 15, ... 55 s; reloads at 7.5, 22.5, 37.5, 52.5 s: every 10 s and every 15 s, never together.
 const CRASHES = [5, 15, 25, 35, 45, 55].map((s) => s * 1000);
 const RELOADS = [7.5, 22.5, 37.5, 52.5].map((s) => s * 1000);
