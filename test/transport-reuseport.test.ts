@@ -2,10 +2,11 @@
 // other transports still hold: limits counted exactly across threads, the client's own address, the
 // PROXY protocol, balancing by moving connections between workers, and reloads that lose nothing.
 import { once } from 'node:events';
+import http from 'node:http';
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import { consoleHandler, createServiceProxy, Level, type ServiceProxy, type ServiceProxyOptions } from 'socketnaut';
-import { fixture, requestJSON, waitFor, withDeadline } from './helpers.ts';
+import { fixture, observeFor, requestJSON, waitFor, withDeadline } from './helpers.ts';
 
 consoleHandler.setLevel(Level.ERROR);
 
@@ -15,12 +16,12 @@ interface Info {
 }
 
 /** A proxy whose public server listens with reusePort, as the reuseport transport needs. */
-async function startReuseport(t: Test, options: Omit<ServiceProxyOptions, 'server' | 'transport' | 'workerURL'>): Promise<{ proxy: ServiceProxy; port: number }> {
+async function startReuseport(t: Test, options: Omit<ServiceProxyOptions, 'server' | 'transport' | 'workerURL'> & { workerURL?: URL }): Promise<{ proxy: ServiceProxy; port: number }> {
   const server = net.createServer();
   server.listen({ port: 0, host: '127.0.0.1', reusePort: true });
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;
-  const proxy = createServiceProxy({ ...options, workerURL: fixture('http-server.js'), server, transport: 'reuseport' });
+  const proxy = createServiceProxy({ workerURL: fixture('http-server.js'), ...options, server, transport: 'reuseport' });
   t.teardown(() => proxy.shutdown({ timeout: 2000 }));
   const failed = once(proxy, 'error').then(([err]) => Promise.reject(err as Error));
   await Promise.race([once(proxy, 'ready'), failed]);
@@ -116,13 +117,30 @@ t.test('ip-hash: each client is served by its own worker, whichever accepted it'
   t.ok((await proxy.stats()).forwarded > 0, 'connections accepted by the other worker were moved');
 });
 
-t.test('least-connections: a worker clearly busier than another moves new connections to it', async (t) => {
-  const { proxy, port } = await startReuseport(t, { workerCount: 2 });
-  const held = await idle(t, port, 60, '127.0.0.6');
-  await waitFor(async () => (await proxy.stats()).connections === 60, { what: '60 held' });
-  const counts = (await proxy.stats()).workers.map((w) => w.connections);
-  const [low, high] = [Math.min(...counts), Math.max(...counts)];
-  t.ok(high - low <= 2 + (low >> 2), `held evenly: ${counts.join(' and ')}`);
+t.test('least-connections: a worker whose loop is saturated moves new connections to a less busy one', async (t) => {
+  const { proxy, port } = await startReuseport(t, { workerCount: 2, workerURL: fixture('obs-busy.js') });
+  // One keep-alive connection keeps its worker's event loop busy, 50 ms at a time.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  let busy = true;
+  const loop = (async () => {
+    while (busy) await requestJSON(port, { path: '/block?ms=50', agent }).catch(() => undefined);
+  })();
+  t.teardown(() => {
+    busy = false;
+    return loop;
+  });
+  const saturated = await waitFor(() => proxy.agents.find((a) => a.connections === 1), { what: 'the saturated worker' });
+  // Long enough for the worker to see its own loop saturated.
+  await observeFor(300);
+  const before = (await proxy.stats()).forwarded;
+  const held = await idle(t, port, 30, '127.0.0.6');
+  await waitFor(async () => (await proxy.stats()).connections === 31, { what: '30 idle connections held' });
+  const stats = await proxy.stats();
+  const mine = stats.workers.find((w) => w.threadId === saturated.threadId)!.connections;
+  const other = stats.connections - mine;
+  t.ok(stats.forwarded > before, `the saturated worker moved connections it accepted (${stats.forwarded - before})`);
+  t.ok(mine <= other + 2, `it holds no more than 2 above the other: ${mine} and ${other}`);
   for (const socket of held.sockets) socket.destroy();
 });
 

@@ -1,6 +1,7 @@
 // npm run bench [-- --rounds 5 --duration 5 --workers 2 --only hello,close,balance]
-// Compares one plain node:http process, node:cluster, and socketnaut's two transports under the same
-// handler, interleaved round by round, with wrk as the load generator.
+// Compares one plain node:http process, node:cluster, threads that each listen with SO_REUSEPORT (the
+// design of Platformatic Watt and `deno serve --parallel`) and socketnaut's three transports under the
+// same handler, interleaved round by round, with wrk as the load generator.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -23,7 +24,8 @@ const DURATION_S = Number(values.duration);
 const WORKERS = Number(values.workers);
 const OUT_DIR = values.out;
 
-export const configs = ['plain', 'cluster', 'handoff', 'pipe'] as const;
+export const configs = ['plain', 'cluster', 'threads-reuseport', 'handoff', 'pipe', 'reuseport'] as const;
+const socketnautConfigs = new Set<string>(['handoff', 'pipe', 'reuseport']);
 type Config = (typeof configs)[number];
 
 interface Workload {
@@ -64,12 +66,16 @@ interface Run {
   p99ms: number;
   errors: number;
   rssMB: number;
+  /** CPU time of socketnaut's main thread per request, in µs: per connection under Connection: close. */
+  mainCpuUs: number | undefined;
 }
 
 interface Server {
   child: ChildProcess;
   port: number;
   readyMs: number | undefined;
+  /** Its main thread's CPU time so far in µs, for socketnaut's configs. */
+  mainCpu: (() => Promise<number>) | undefined;
 }
 
 const serverScript = new URL('./server.js', import.meta.url).pathname;
@@ -88,16 +94,25 @@ async function startServer(config: string, protocol: string, workers: number): P
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let output = '';
+  const cpuWaiters: ((us: number) => void)[] = [];
   const ready = new Promise<number | undefined>((resolve, reject) => {
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk;
       const match = /READY ?([\d.]*)/.exec(output);
       if (match) resolve(match[1] ? Number(match[1]) : undefined);
+      for (const [, us] of chunk.matchAll(/^CPU (\d+)$/gm)) cpuWaiters.shift()?.(Number(us));
     });
     child.once('exit', (code) => reject(new Error(`${config} server exited with ${code}`)));
   });
   const readyMs = await ready;
-  return { child, port, readyMs };
+  const mainCpu = socketnautConfigs.has(config.split('/')[0]!)
+    ? () =>
+        new Promise<number>((resolve) => {
+          cpuWaiters.push(resolve);
+          child.kill('SIGUSR2');
+        })
+    : undefined;
+  return { child, port, readyMs, mainCpu };
 }
 
 async function stopServer(server: Server): Promise<void> {
@@ -138,9 +153,11 @@ async function wrk(workload: Workload, server: Server, seconds: number): Promise
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   let rssMB = 0;
+  const cpuBefore = await server.mainCpu?.();
   const sampler = setInterval(() => (rssMB = Math.max(rssMB, treeRssMB(server.child.pid!))), 250);
   await once(child, 'exit');
   clearInterval(sampler);
+  const cpuAfter = await server.mainCpu?.();
   const match = /RESULT (\{.*\})/.exec(output);
   if (!match) throw new Error(`wrk printed no result:\n${output}`);
   const result = JSON.parse(match[1]!) as { requests: number; duration_us: number; p99_us: number; errors: number; non2xx: number };
@@ -149,6 +166,7 @@ async function wrk(workload: Workload, server: Server, seconds: number): Promise
     p99ms: result.p99_us / 1000,
     errors: result.errors + result.non2xx,
     rssMB,
+    mainCpuUs: cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / result.requests,
   };
 }
 
@@ -175,7 +193,7 @@ function checkWrk(): string {
   return version;
 }
 
-type Summary = Record<string, Record<Config, { rps: number; p99ms: number; rssMB: number; errors: number }>>;
+type Summary = Record<string, Record<Config, { rps: number; p99ms: number; rssMB: number; errors: number; mainCpuUs: number | undefined }>>;
 
 async function measureWorkloads(): Promise<Summary> {
   const summary: Summary = {};
@@ -202,6 +220,7 @@ async function measureWorkloads(): Promise<Summary> {
               p99ms: median(list.map((r) => r.p99ms)),
               rssMB: median(list.map((r) => r.rssMB)),
               errors: list.reduce((sum, r) => sum + r.errors, 0),
+              mainCpuUs: list[0]!.mainCpuUs === undefined ? undefined : median(list.map((r) => r.mainCpuUs!)),
             },
           ];
         }),
@@ -288,17 +307,16 @@ function formatBalancers(balancing: BalancerSummary): string {
 
 function formatTable(summary: Summary): string {
   const lines = [
-    '| workload | config | req/s | p99 ms | RSS MB | vs plain | vs cluster | errors |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
+    '| workload | config | req/s | p99 ms | RSS MB | vs plain | vs cluster | vs threads-reuseport | p99 vs threads-reuseport | main thread µs/req | errors |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const [name, byConfig] of Object.entries(summary)) {
     for (const config of configs) {
       const row = byConfig[config];
-      const vsPlain = row.rps / byConfig.plain.rps;
-      const vsCluster = row.rps / byConfig.cluster.rps;
-      lines.push(
-        `| ${name} | ${config} | ${row.rps.toFixed(0)} | ${row.p99ms.toFixed(1)} | ${row.rssMB.toFixed(0)} | ${vsPlain.toFixed(2)} | ${vsCluster.toFixed(2)} | ${row.errors} |`,
-      );
+      const threads = byConfig['threads-reuseport'];
+      const ratios = [row.rps / byConfig.plain.rps, row.rps / byConfig.cluster.rps, row.rps / threads.rps, row.p99ms / threads.p99ms].map((r) => r.toFixed(2));
+      const cpu = row.mainCpuUs === undefined ? '' : row.mainCpuUs.toFixed(2);
+      lines.push(`| ${name} | ${config} | ${row.rps.toFixed(0)} | ${row.p99ms.toFixed(1)} | ${row.rssMB.toFixed(0)} | ${ratios.join(' | ')} | ${cpu} | ${row.errors} |`);
     }
   }
   return lines.join('\n');
@@ -317,7 +335,10 @@ const table = formatTable(summary);
 const report = [
   `Measured ${started.toISOString().slice(0, 10)} on ${machine}, Node ${process.version}.`,
   `Load generator: ${wrkVersion} (1 thread, 50 connections), sharing the machine with the server.`,
-  `N = ${WORKERS} workers; medians of ${ROUNDS} interleaved rounds of ${DURATION_S} s.`,
+  `N = ${WORKERS} workers; medians of ${ROUNDS} interleaved rounds of ${DURATION_S} s. threads-reuseport is the design of`,
+  'Platformatic Watt and `deno serve --parallel`: worker threads that each listen on the port with SO_REUSEPORT, no',
+  "features. Main thread µs/req: CPU time of socketnaut's main thread, read from its own thread's clock, per request",
+  '(per connection under close and tls, whose every request opens one).',
   '',
   table,
   '',

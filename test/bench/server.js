@@ -1,10 +1,11 @@
 // One benchmarked server, as its own process: node server.js <config> <protocol> <port> <workers>
-// where <config> is plain, cluster, handoff or pipe, the last two optionally with a balancer
-// (handoff/least-loaded), and <protocol> is http, https, raw (see RAW_REPLY) or http-esm (http, with
-// node:http loaded by an ESM import). Prints "READY" once it serves.
+// where <config> is plain, cluster, threads-reuseport, or a socketnaut transport (handoff, pipe,
+// reuseport) optionally with a balancer (handoff/least-loaded), and <protocol> is http, https, raw
+// (see RAW_REPLY) or http-esm (http, with node:http loaded by an ESM import). Prints "READY" once it
+// serves. A socketnaut server prints "CPU <µs>", its main thread's CPU time so far, on SIGUSR2.
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import { isMainThread } from 'node:worker_threads';
+import { isMainThread, Worker, workerData } from 'node:worker_threads';
 import { handle } from './handler.js';
 
 const [config, protocol, portText, workersText] = process.argv.slice(-4);
@@ -30,7 +31,10 @@ function appServer() {
   return https ? https.createServer(tlsOptions, handle) : http.createServer(handle);
 }
 
-if (!isMainThread) {
+if (!isMainThread && workerData === 'threads-reuseport') {
+  // The design of Platformatic Watt and `deno serve --parallel`: every thread listens on the port itself.
+  appServer().listen({ port, host: '127.0.0.1', reusePort: true });
+} else if (!isMainThread) {
   // A socketnaut worker: listen() is taken over by the proxy.
   if (protocol === 'raw') net.createServer((socket) => socket.on('error', () => {}).resume().end(RAW_REPLY)).listen(port);
   else appServer().listen(port, '127.0.0.1');
@@ -48,11 +52,22 @@ if (!isMainThread) {
   } else {
     appServer().listen(port, '127.0.0.1');
   }
+} else if (config === 'threads-reuseport') {
+  let online = 0;
+  for (let i = 0; i < workers; i++) {
+    const worker = new Worker(new URL(import.meta.url), { argv: process.argv.slice(-4), workerData: config });
+    // The thread's server is listening once its first turn of the loop is done.
+    worker.once('online', () => setTimeout(() => ++online === workers && console.log('READY'), 200));
+  }
 } else {
   const started = performance.now();
   const { createServiceProxy } = await import('socketnaut');
-  const server = net.createServer().listen(port, '127.0.0.1');
   const [transport, balance] = config.split('/');
+  const server = net.createServer().listen({ port, host: '127.0.0.1', reusePort: transport === 'reuseport' });
+  process.on('SIGUSR2', () => {
+    const { user, system } = process.threadCpuUsage();
+    console.log(`CPU ${user + system}`);
+  });
   const proxy = createServiceProxy({
     server,
     workerURL: new URL(import.meta.url),

@@ -89,8 +89,8 @@ export class SharedCounts {
     return Number(Atomics.load(this.#counters, COUNTER_NAMES.indexOf(name)));
   }
 
-  bump(name: CounterName): void {
-    Atomics.add(this.#counters, COUNTER_NAMES.indexOf(name), 1n);
+  add(name: CounterName, count: number): void {
+    Atomics.add(this.#counters, COUNTER_NAMES.indexOf(name), BigInt(count));
   }
 
   heldBy(worker: number): number {

@@ -8,13 +8,16 @@ import { parseProxyHeader } from '../../proxy-protocol/parser.ts';
 import { adoptMovedSocket } from '../handoff/adopt-socket.ts';
 import { handoffWorker } from '../handoff/worker.ts';
 import type { WorkerTransport } from '../worker-transport.ts';
-import { ACCEPTING, SharedCounts } from './shared-counts.ts';
+import { ACCEPTING, SharedCounts, type CounterName } from './shared-counts.ts';
 
 /** The agent, as this transport feeds it the connections this worker accepts or is moved. */
 interface OwnConnectionSink {
   acceptOwn(socket: net.Socket, info: ProxySocketAddressInfo | undefined): void;
   rejectOwn(socket: net.Socket, reason: string): void;
 }
+
+const LOAD_SAMPLE_MS = 100;
+const BUSY_UTILIZATION = 0.9;
 
 interface Peer {
   readonly slot: number;
@@ -46,6 +49,11 @@ class Acceptor {
   readonly #listeners = new Set<net.Server>();
   readonly #peers = new Map<number, Peer>();
   readonly #trusted: net.BlockList | undefined;
+  /** Counted here and added to the shared counters once per turn of the loop, not once per connection. */
+  readonly #unflushed: Record<CounterName, number> = { accepted: 0, refused: 0, forwarded: 0 };
+  #flushing = false;
+  /** This worker's event loop was nearly always busy lately: then even a small excess of connections moves. */
+  #busy = false;
 
   constructor(context: WorkerBootData, boot: ReuseportBoot, sink: () => OwnConnectionSink) {
     this.#context = context;
@@ -53,6 +61,12 @@ class Acceptor {
     this.#counts = new SharedCounts(boot.layout, boot.counts);
     this.#sink = sink;
     this.#trusted = boot.trusted;
+    let last = performance.eventLoopUtilization();
+    setInterval(() => {
+      const now = performance.eventLoopUtilization();
+      this.#busy = performance.eventLoopUtilization(now, last).utilization >= BUSY_UTILIZATION;
+      last = now;
+    }, LOAD_SAMPLE_MS).unref();
   }
 
   onMessage(message: ToWorker): void {
@@ -92,13 +106,27 @@ class Acceptor {
     this.#listeners.add(server);
   }
 
+  #count(name: CounterName): void {
+    this.#unflushed[name]++;
+    if (this.#flushing) return;
+    this.#flushing = true;
+    setImmediate(() => {
+      this.#flushing = false;
+      for (const [counter, count] of Object.entries(this.#unflushed) as [CounterName, number][]) {
+        if (count === 0) continue;
+        this.#counts.add(counter, count);
+        this.#unflushed[counter] = 0;
+      }
+    });
+  }
+
   readonly #onConnection = (socket: net.Socket): void => {
     const counts = this.#counts;
     const { maxConnections, maxConnectionsPerIp, ipv6PrefixBits } = this.#boot;
-    counts.bump('accepted');
+    this.#count('accepted');
     const peer = maxConnectionsPerIp > 0 ? clientKey(socket.remoteAddress ?? '', ipv6PrefixBits) : '';
     if (counts.admit(peer, { maxConnections, maxConnectionsPerIp })) {
-      counts.bump('refused');
+      this.#count('refused');
       socket.destroy();
       return;
     }
@@ -106,7 +134,7 @@ class Acceptor {
     if (target && counts.holdFor(target.index, peer)) {
       try {
         target.peer.port.postMessage({ socket, peer } satisfies Moved, [socket as never]);
-        counts.bump('forwarded');
+        this.#count('forwarded');
         return;
       } catch {
         counts.unhold(target.index, peer, false);
@@ -145,29 +173,33 @@ class Acceptor {
 
   /**
    * The worker to move the connection to, if not this one: its client's, under ip-hash; otherwise the
-   * worker with fewest connections, where this one is clearly busier. Read from the shared counts.
+   * worker with fewest connections, where this one is clearly busier: 2 more while its own loop is
+   * saturated, else more than twice as many and 4. Read from the shared counts.
    */
   #target(socket: net.Socket): { index: number; peer: Peer } | undefined {
     const counts = this.#counts;
     const me = this.#boot.index;
-    const accepting = [...this.#peers].filter(([index]) => counts.stateOf(index) === ACCEPTING);
-    if (accepting.length === 0) return undefined;
     const balance = this.#boot.balance;
-    if (balance === 'round-robin') return undefined;
+    if (balance === 'round-robin' || this.#peers.size === 0) return undefined;
     if (balance === 'ip-hash') {
+      const accepting = [...this.#peers].filter(([index]) => counts.stateOf(index) === ACCEPTING);
       // A PROXY header, read only by the worker that serves, cannot name the client here.
       const key = clientKey(socket.remoteAddress ?? '', this.#boot.ipv6PrefixBits);
       const candidates = [{ id: me, slot: this.#boot.slot, connections: 0 }, ...accepting.map(([index, peer]) => ({ id: index, slot: peer.slot, connections: 0 }))];
       const picked = pickByKey(candidates, key);
       return picked && picked.id !== me ? { index: picked.id, peer: this.#peers.get(picked.id)! } : undefined;
     }
-    let least: [number, Peer] | undefined;
+    let least: number | undefined;
     let leastHeld = Infinity;
-    for (const entry of accepting) {
-      const held = counts.heldBy(entry[0]);
-      if (held < leastHeld) [least, leastHeld] = [entry, held];
+    for (const index of this.#peers.keys()) {
+      if (counts.stateOf(index) !== ACCEPTING) continue;
+      const held = counts.heldBy(index);
+      if (held < leastHeld) [least, leastHeld] = [index, held];
     }
+    // Moving a socket costs both threads some work: worth it when this worker's loop is saturated, or
+    // when it holds far more than another; not for the ups and downs of short connections.
     const mine = counts.heldBy(me);
-    return least && mine > leastHeld + Math.max(1, leastHeld >> 2) ? { index: least[0], peer: least[1] } : undefined;
+    const excess = this.#busy ? 1 : leastHeld + 4;
+    return least !== undefined && mine > leastHeld + excess ? { index: least, peer: this.#peers.get(least)! } : undefined;
   }
 }
