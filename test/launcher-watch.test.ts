@@ -1,12 +1,14 @@
 // --watch: a change to a file of the app reloads the workers with no failed request; code that fails
 // to load leaves the old workers serving; changes outside the watched tree reload nothing.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import t from 'tap';
 import { observeFor, request, waitFor, withDeadline } from './helpers.ts';
-import { startLauncher, type RunningLauncher } from './launcher.ts';
+import { cliPath, startLauncher, type RunningLauncher } from './launcher.ts';
 
 /** Replies `<reply> <threadId>`, so that a test can tell which code, and which worker, answered. */
 function appSource(reply: string): string {
@@ -172,4 +174,26 @@ t.test('--watch-path replaces the app directory as what is watched', async (t) =
   await waitFor(() => /changed; reloaded/.test(launcher.stderr()), { timeout: 5_000, what: 'a reload for config/settings.json' });
   const reply = await request(launcher.port);
   t.match(reply.text, /^v1 /, 'the reload loaded the app module as it now is');
+});
+
+t.test("the launcher's own output, sent to a file in the watched tree, reloads nothing", async (t) => {
+  const { dir, app } = appDirectory(t);
+  const logFile = path.join(dir, 'launcher.log');
+  const fd = fs.openSync(logFile, 'a');
+  const child = spawn(process.execPath, [cliPath, '--host', '127.0.0.1', '--port', '0', '--watch', '--workers', '1', app], { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const exited = once(child, 'exit');
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await exited;
+  });
+  const log = (): string => fs.readFileSync(logFile, 'utf8');
+  await waitFor(() => /socketnaut: http/.test(log()), { timeout: 10_000, what: 'the start-up line in the log' });
+  fs.writeFileSync(app, appSource("'v1'"));
+  await waitFor(() => /changed; reloaded/.test(log()), { timeout: 5_000, what: 'the reload for app.js' });
+  // Each line the reload wrote changes the log: none of them may bring another reload.
+  await observeFor(1_500);
+  t.equal(count(log(), /changed; reloaded/), 1, 'one reload, for app.js');
+  t.match(log(), /app\.js changed; reloaded/);
 });

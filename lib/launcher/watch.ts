@@ -99,6 +99,29 @@ function watchTree(root: string, onChange: (file: string) => void, report: (line
   };
 }
 
+/** The files the launcher's own stdout and stderr go to, if any: writing a line there is no change of the app. */
+function outputFiles(): Set<string> {
+  const files = new Set<string>();
+  for (const fd of [1, 2]) {
+    try {
+      const stat = fs.fstatSync(fd);
+      if (stat.isFile()) files.add(`${stat.dev}:${stat.ino}`);
+    } catch {
+      // Closed: nothing is written there.
+    }
+  }
+  return files;
+}
+
+function fileId(file: string): string {
+  try {
+    const stat = fs.statSync(file);
+    return `${stat.dev}:${stat.ino}`;
+  } catch {
+    return '';
+  }
+}
+
 function shown(file: string): string {
   const relative = path.relative(process.cwd(), file);
   return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
@@ -155,8 +178,9 @@ export function watchApp(settings: WatchSettings): AppWatcher {
     timer = setTimeout(() => void reload(), Math.min(QUIET_MS, Math.max(0, firstChangeAt + MAX_DELAY_MS - now))).unref();
   };
 
+  const ownOutput = outputFiles();
   const onChange = (file: string): void => {
-    if (closed) return;
+    if (closed || (ownOutput.size > 0 && ownOutput.has(fileId(file)))) return;
     changed.add(file);
     // A change during a reload gets a reload of its own once this one is over.
     if (!reloading) schedule();

@@ -169,10 +169,10 @@ export class ServiceProxy extends EventEmitter {
     pool.on('worker-resumed', () => listeners.workerReady());
     pool.on('worker-exit', (handle: WorkerHandle, code: number, reason: string) => {
       listeners.workerExited(handle);
-      const repeatedBootstrapFailure = handle.readyAt === 0 && this.#bootstrapFailureReported;
-      // A worker the pool stopped for a reason of its own (stalled, recycled) was reported then.
+      // Reported already, or (a reload's successor) by reload()'s rejection.
+      const reportedElsewhere = handle.readyAt === 0 && (this.#bootstrapFailureReported || handle.successor);
       const expected = reason === 'retired' || handle.endReason !== undefined;
-      const level = expected || repeatedBootstrapFailure ? 'debug' : 'warn';
+      const level = expected || reportedElsewhere ? 'debug' : 'warn';
       // A crash of a serving worker is logged with its stack, as Node prints an uncaught error.
       const stack = handle.readyAt !== 0 && !expected ? handle.uncaughtError?.stack : undefined;
       this.log[level](`Worker ${handle.threadId} (slot ${handle.slot}) exited (code ${code}): ${reason}${stack ? `\n${stack}` : ''}`);
