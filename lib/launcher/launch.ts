@@ -238,7 +238,7 @@ function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
     const onError = (err: SocketnautError): void => {
       firstError ??= err;
       // Nothing will start: the transport asked for cannot run on this Node.
-      if (err.code === 'SOCKETNAUT_ERR_HANDOFF_UNSUPPORTED') {
+      if (err.code === 'SOCKETNAUT_ERR_HANDOFF_UNSUPPORTED' || err.code === 'SOCKETNAUT_ERR_REUSEPORT_UNSUPPORTED') {
         cleanup();
         reject(err);
       }
