@@ -50,6 +50,10 @@ export class ReuseportTransport implements Transport {
   /** Listeners no worker holds: the main thread accepts on them meanwhile. */
   readonly #bank: net.Server[] = [];
   readonly #members = new Map<number, Member>();
+  /**
+   * Taken first in, first out: an index freed last is reused last, so that a worker that has not yet
+   * heard another is gone cannot take that one's successor for it.
+   */
   readonly #freeIndexes: number[];
   /** Indexes given at boot to workers not yet serving. */
   readonly #pendingIndexes = new Map<number, number>();
@@ -61,7 +65,7 @@ export class ReuseportTransport implements Transport {
     this.#settings = reuseport;
     this.#address = reuseport.server.address() as net.AddressInfo;
     this.counts = counts;
-    this.#freeIndexes = Array.from({ length: counts.layout.workers }, (_, i) => counts.layout.workers - 1 - i);
+    this.#freeIndexes = Array.from({ length: counts.layout.workers }, (_, i) => i);
     this.#bank.push(reuseport.server);
   }
 
@@ -100,7 +104,7 @@ export class ReuseportTransport implements Transport {
   }
 
   workerBoot(id: number, slot: number): ReuseportBoot {
-    const index = this.#freeIndexes.pop();
+    const index = this.#freeIndexes.shift();
     if (index === undefined) throw new Error('No place left in the shared connection counts for another worker');
     this.counts.startWorker(index);
     const { balance, trusted } = this.#settings;
