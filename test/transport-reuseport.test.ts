@@ -86,6 +86,23 @@ t.test('maxConnections and maxConnectionsPerIp hold exactly across the workers',
   await waitFor(() => again.open() === 5, { what: () => `again exactly 5 from that address; ${again.open()} open` });
 });
 
+t.test('connections the main thread accepted before any worker served count against the same limits', async (t) => {
+  const server = net.createServer();
+  server.listen({ port: 0, host: '127.0.0.1', reusePort: true });
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  const proxy = createServiceProxy({ server, workerURL: fixture('http-server.js'), workerCount: 2, transport: 'reuseport', maxConnectionsPerIp: 5 });
+  t.teardown(() => proxy.shutdown({ timeout: 2000 }));
+  // Accepted on the main thread and queued while the workers start.
+  const early = await idle(t, port, 3, '127.0.0.9');
+  await once(proxy, 'ready');
+  await waitFor(() => proxy.agents.every((agent) => agent.state === 'ready'), { what: 'every worker serving' });
+  const late = await idle(t, port, 5, '127.0.0.9');
+  await waitFor(() => early.open() + late.open() === 5, { what: () => `5 in all from that address; ${early.open()} + ${late.open()} open` });
+  t.equal(early.open(), 3, 'the early ones are held');
+  t.equal(late.open(), 2, 'the workers admitted only what the limit left');
+});
+
 t.test('a worker killed holding connections: its share is counted out, and the limit admits exactly as many again', async (t) => {
   const { proxy, port } = await startReuseport(t, { workerCount: 2, maxConnectionsPerIp: 30 });
   for (let round = 0; round < 3; round++) {

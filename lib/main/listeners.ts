@@ -106,6 +106,8 @@ export class Listeners {
   useTransport(transport: Transport, settings: TransportSettings): void {
     this.#transport = transport;
     this.#transportSettings = settings;
+    // Where workers admit connections themselves, the main thread counts in the same memory.
+    if (transport.sharedCounts) this.#settings.ledger.useCounts(transport.sharedCounts);
     this.public.useTransport(transport);
     for (const listener of this.#byId.values()) listener.dispatcher.useTransport(this.#transportFor(listener.piped));
   }

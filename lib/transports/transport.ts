@@ -82,6 +82,13 @@ export interface Transport {
   stopAccepting?(): void;
   /** Whether the public port is open, where the main thread's server is not the only listener. */
   readonly portOpen?: boolean;
+  /** The open-connection counts workers admit connections against themselves, which the main thread must share. */
+  readonly sharedCounts?: {
+    readonly open: number;
+    openFrom(peer: string): number;
+    admit(peer: string, limits: { maxConnections: number; maxConnectionsPerIp: number }): 'maxConnections' | 'maxConnectionsPerIp' | undefined;
+    release(peer: string): void;
+  };
   /** What the workers did with the connections they accepted themselves. */
   counters?(): { accepted: number; refused: number; forwarded: number };
 }

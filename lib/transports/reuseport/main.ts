@@ -43,7 +43,8 @@ const MAX_PEER_TABLE = 2 ** 22;
 export class ReuseportTransport implements Transport {
   readonly name = 'reuseport';
   readonly readsOnMainThread = false;
-  readonly counts: SharedCounts;
+  readonly sharedCounts: SharedCounts;
+
   readonly #handoff: HandoffTransport;
   readonly #settings: ReuseportSettings;
   readonly #address: net.AddressInfo;
@@ -64,7 +65,7 @@ export class ReuseportTransport implements Transport {
     this.#handoff = new HandoffTransport(settings);
     this.#settings = reuseport;
     this.#address = reuseport.server.address() as net.AddressInfo;
-    this.counts = counts;
+    this.sharedCounts = counts;
     this.#freeIndexes = Array.from({ length: counts.layout.workers }, (_, i) => i);
     this.#bank.push(reuseport.server);
   }
@@ -100,19 +101,19 @@ export class ReuseportTransport implements Transport {
   }
 
   counters(): { accepted: number; refused: number; forwarded: number } {
-    return { accepted: this.counts.count('accepted'), refused: this.counts.count('refused'), forwarded: this.counts.count('forwarded') };
+    return { accepted: this.sharedCounts.count('accepted'), refused: this.sharedCounts.count('refused'), forwarded: this.sharedCounts.count('forwarded') };
   }
 
   workerBoot(id: number, slot: number): ReuseportBoot {
     const index = this.#freeIndexes.shift();
     if (index === undefined) throw new Error('No place left in the shared connection counts for another worker');
-    this.counts.startWorker(index);
+    this.sharedCounts.startWorker(index);
     const { balance, trusted } = this.#settings;
     const limits = this.#settings.limits();
     this.#pendingIndexes.set(id, index);
     return {
-      counts: this.counts.buffer,
-      layout: this.counts.layout,
+      counts: this.sharedCounts.buffer,
+      layout: this.sharedCounts.layout,
       index,
       slot,
       maxConnections: limits.maxConnections,
@@ -127,7 +128,7 @@ export class ReuseportTransport implements Transport {
     const member = this.#memberOf(target);
     if (!member || this.#stopped) return;
     if (!member.meshed) this.#mesh(member);
-    this.counts.setState(member.index, ACCEPTING);
+    this.sharedCounts.setState(member.index, ACCEPTING);
     this.#lendBank();
     if (member.listeners > 0 || this.#bank.length > 0) return;
     // One that holds two gives one up; otherwise there is one more listener in the group.
@@ -142,14 +143,14 @@ export class ReuseportTransport implements Transport {
   ownConnections(target: DispatchTarget): { open(): number; total(): number } | undefined {
     const member = this.#memberOf(target);
     if (!member) return undefined;
-    const { counts } = this;
+    const counts = this.sharedCounts;
     return { open: () => counts.heldBy(member.index), total: () => counts.totalOf(member.index) };
   }
 
   workerResting(target: DispatchTarget, retiring: boolean): void {
     const member = this.#memberOf(target);
     if (!member) return;
-    this.counts.setState(member.index, RESTING);
+    this.sharedCounts.setState(member.index, RESTING);
     if (retiring && !this.#stopped && member.listeners > 0) this.#post(member, { type: 'return-listeners' });
   }
 
@@ -164,7 +165,7 @@ export class ReuseportTransport implements Transport {
     const member = this.#memberOf(target);
     if (!member) return;
     this.#members.delete(target.id);
-    this.counts.workerExited(member.index);
+    this.sharedCounts.workerExited(member.index);
     this.#freeIndexes.push(member.index);
     for (const other of this.#members.values()) this.#post(other, { type: 'peer-gone', index: member.index });
     // Its listeners closed with it; while no worker can hold one, the port stays open here.
@@ -195,7 +196,7 @@ export class ReuseportTransport implements Transport {
   }
 
   #serving(): Member[] {
-    return [...this.#members.values()].filter((member) => this.counts.stateOf(member.index) === ACCEPTING);
+    return [...this.#members.values()].filter((member) => this.sharedCounts.stateOf(member.index) === ACCEPTING);
   }
 
   #listenerCount(): number {
