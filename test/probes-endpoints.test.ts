@@ -82,7 +82,9 @@ t.test('HEAD works on both probes; other paths are 404, other methods 405', asyn
     const head = await request(port, { path, method: 'HEAD' });
     t.equal(head.status, 200, `HEAD ${path}`);
     t.equal(head.text, '', 'no body');
-    t.equal(Number(head.headers['content-length']), get.body.length, 'the length GET would send');
+    // The report holds each worker's heartbeat age, whose digits may change between the two requests.
+    const length = Number(head.headers['content-length']);
+    t.ok(Math.abs(length - get.body.length) <= 2 * (get.text.match(/"heartbeatAgeMs"/g)?.length ?? 0), `the length GET would send (${length}, ${get.body.length})`);
   }
   for (const path of ['/', '/ready/', '/readyz', '/metrics', '/live/x', '/favicon.ico']) {
     t.equal((await request(port, { path })).status, 404, `GET ${path}: 404`);
