@@ -11,6 +11,9 @@ export interface ConnectionSink {
   accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number, listener?: number): void;
   /** Closes a connection whose PROXY header was missing or malformed, without the server seeing it. */
   reject(socket: net.Socket, peer: string, reason: string): void;
+  /** The same, for a connection the worker accepted itself (reuseport), counted in shared memory, not by the proxy. */
+  acceptOwn(socket: net.Socket, info: ProxySocketAddressInfo | undefined): void;
+  rejectOwn(socket: net.Socket, reason: string): void;
   recordHandoff(acceptedAt: number): void;
 }
 

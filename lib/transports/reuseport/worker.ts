@@ -1,20 +1,14 @@
 import net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import { pickByKey } from '../../balancers/ip-hash.ts';
-import { clientKey, type ProxySocketAddressInfo } from '../../protocol/address-info.ts';
+import { clientKey } from '../../protocol/address-info.ts';
 import type { ReuseportBoot, ToWorker, WorkerBootData } from '../../protocol/messages.ts';
 import { readPrefix } from '../../protocol/read-prefix.ts';
 import { parseProxyHeader } from '../../proxy-protocol/parser.ts';
 import { adoptMovedSocket } from '../handoff/adopt-socket.ts';
 import { handoffWorker } from '../handoff/worker.ts';
-import type { WorkerTransport } from '../worker-transport.ts';
+import type { ConnectionSink, WorkerTransport } from '../worker-transport.ts';
 import { ACCEPTING, SharedCounts, type CounterName } from './shared-counts.ts';
-
-/** The agent, as this transport feeds it the connections this worker accepts or is moved. */
-interface OwnConnectionSink {
-  acceptOwn(socket: net.Socket, info: ProxySocketAddressInfo | undefined): void;
-  rejectOwn(socket: net.Socket, reason: string): void;
-}
 
 const LOAD_SAMPLE_MS = 100;
 const BUSY_UTILIZATION = 0.9;
@@ -36,7 +30,7 @@ export const reuseportWorker: WorkerTransport = {
     // The main thread hands off what it accepts while no worker holds a listener, and the
     // connections of the app's other servers.
     await handoffWorker.start(context, sink);
-    const acceptor = new Acceptor(context, context.reuseport!, () => sink() as unknown as OwnConnectionSink);
+    const acceptor = new Acceptor(context, context.reuseport!, sink);
     context.port.on('message', (message: ToWorker) => acceptor.onMessage(message));
   },
 };
@@ -45,7 +39,7 @@ class Acceptor {
   readonly #context: WorkerBootData;
   readonly #boot: ReuseportBoot;
   readonly #counts: SharedCounts;
-  readonly #sink: () => OwnConnectionSink;
+  readonly #sink: () => ConnectionSink;
   readonly #listeners = new Set<net.Server>();
   readonly #peers = new Map<number, Peer>();
   readonly #trusted: net.BlockList | undefined;
@@ -55,7 +49,7 @@ class Acceptor {
   /** This worker's event loop was nearly always busy lately: then even a small excess of connections moves. */
   #busy = false;
 
-  constructor(context: WorkerBootData, boot: ReuseportBoot, sink: () => OwnConnectionSink) {
+  constructor(context: WorkerBootData, boot: ReuseportBoot, sink: () => ConnectionSink) {
     this.#context = context;
     this.#boot = boot;
     this.#counts = new SharedCounts(boot.layout, boot.counts);
