@@ -85,11 +85,6 @@ export class Listeners {
     };
   }
 
-  /** Whether the public port is open: `server` listens, or the transport holds listeners of its own. */
-  portOpen(server: net.Server): boolean {
-    return this.#transport?.portOpen ?? server.listening;
-  }
-
   /** The public port's counts, with what workers that accept connections themselves did. */
   get publicCounters(): ConnectionCounters {
     const own = this.#transport?.counters?.();

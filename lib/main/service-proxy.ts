@@ -109,7 +109,7 @@ export class ServiceProxy extends EventEmitter {
 
   /** What the `/ready` and `/live` probes answer, read at once on the main thread (see worker-health.ts). */
   health(): HealthReport {
-    return this.#health.report(this.stopping, this.#listeners.portOpen(this.server));
+    return this.#health.report(this.stopping, this.server.listening);
   }
 
   /** The transport in use, once chosen. */

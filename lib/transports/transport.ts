@@ -80,8 +80,6 @@ export interface Transport {
   listenerReturned?(target: DispatchTarget, server: net.Server): void;
   /** Stop taking connections on the public port. */
   stopAccepting?(): void;
-  /** Whether the public port is open, where the main thread's server is not the only listener. */
-  readonly portOpen?: boolean;
   /** The open-connection counts workers admit connections against themselves, which the main thread must share. */
   readonly sharedCounts?: {
     readonly open: number;

@@ -84,7 +84,7 @@ export class ReuseportTransport implements Transport {
     return transport;
   }
 
-  get portOpen(): boolean {
+  get #portOpen(): boolean {
     return this.#bank.length > 0 || [...this.#members.values()].some((member) => member.listeners > 0);
   }
 
@@ -169,7 +169,7 @@ export class ReuseportTransport implements Transport {
     this.#freeIndexes.push(member.index);
     for (const other of this.#members.values()) this.#post(other, { type: 'peer-gone', index: member.index });
     // Its listeners closed with it; while no worker can hold one, the port stays open here.
-    if (!this.#stopped && !this.portOpen && this.#opening === 0) {
+    if (!this.#stopped && !this.#portOpen && this.#opening === 0) {
       void this.#openListener().then(() => this.#lendBank(), (err: unknown) => this.#settings.log.error(`The public port has no listener: ${(err as Error).message}`));
     }
   }
@@ -244,8 +244,8 @@ export class ReuseportTransport implements Transport {
    */
   #keepServerFace(server: net.Server): void {
     const address = this.#address;
-    Object.defineProperty(server, 'address', { configurable: true, value: () => (this.portOpen ? address : null) });
-    Object.defineProperty(server, 'listening', { configurable: true, get: () => this.portOpen });
+    Object.defineProperty(server, 'address', { configurable: true, value: () => (this.#portOpen ? address : null) });
+    Object.defineProperty(server, 'listening', { configurable: true, get: () => this.#portOpen });
   }
 
   #bankListener(server: net.Server): void {
