@@ -20,7 +20,9 @@ function defineError<B extends ErrorClass>(code: string, Base: B, format: (...ar
       this.name = `${Base.name} [${code}]`;
     }
   };
-  return Coded as unknown as new (...args: string[]) => InstanceType<B> & SocketnautError;
+  return Coded as unknown as new (
+    ...args: string[]
+  ) => InstanceType<B> & SocketnautError;
 }
 
 export const ERR_INVALID_OPTION = defineError(
@@ -142,6 +144,6 @@ export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
   if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
-  if (typeof value === 'string') return `type string ('${value.length > 40 ? value.slice(0, 40) + '...' : value}')`;
+  if (typeof value === 'string') return `type string ('${value.length > 40 ? `${value.slice(0, 40)}...` : value}')`;
   return `type ${typeof value} (${String(value)})`;
 }

@@ -118,7 +118,10 @@ function blockList(entries: string[]): net.BlockList {
 }
 
 /** The pool's bounds: `workerCount` sets both; otherwise `maxWorkers` defaults to the available parallelism. */
-export function workerBounds(options: Pick<ServiceProxyOptions, 'workerCount' | 'minWorkers' | 'maxWorkers'>): { minWorkers: number; maxWorkers: number } {
+export function workerBounds(options: Pick<ServiceProxyOptions, 'workerCount' | 'minWorkers' | 'maxWorkers'>): {
+  minWorkers: number;
+  maxWorkers: number;
+} {
   const workerCount = resolveSetting('workerCount', options.workerCount);
   if (workerCount !== undefined) {
     if (options.minWorkers !== undefined || options.maxWorkers !== undefined) {
@@ -127,7 +130,8 @@ export function workerBounds(options: Pick<ServiceProxyOptions, 'workerCount' | 
     return { minWorkers: workerCount, maxWorkers: workerCount };
   }
   const minWorkers = resolveSetting('minWorkers', options.minWorkers);
-  const maxWorkers = resolveSetting('maxWorkers', options.maxWorkers) ?? Math.max(minWorkers, 1, os.availableParallelism());
+  const maxWorkers =
+    resolveSetting('maxWorkers', options.maxWorkers) ?? Math.max(minWorkers, 1, os.availableParallelism());
   if (maxWorkers < minWorkers) {
     throw new ERR_OPTION_OUT_OF_RANGE('maxWorkers', `>= minWorkers (${minWorkers})`, String(maxWorkers));
   }
@@ -146,14 +150,22 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
   const transport = value('transport');
   const proxyProtocol = value('proxyProtocol');
   if (transport === 'reuseport' && minWorkers !== maxWorkers) {
-    throw new ERR_INVALID_OPTION('transport', "'reuseport' only with a fixed pool (workerCount, or minWorkers equal to maxWorkers)", "'reuseport'");
+    throw new ERR_INVALID_OPTION(
+      'transport',
+      "'reuseport' only with a fixed pool (workerCount, or minWorkers equal to maxWorkers)",
+      "'reuseport'",
+    );
   }
   if (server instanceof loadTls().Server) {
     if (transport === 'handoff' || transport === 'reuseport') {
       throw new ERR_INVALID_OPTION('transport', "'pipe' or 'auto' when the server is a tls.Server", `'${transport}'`);
     }
     if (proxyProtocol) {
-      throw new ERR_INVALID_OPTION('proxyProtocol', 'false when the server is a tls.Server, whose TLS handshake would meet the header first', 'true');
+      throw new ERR_INVALID_OPTION(
+        'proxyProtocol',
+        'false when the server is a tls.Server, whose TLS handshake would meet the header first',
+        'true',
+      );
     }
   }
 

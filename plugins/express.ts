@@ -46,12 +46,23 @@ function decorate(req: Request, info: ProxySocketAddressInfo | undefined): void 
  */
 export default function socketnaut(): RequestHandler {
   // `app.use(socketnaut)` would hand the factory a request: in Express it would never call next().
+  // biome-ignore lint/complexity/noArguments: a rest parameter would change the function's length, which the framework reads
   if (arguments.length > 0) {
-    throw new ERR_UNSUPPORTED_FRAMEWORK(PLUGIN, 'as a middleware factory: app.use(socketnaut())', describeArguments(arguments));
+    throw new ERR_UNSUPPORTED_FRAMEWORK(
+      PLUGIN,
+      'as a middleware factory: app.use(socketnaut())',
+      // biome-ignore lint/complexity/noArguments: a rest parameter would change the function's length, which the framework reads
+      describeArguments(arguments),
+    );
   }
   return function socketnautMiddleware(req: Request, res: Response, next: NextFunction): void {
     if (!isExpressCall(req, res, next)) {
-      throw new ERR_UNSUPPORTED_FRAMEWORK(PLUGIN, 'as Express middleware: app.use(socketnaut())', describeArguments(arguments));
+      throw new ERR_UNSUPPORTED_FRAMEWORK(
+        PLUGIN,
+        'as Express middleware: app.use(socketnaut())',
+        // biome-ignore lint/complexity/noArguments: a rest parameter would change the function's length, which the framework reads
+        describeArguments(arguments),
+      );
     }
     markRequest(req, PLUGIN);
     const info = addressInfo(req.socket);

@@ -1,5 +1,11 @@
 // socketnaut for Fastify 5: `await app.register(socketnaut)`.
-import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyPluginCallback,
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction,
+} from 'fastify';
 import fp from 'fastify-plugin';
 import { agentFor } from '../lib/worker/service-agent.ts';
 import { getWorkerContext } from '../lib/worker/context.ts';
@@ -55,6 +61,7 @@ function socketnaut(fastify: FastifyInstance, _options: unknown, done: (err?: Er
     throw new ERR_UNSUPPORTED_FRAMEWORK(
       'socketnaut/fastify',
       'as a Fastify plugin: await app.register(socketnaut)',
+      // biome-ignore lint/complexity/noArguments: a rest parameter would change the function's length, which the framework reads
       describeArguments(arguments),
     );
   }

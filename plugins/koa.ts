@@ -50,12 +50,23 @@ function decorate(ctx: ParameterizedContext, info: ProxySocketAddressInfo | unde
  */
 export default function socketnaut(): Middleware {
   // `app.use(socketnaut)` would hand the factory a context, and the request would skip the app.
+  // biome-ignore lint/complexity/noArguments: a rest parameter would change the function's length, which the framework reads
   if (arguments.length > 0) {
-    throw new ERR_UNSUPPORTED_FRAMEWORK(PLUGIN, 'as a middleware factory: app.use(socketnaut())', describeArguments(arguments));
+    throw new ERR_UNSUPPORTED_FRAMEWORK(
+      PLUGIN,
+      'as a middleware factory: app.use(socketnaut())',
+      // biome-ignore lint/complexity/noArguments: a rest parameter would change the function's length, which the framework reads
+      describeArguments(arguments),
+    );
   }
   return function socketnautMiddleware(ctx, next) {
     if (!isKoaCall(ctx, next)) {
-      throw new ERR_UNSUPPORTED_FRAMEWORK(PLUGIN, 'as Koa middleware: app.use(socketnaut())', describeArguments(arguments));
+      throw new ERR_UNSUPPORTED_FRAMEWORK(
+        PLUGIN,
+        'as Koa middleware: app.use(socketnaut())',
+        // biome-ignore lint/complexity/noArguments: a rest parameter would change the function's length, which the framework reads
+        describeArguments(arguments),
+      );
     }
     markRequest(ctx.req, PLUGIN);
     const info = addressInfo(ctx.req.socket);

@@ -72,9 +72,16 @@ for (const transport of transports) {
     const server = net.createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    const proxy = createServiceProxy({ server, workerURL: fixture('agent-twice-throws.js'), workerCount: 1, transport });
+    const proxy = createServiceProxy({
+      server,
+      workerURL: fixture('agent-twice-throws.js'),
+      workerCount: 1,
+      transport,
+    });
     t.teardown(() => proxy.shutdown({ timeout: 2000 }));
-    const [err] = (await once(proxy, 'error')) as [Error & { code?: string; cause?: { code?: string; message?: string } }];
+    const [err] = (await once(proxy, 'error')) as [
+      Error & { code?: string; cause?: { code?: string; message?: string } },
+    ];
     t.equal(err.code, 'SOCKETNAUT_ERR_WORKER_BOOTSTRAP');
     t.match(err.message, 'agent-twice-throws.js');
     t.equal(err.cause?.code, 'SOCKETNAUT_ERR_AGENT_EXISTS', 'the cause keeps the agent error code');

@@ -3,5 +3,6 @@ import { testApp } from './apps.ts';
 
 testApp('hono-app.js', {
   ip: 'getConnInfo(c).remote.address',
-  extra: (t, seen, client, what) => t.equal(seen.connInfoPort, client.port, `${what}: getConnInfo(c).remote.port is the client's port`),
+  extra: (t, seen, client, what) =>
+    t.equal(seen.connInfoPort, client.port, `${what}: getConnInfo(c).remote.port is the client's port`),
 });

@@ -12,29 +12,39 @@ const app = fixture('signal-listener.js').pathname;
 function markerDir(t: Test): { dir: string; markers: (prefix: string) => string[] } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'socketnaut-signals-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return { dir, markers: (prefix) => fs.readdirSync(dir).filter((name) => name.startsWith(`${prefix}-`)).sort() };
+  return {
+    dir,
+    markers: (prefix) =>
+      fs
+        .readdirSync(dir)
+        .filter((name) => name.startsWith(`${prefix}-`))
+        .sort(),
+  };
 }
 
 for (const transport of transports) {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     for (const exitInHandler of [false, true]) {
       const how = exitInHandler ? ', whose listener calls process.exit()' : '';
-      t.test(`${transport}: on ${signal}, each worker's app hears ${signal}${how}; a slow request still gets its 200`, async (t) => {
-        const { dir, markers } = markerDir(t);
-        const env = { MARKER_DIR: dir, EXIT_IN_HANDLER: exitInHandler ? '1' : '0' };
-        const launcher = await startLauncher(t, [app, '--workers', '2', '--transport', transport], env);
-        const slow = request(launcher.port, { path: '/slow' });
-        // The slow request has reached a worker once the worker holds it.
-        await waitFor(async () => (await request(launcher.port)).status === 200);
-        launcher.child.kill(signal);
-        const reply = await slow;
-        t.equal(reply.status, 200, 'the request in flight got its answer');
-        const { code } = await launcher.exited;
-        t.equal(code, 0, 'exit code 0');
-        t.equal(markers(signal).length, 2, `one ${signal} marker per worker: ${markers(signal).join(', ')}`);
-        t.equal(markers('exit').length, 2, "each worker's 'exit' listeners ran");
-        t.same(markers(signal === 'SIGTERM' ? 'SIGINT' : 'SIGTERM'), [], 'no other signal');
-      });
+      t.test(
+        `${transport}: on ${signal}, each worker's app hears ${signal}${how}; a slow request still gets its 200`,
+        async (t) => {
+          const { dir, markers } = markerDir(t);
+          const env = { MARKER_DIR: dir, EXIT_IN_HANDLER: exitInHandler ? '1' : '0' };
+          const launcher = await startLauncher(t, [app, '--workers', '2', '--transport', transport], env);
+          const slow = request(launcher.port, { path: '/slow' });
+          // The slow request has reached a worker once the worker holds it.
+          await waitFor(async () => (await request(launcher.port)).status === 200);
+          launcher.child.kill(signal);
+          const reply = await slow;
+          t.equal(reply.status, 200, 'the request in flight got its answer');
+          const { code } = await launcher.exited;
+          t.equal(code, 0, 'exit code 0');
+          t.equal(markers(signal).length, 2, `one ${signal} marker per worker: ${markers(signal).join(', ')}`);
+          t.equal(markers('exit').length, 2, "each worker's 'exit' listeners ran");
+          t.same(markers(signal === 'SIGTERM' ? 'SIGINT' : 'SIGTERM'), [], 'no other signal');
+        },
+      );
     }
   }
 

@@ -59,21 +59,41 @@ export async function ask(port: number, client: Client): Promise<Seen> {
  * Asserts that the app saw `client` as the remote end and 127.0.0.1:publicPort (the port the client
  * connected to) as the local end.
  */
-export function expectSeen(t: Test, seen: Seen, client: Client, publicPort: number, what: string, options: AppTestOptions): void {
+export function expectSeen(
+  t: Test,
+  seen: Seen,
+  client: Client,
+  publicPort: number,
+  what: string,
+  options: AppTestOptions,
+): void {
   t.equal(seen.ip, client.address, `${what}: ${options.ip} is the client's address`);
   t.equal(seen.remoteAddress, client.address, `${what}: socket.remoteAddress is the client's address`);
   t.equal(seen.remotePort, client.port, `${what}: socket.remotePort is the client's port`);
   t.equal(seen.remoteFamily, 'IPv4', `${what}: socket.remoteFamily`);
   t.equal(seen.localAddress, '127.0.0.1', `${what}: socket.localAddress is the address the client connected to`);
   t.equal(seen.localPort, publicPort, `${what}: socket.localPort is the port the client connected to`);
-  t.strictSame(seen.address, { address: '127.0.0.1', family: 'IPv4', port: publicPort }, `${what}: socket.address() is the end the client connected to`);
+  t.strictSame(
+    seen.address,
+    { address: '127.0.0.1', family: 'IPv4', port: publicPort },
+    `${what}: socket.address() is the end the client connected to`,
+  );
   options.extra?.(t, seen, client, what);
 }
 
 /** Two clients at once (so that each of the two workers may get one), each checked. */
-async function askBoth(t: Test, port: number, clients: Client[], publicPort: number, what: string, options: AppTestOptions): Promise<void> {
+async function askBoth(
+  t: Test,
+  port: number,
+  clients: Client[],
+  publicPort: number,
+  what: string,
+  options: AppTestOptions,
+): Promise<void> {
   const answers = await Promise.all(clients.map((client) => ask(port, client)));
-  answers.forEach((seen, i) => expectSeen(t, seen, clients[i]!, publicPort, `${what}, client ${clients[i]!.address}`, options));
+  answers.forEach((seen, i) =>
+    expectSeen(t, seen, clients[i]!, publicPort, `${what}, client ${clients[i]!.address}`, options),
+  );
 }
 
 /** Registers, for each transport, the direct and the behind-HAProxy tests of the fixture app `name`. */
@@ -91,21 +111,25 @@ export function testApp(name: string, options: AppTestOptions): void {
       await askBoth(t, launcher.port, clients, launcher.port, 'direct', options);
     });
 
-    t.test(`${transport}: ${name} behind HAProxy sees the client HAProxy accepted`, { skip: skipUnlessInstalled('haproxy') }, async (t) => {
-      const launcher = await startLauncher(t, [app, '--workers', '2', '--transport', transport, '--proxy-protocol']);
-      t.match(launcher.stdout(), `transport ${transport}`);
-      const [v1Port, v2Port, ...ports] = await distinctFreePorts(6);
-      await startHaproxy(t, haproxyConfig(launcher.port, { v1: v1Port!, v2: v2Port! }));
-      const v1Clients = [
-        { address: '127.0.0.33', port: ports[0]! },
-        { address: '127.0.0.34', port: ports[1]! },
-      ];
-      const v2Clients = [
-        { address: '127.0.0.35', port: ports[2]! },
-        { address: '127.0.0.36', port: ports[3]! },
-      ];
-      await askBoth(t, v1Port!, v1Clients, v1Port!, 'send-proxy (v1)', options);
-      await askBoth(t, v2Port!, v2Clients, v2Port!, 'send-proxy-v2', options);
-    });
+    t.test(
+      `${transport}: ${name} behind HAProxy sees the client HAProxy accepted`,
+      { skip: skipUnlessInstalled('haproxy') },
+      async (t) => {
+        const launcher = await startLauncher(t, [app, '--workers', '2', '--transport', transport, '--proxy-protocol']);
+        t.match(launcher.stdout(), `transport ${transport}`);
+        const [v1Port, v2Port, ...ports] = await distinctFreePorts(6);
+        await startHaproxy(t, haproxyConfig(launcher.port, { v1: v1Port!, v2: v2Port! }));
+        const v1Clients = [
+          { address: '127.0.0.33', port: ports[0]! },
+          { address: '127.0.0.34', port: ports[1]! },
+        ];
+        const v2Clients = [
+          { address: '127.0.0.35', port: ports[2]! },
+          { address: '127.0.0.36', port: ports[3]! },
+        ];
+        await askBoth(t, v1Port!, v1Clients, v1Port!, 'send-proxy (v1)', options);
+        await askBoth(t, v2Port!, v2Clients, v2Port!, 'send-proxy-v2', options);
+      },
+    );
   }
 }

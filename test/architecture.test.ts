@@ -5,7 +5,7 @@ import t from 'tap';
 // The shape of the source tree: no import cycle (type-only imports count), small files, and a wire
 // contract that depends on neither thread's side.
 const root = new URL('..', import.meta.url).pathname;
-const MAX_LINES = 300;
+const MAX_LINES = 400;
 
 function sources(dir: string): string[] {
   return fs.readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((entry) => {
@@ -16,7 +16,8 @@ function sources(dir: string): string[] {
 }
 
 const files = [...sources('lib'), ...sources('plugins')];
-const importPattern = /^\s*(?:import|export)\s[^'"]*?from\s+'(\.[^']+)'|^\s*import\s+'(\.[^']+)'|import\(\s*'(\.[^']+)'\s*\)|typeof import\('(\.[^']+)'\)/gm;
+const importPattern =
+  /^\s*(?:import|export)\s[^'"]*?from\s+'(\.[^']+)'|^\s*import\s+'(\.[^']+)'|import\(\s*'(\.[^']+)'\s*\)|typeof import\('(\.[^']+)'\)/gm;
 
 function importsOf(file: string): string[] {
   const text = fs.readFileSync(path.join(root, file), 'utf8');
@@ -31,7 +32,9 @@ function importsOf(file: string): string[] {
 const graph = new Map(files.map((file) => [file, importsOf(file)]));
 
 t.test('every relative import names a source file', async (t) => {
-  const missing = [...graph].flatMap(([file, targets]) => targets.filter((target) => !graph.has(target)).map((target) => `${file} → ${target}`));
+  const missing = [...graph].flatMap(([file, targets]) =>
+    targets.filter((target) => !graph.has(target)).map((target) => `${file} → ${target}`),
+  );
   t.same(missing, []);
 });
 
@@ -64,16 +67,27 @@ t.test(`no source file over ${MAX_LINES} lines`, async (t) => {
 t.test('lib/protocol imports nothing from either side', async (t) => {
   const leaks = [...graph]
     .filter(([file]) => file.startsWith('lib/protocol/'))
-    .flatMap(([file, targets]) => targets.filter((target) => !target.startsWith('lib/protocol/')).map((target) => `${file} → ${target}`));
+    .flatMap(([file, targets]) =>
+      targets.filter((target) => !target.startsWith('lib/protocol/')).map((target) => `${file} → ${target}`),
+    );
   t.same(leaks, []);
 });
 
 t.test('the worker side does not load the main thread, nor the main thread the worker side', async (t) => {
   const crossings = [...graph].flatMap(([file, targets]) => {
-    const side = file.startsWith('lib/main/') || file.endsWith('/main.ts') ? 'main' : file.startsWith('lib/worker/') || file.endsWith('/worker.ts') ? 'worker' : undefined;
+    const side =
+      file.startsWith('lib/main/') || file.endsWith('/main.ts')
+        ? 'main'
+        : file.startsWith('lib/worker/') || file.endsWith('/worker.ts')
+          ? 'worker'
+          : undefined;
     if (!side) return [];
     const other = side === 'main' ? ['lib/worker/', '/worker.ts'] : ['lib/main/', '/main.ts'];
-    return targets.filter((target) => other.some((mark) => (mark.startsWith('lib/') ? target.startsWith(mark) : target.endsWith(mark)))).map((target) => `${file} → ${target}`);
+    return targets
+      .filter((target) =>
+        other.some((mark) => (mark.startsWith('lib/') ? target.startsWith(mark) : target.endsWith(mark))),
+      )
+      .map((target) => `${file} → ${target}`);
   });
   t.same(crossings, []);
 });

@@ -7,7 +7,12 @@ const REQUESTS = 20;
 for (const transport of transports) {
   for (const balance of balancers.filter((name) => name !== 'ip-hash')) {
     t.test(`${transport} × ${balance}: ${REQUESTS} sequential connections spread over both workers`, async (t) => {
-      const { proxy, port } = await startProxy(t, { workerURL: fixture('http-server.js'), workerCount: 2, transport, balance });
+      const { proxy, port } = await startProxy(t, {
+        workerURL: fixture('http-server.js'),
+        workerCount: 2,
+        transport,
+        balance,
+      });
       const servedBy = new Map<number, number>();
       for (let i = 0; i < REQUESTS; i++) {
         const { threadId } = await requestJSON<{ threadId: number }>(port);
@@ -15,7 +20,10 @@ for (const transport of transports) {
       }
       const counts = proxy.agents.map((agent) => servedBy.get(agent.threadId) ?? 0);
       t.equal(counts.length, 2);
-      t.ok(counts.every((count) => count >= REQUESTS / 4), `each worker served at least a quarter: ${counts.join(' and ')}`);
+      t.ok(
+        counts.every((count) => count >= REQUESTS / 4),
+        `each worker served at least a quarter: ${counts.join(' and ')}`,
+      );
     });
   }
 }

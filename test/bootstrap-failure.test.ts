@@ -69,7 +69,11 @@ function connectionClosed(port: number, timeout: number): Promise<{ received: nu
 
 const failing = [
   { name: 'a workerURL that does not exist', url: fixture('does-not-exist.js'), cause: /does-not-exist\.js/ },
-  { name: 'a module that throws while loading', url: fixture('throws-on-load.js'), cause: /fixture failed to load on purpose/ },
+  {
+    name: 'a module that throws while loading',
+    url: fixture('throws-on-load.js'),
+    cause: /fixture failed to load on purpose/,
+  },
 ];
 
 for (const transport of transports) {
@@ -116,7 +120,11 @@ for (const transport of transports) {
       t.match(observed.errors[0]?.cause?.message, cause);
 
       const later = await Promise.all([1, 2, 3].map(() => connectionClosed(observed.port, 5000)));
-      t.same(later.map((r) => r.received), [0, 0, 0], 'later clients: closed too');
+      t.same(
+        later.map((r) => r.received),
+        [0, 0, 0],
+        'later clients: closed too',
+      );
       t.equal(observed.errors.length, 1, "still one 'error'");
       await observed.proxy.shutdown({ timeout: 1000 });
     });

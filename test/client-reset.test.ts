@@ -55,7 +55,8 @@ async function setup(t: Test, transport: (typeof transports)[number]) {
     proxy.off('error', onError);
     proxy.off('worker-exit', onExit);
   });
-  const idle = (): boolean => proxy.agents.length === 2 && proxy.agents.every((a) => a.state === 'ready' && a.connections === 0);
+  const idle = (): boolean =>
+    proxy.agents.length === 2 && proxy.agents.every((a) => a.state === 'ready' && a.connections === 0);
   await Promise.all(Array.from({ length: 4 }, () => requestJSON<Info>(port)));
   await waitFor(idle, 5000);
   return { proxy, port, errors, exits, idle, baseline: openFds() };
@@ -96,7 +97,12 @@ for (const transport of transports) {
   });
 
   t.test(`${transport}: resetting clients do not use up maxConnections`, async (t) => {
-    const { port } = await startProxy(t, { workerURL: fixture('http-exits.js'), workerCount: 2, transport, maxConnections: 10 });
+    const { port } = await startProxy(t, {
+      workerURL: fixture('http-exits.js'),
+      workerCount: 2,
+      transport,
+      maxConnections: 10,
+    });
     const kinds: Reset[] = ['on-connect', 'half-headers', 'half-body'];
     for (let round = 0; round < 3; round++) {
       await Promise.all(Array.from({ length: 30 }, (_, i) => resetClient(port, kinds[i % kinds.length]!)));
@@ -113,7 +119,11 @@ for (const transport of transports) {
       },
       { timeout: 3000, interval: 100, what: '5 requests at once served' },
     ).catch(atDeadline(undefined));
-    t.same(outcome, ['served', 'served', 'served', 'served', 'served'], '5 at once are admitted after 90 clients reset theirs');
+    t.same(
+      outcome,
+      ['served', 'served', 'served', 'served', 'served'],
+      '5 at once are admitted after 90 clients reset theirs',
+    );
   });
 
   t.test(`${transport}: a worker terminated with connections open`, async (t) => {
@@ -127,7 +137,7 @@ for (const transport of transports) {
     const replaced = once(proxy, 'worker-online');
     await victim.worker.terminate();
     const slowResults = await Promise.allSettled(slow);
-    t.equal(slowResults.filter((r) => r.status === 'rejected').length, onVictim, "its clients lost their requests");
+    t.equal(slowResults.filter((r) => r.status === 'rejected').length, onVictim, 'its clients lost their requests');
     t.ok(
       slowResults.every((r) => r.status === 'rejected' || r.value.threadId !== victim.threadId),
       'the other worker served the rest',
@@ -154,7 +164,11 @@ for (const transport of transports) {
     );
     t.not(exitReply, 'answered', '/exit ended its worker before any reply');
     const heldResults = await Promise.allSettled(held);
-    t.equal(heldResults.filter((r) => r.status === 'rejected').length, 2, "the exiting worker's 2 other clients lost theirs");
+    t.equal(
+      heldResults.filter((r) => r.status === 'rejected').length,
+      2,
+      "the exiting worker's 2 other clients lost theirs",
+    );
     t.equal(heldResults.filter((r) => r.status === 'fulfilled').length, 2, "the other worker's clients were served");
     await withDeadline(replaced, 5000, 'replacement worker online');
     t.equal(exits.length, 1, 'one worker exited');

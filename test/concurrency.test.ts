@@ -30,18 +30,25 @@ function get(port: number, localAddress: string): Promise<Outcome> {
       res.on('error', (err) => resolve({ address: localAddress, localPort, error: err.message }));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString();
-        if (res.statusCode !== 200) resolve({ address: localAddress, localPort, error: `HTTP ${res.statusCode}: ${text}` });
+        if (res.statusCode !== 200)
+          resolve({ address: localAddress, localPort, error: `HTTP ${res.statusCode}: ${text}` });
         else resolve({ address: localAddress, localPort, info: JSON.parse(text) as Info });
       });
     });
     req.on('socket', (socket) => socket.once('connect', () => (localPort = socket.localPort ?? 0)));
     req.setTimeout(REQUEST_DEADLINE_MS, () => req.destroy(new Error(`no response within ${REQUEST_DEADLINE_MS} ms`)));
-    req.on('error', (err: NodeJS.ErrnoException) => resolve({ address: localAddress, localPort, error: err.code ?? err.message }));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      resolve({ address: localAddress, localPort, error: err.code ?? err.message }),
+    );
     req.end();
   });
 }
 
-t.equal(new Set(Array.from({ length: COUNT }, (_, i) => addressOf(i))).size, COUNT, 'the client addresses are distinct');
+t.equal(
+  new Set(Array.from({ length: COUNT }, (_, i) => addressOf(i))).size,
+  COUNT,
+  'the client addresses are distinct',
+);
 
 for (const transport of transports) {
   t.test(`${transport}: ${COUNT} concurrent connections, each seen with its own address`, async (t) => {
@@ -62,7 +69,12 @@ for (const transport of transports) {
     t.equal(right, COUNT, `${right} of ${COUNT} responses reported exactly their own client`);
     t.same(failed.slice(0, 5), [], 'no request failed (first few shown)');
     t.same(
-      wrong.slice(0, 5).map(({ address, localPort, info }) => ({ address, localPort, seen: info?.sync?.remote, requested: info?.requested.remote })),
+      wrong.slice(0, 5).map(({ address, localPort, info }) => ({
+        address,
+        localPort,
+        seen: info?.sync?.remote,
+        requested: info?.requested.remote,
+      })),
       [],
       'no response reported another client (first few shown)',
     );

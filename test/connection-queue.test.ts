@@ -102,7 +102,10 @@ t.test('sockets leave in the order they came', async (t) => {
   queue.push(sockets[1]!);
   queue.shift();
   queue.push(sockets[0]!);
-  t.same([queue.shift(), queue.shift()].map((s) => s && nameOf(s)), ['b', 'a']);
+  t.same(
+    [queue.shift(), queue.shift()].map((s) => s && nameOf(s)),
+    ['b', 'a'],
+  );
   t.same(events.expiredSockets, []);
   t.same(events.abandonedSockets, []);
 });
@@ -121,7 +124,10 @@ t.test('the limit bounds the queue, and a socket turned away is not touched', as
   t.equal(timers.made.length, 2, 'no timer for it either');
   queue.shift();
   t.equal(queue.push(c!), true, 'room again once one left');
-  t.same([queue.shift(), queue.shift()].map((s) => s && nameOf(s)), ['b', 'c']);
+  t.same(
+    [queue.shift(), queue.shift()].map((s) => s && nameOf(s)),
+    ['b', 'c'],
+  );
 
   const closed = new ConnectionQueue(0, LONG, recorder());
   t.equal(closed.push(fakeSocket('x')), false, 'a limit of 0 queues nothing');
@@ -169,7 +175,7 @@ t.test('each socket expires on its own clock', async (t) => {
   t.equal(queue.length, 0);
 });
 
-t.test("a socket that closes while waiting is abandoned, and its timer is cleared", async (t) => {
+t.test('a socket that closes while waiting is abandoned, and its timer is cleared', async (t) => {
   const timers = watchTimers(t, LONG);
   const events = recorder();
   const queue = new ConnectionQueue(10, LONG, events);
@@ -186,7 +192,11 @@ t.test("a socket that closes while waiting is abandoned, and its timer is cleare
   t.equal(timers.live.size, 2, 'its timer is cleared');
   b!.emit('close');
   t.same(events.abandonedSockets, [b], 'a second close is not reported again');
-  t.same([queue.shift(), queue.shift()].map((s) => s && nameOf(s)), ['a', 'c'], 'the others keep their order');
+  t.same(
+    [queue.shift(), queue.shift()].map((s) => s && nameOf(s)),
+    ['a', 'c'],
+    'the others keep their order',
+  );
   t.equal(timers.live.size, 0, 'shifting clears the timers too');
   t.equal(a!.listenerCount('close') + c!.listenerCount('close'), 0, 'and the listeners');
   t.same(events.expiredSockets, []);
@@ -211,32 +221,36 @@ t.test('takeAll hands over every waiting socket once, oldest first, and clears w
   queue.takeAll(() => t.fail('nothing to take from an empty queue'));
 });
 
-t.test('a socket queued again during takeAll waits for the next call: a worker refusing everything cannot loop', async (t) => {
-  const timers = watchTimers(t, LONG);
-  const events = recorder();
-  const queue = new ConnectionQueue(10, LONG, events);
-  t.teardown(() => queue.takeAll(() => {}));
-  const sockets = ['a', 'b', 'c'].map(fakeSocket);
-  for (const socket of sockets) queue.push(socket);
-  const arrival = fakeSocket('new');
-  const offers = new Map<string, number>();
-  let calls = 0;
-  queue.takeAll((socket) => {
-    if (++calls > 100) throw new Error('takeAll does not end');
-    offers.set(nameOf(socket), (offers.get(nameOf(socket)) ?? 0) + 1);
-    // Refused: back in the queue. And a new connection arrives meanwhile.
-    t.equal(queue.push(socket), true);
-    if (calls === 1) queue.push(arrival);
-  });
-  t.same(Object.fromEntries(offers), { a: 1, b: 1, c: 1 }, 'each handed over exactly once');
-  t.equal(queue.length, 4, 'all back, with the new arrival');
-  t.equal(timers.live.size, 4, 'one live timer per waiting socket, none leaked');
-  for (const socket of [...sockets, arrival]) t.equal(socket.listenerCount('close'), 1, `one close listener on ${nameOf(socket)}`);
-  const next: string[] = [];
-  queue.takeAll((socket) => next.push(nameOf(socket)));
-  t.same(next, ['a', 'new', 'b', 'c'], 'the next call takes them, in the order they were queued');
-  t.equal(timers.live.size, 0);
-});
+t.test(
+  'a socket queued again during takeAll waits for the next call: a worker refusing everything cannot loop',
+  async (t) => {
+    const timers = watchTimers(t, LONG);
+    const events = recorder();
+    const queue = new ConnectionQueue(10, LONG, events);
+    t.teardown(() => queue.takeAll(() => {}));
+    const sockets = ['a', 'b', 'c'].map(fakeSocket);
+    for (const socket of sockets) queue.push(socket);
+    const arrival = fakeSocket('new');
+    const offers = new Map<string, number>();
+    let calls = 0;
+    queue.takeAll((socket) => {
+      if (++calls > 100) throw new Error('takeAll does not end');
+      offers.set(nameOf(socket), (offers.get(nameOf(socket)) ?? 0) + 1);
+      // Refused: back in the queue. And a new connection arrives meanwhile.
+      t.equal(queue.push(socket), true);
+      if (calls === 1) queue.push(arrival);
+    });
+    t.same(Object.fromEntries(offers), { a: 1, b: 1, c: 1 }, 'each handed over exactly once');
+    t.equal(queue.length, 4, 'all back, with the new arrival');
+    t.equal(timers.live.size, 4, 'one live timer per waiting socket, none leaked');
+    for (const socket of [...sockets, arrival])
+      t.equal(socket.listenerCount('close'), 1, `one close listener on ${nameOf(socket)}`);
+    const next: string[] = [];
+    queue.takeAll((socket) => next.push(nameOf(socket)));
+    t.same(next, ['a', 'new', 'b', 'c'], 'the next call takes them, in the order they were queued');
+    t.equal(timers.live.size, 0);
+  },
+);
 
 t.test('takeAll stops early when sockets leave the queue during the call', async (t) => {
   const events = recorder();
@@ -261,19 +275,22 @@ t.test('takeAll stops early when sockets leave the queue during the call', async
 // The dispatcher never meets this: a socket's 'close' comes on a later tick, after takeAll returned.
 // takeAll counts the sockets waiting when it starts, not which of them it has handed over: when one
 // leaves the queue during the call, a socket queued again is handed over a second time.
-t.test('a socket queued again during takeAll is not handed over again when another leaves the queue meanwhile', async (t) => {
-  const events = recorder();
-  const queue = new ConnectionQueue(10, LONG, events);
-  t.teardown(() => queue.takeAll(() => {}));
-  const [a, b, c] = ['a', 'b', 'c'].map(fakeSocket);
-  queue.push(a!);
-  queue.push(b!);
-  queue.push(c!);
-  const offers: string[] = [];
-  queue.takeAll((socket) => {
-    offers.push(nameOf(socket));
-    if (socket === a) c!.emit('close');
-    queue.push(socket);
-  });
-  t.same(offers, ['a', 'b'], 'a and b offered once each');
-});
+t.test(
+  'a socket queued again during takeAll is not handed over again when another leaves the queue meanwhile',
+  async (t) => {
+    const events = recorder();
+    const queue = new ConnectionQueue(10, LONG, events);
+    t.teardown(() => queue.takeAll(() => {}));
+    const [a, b, c] = ['a', 'b', 'c'].map(fakeSocket);
+    queue.push(a!);
+    queue.push(b!);
+    queue.push(c!);
+    const offers: string[] = [];
+    queue.takeAll((socket) => {
+      offers.push(nameOf(socket));
+      if (socket === a) c!.emit('close');
+      queue.push(socket);
+    });
+    t.same(offers, ['a', 'b'], 'a and b offered once each');
+  },
+);

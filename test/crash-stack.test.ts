@@ -13,10 +13,21 @@ for (const [path, message] of [
   t.test(`GET ${path}: the crash is logged with its stack, once`, async (t) => {
     const launcher = await startLauncher(t, [app, '--workers', '1']);
     await request(launcher.port, { path }).catch(() => {});
-    const pattern = new RegExp(`Error: ${message}\\n\\s+at crashOnPurpose \\(file://.*crashes-on-request\\.js:\\d+:\\d+\\)`);
-    await waitFor(() => pattern.test(launcher.stdout() + launcher.stderr()), { what: `the stack of "${message}"`, timeout: 10_000 });
+    const pattern = new RegExp(
+      `Error: ${message}\\n\\s+at crashOnPurpose \\(file://.*crashes-on-request\\.js:\\d+:\\d+\\)`,
+    );
+    await waitFor(() => pattern.test(launcher.stdout() + launcher.stderr()), {
+      what: `the stack of "${message}"`,
+      timeout: 10_000,
+    });
     t.pass('the stack names the function and the line');
-    await waitFor(async () => (await request(launcher.port).catch(() => undefined))?.status === 200, { what: 'the replacement to serve' });
-    t.equal((launcher.stdout() + launcher.stderr()).match(new RegExp(`Error: ${message}`, 'g'))?.length, 1, 'logged once');
+    await waitFor(async () => (await request(launcher.port).catch(() => undefined))?.status === 200, {
+      what: 'the replacement to serve',
+    });
+    t.equal(
+      (launcher.stdout() + launcher.stderr()).match(new RegExp(`Error: ${message}`, 'g'))?.length,
+      1,
+      'logged once',
+    );
   });
 }

@@ -2,7 +2,9 @@
 import fs from 'node:fs';
 import t from 'tap';
 
-const errors = (await import(new URL('../dist/lib/errors.js', import.meta.url).href)) as typeof import('../lib/errors.ts');
+const errors = (await import(
+  new URL('../dist/lib/errors.js', import.meta.url).href
+)) as typeof import('../lib/errors.ts');
 const readme = fs.readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const CODE = /SOCKETNAUT_ERR_[A-Z0-9_]+/g;
 
@@ -22,7 +24,11 @@ t.test('the registry: one code per error, named after its export', async (t) => 
   t.ok(errors.errorCodes.length > 0, 'codes are registered');
   t.same(errors.errorCodes, [...new Set(errors.errorCodes)], 'no code is defined twice');
   const exported = Object.entries(errors).filter(([name]) => name.startsWith('ERR_'));
-  t.same(exported.map(([name]) => `SOCKETNAUT_${name}`).sort(), [...errors.errorCodes].sort(), 'each export ERR_X has the code SOCKETNAUT_ERR_X');
+  t.same(
+    exported.map(([name]) => `SOCKETNAUT_${name}`).sort(),
+    [...errors.errorCodes].sort(),
+    'each export ERR_X has the code SOCKETNAUT_ERR_X',
+  );
   for (const [name, Coded] of exported) {
     const err = new (Coded as new (...args: string[]) => Error & { code: string })('a', 'b', 'c');
     t.equal(err.code, `SOCKETNAUT_${name}`, `${name} raises errors with its code`);

@@ -34,7 +34,10 @@ function run(t: Test, env: NodeJS.ProcessEnv): Process {
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  const exited = once(child, 'exit').then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as NodeJS.Signals | null,
+  }));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -49,24 +52,35 @@ async function start(t: Test): Promise<Running> {
   const running = run(t, { HTTP_PORT: '0', HTTPS_PORT: '0', HOST: '127.0.0.1' });
   const line = await new Promise<RegExpExecArray>((resolve, reject) => {
     const onData = (): void => {
-      const match = /^https-redirect: http:\/\/127\.0\.0\.1:(\d+) -> https:\/\/127\.0\.0\.1:(\d+)$/m.exec(running.stdout());
+      const match = /^https-redirect: http:\/\/127\.0\.0\.1:(\d+) -> https:\/\/127\.0\.0\.1:(\d+)$/m.exec(
+        running.stdout(),
+      );
       if (match) resolve(match);
     };
     running.child.stdout!.on('data', onData);
-    void running.exited.then(({ code }) => reject(new Error(`exited with ${code} before starting:\n${running.stderr()}`)));
+    void running.exited.then(({ code }) =>
+      reject(new Error(`exited with ${code} before starting:\n${running.stderr()}`)),
+    );
   });
   return { ...running, httpPort: Number(line[1]), httpsPort: Number(line[2]) };
 }
 
-function httpsGet(port: number, path: string, localAddress: string): Promise<{ status: number; body: string; certificate: Buffer }> {
+function httpsGet(
+  port: number,
+  path: string,
+  localAddress: string,
+): Promise<{ status: number; body: string; certificate: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = https.get({ host: '127.0.0.1', port, path, localAddress, rejectUnauthorized: false, agent: false }, (res) => {
-      const certificate = (res.socket as TLSSocket).getPeerCertificate().raw;
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, certificate }));
-      res.on('error', reject);
-    });
+    const req = https.get(
+      { host: '127.0.0.1', port, path, localAddress, rejectUnauthorized: false, agent: false },
+      (res) => {
+        const certificate = (res.socket as TLSSocket).getPeerCertificate().raw;
+        let body = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, certificate }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
   });
 }
@@ -81,7 +95,11 @@ t.test('HTTP redirects to HTTPS, which answers over TLS, until SIGTERM', async (
   t.equal(redirect.headers.location, `https://127.0.0.1:${app.httpsPort}/some/path?x=1`);
 
   const named = await request(app.httpPort, { path: '/', headers: { host: `localhost:${app.httpPort}` } });
-  t.equal(named.headers.location, `https://localhost:${app.httpsPort}/`, 'the redirect keeps the host the client asked for');
+  t.equal(
+    named.headers.location,
+    `https://localhost:${app.httpsPort}/`,
+    'the redirect keeps the host the client asked for',
+  );
 
   const page = await httpsGet(app.httpsPort, '/some/path?x=1', '127.0.0.9');
   t.equal(page.status, 200);

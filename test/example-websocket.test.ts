@@ -36,26 +36,29 @@ async function open(port: number, localAddress: string): Promise<{ ws: WebSocket
 }
 
 for (const transport of transports) {
-  t.test(`${transport}: a message reaches every client of the worker, prefixed with its sender's address`, async (t) => {
-    const args = readmeCommand('websocket', 'npm run socketnaut --');
-    t.same(args, [examplePath('websocket/app.js'), '--workers', '1']);
-    const launcher = await startLauncher(t, [...args, '--transport', transport]);
-    t.match(launcher.stdout(), `1 worker · transport ${transport}`);
+  t.test(
+    `${transport}: a message reaches every client of the worker, prefixed with its sender's address`,
+    async (t) => {
+      const args = readmeCommand('websocket', 'npm run socketnaut --');
+      t.same(args, [examplePath('websocket/app.js'), '--workers', '1']);
+      const launcher = await startLauncher(t, [...args, '--transport', transport]);
+      t.match(launcher.stdout(), `1 worker · transport ${transport}`);
 
-    const alice = await open(launcher.port, '127.0.0.21');
-    t.teardown(() => alice.ws.terminate());
-    const bob = await open(launcher.port, '127.0.0.22');
-    t.teardown(() => bob.ws.terminate());
+      const alice = await open(launcher.port, '127.0.0.21');
+      t.teardown(() => alice.ws.terminate());
+      const bob = await open(launcher.port, '127.0.0.22');
+      t.teardown(() => bob.ws.terminate());
 
-    alice.ws.send('hello from alice');
-    t.equal(await alice.next(), '127.0.0.21: hello from alice', 'the sender gets its own message back');
-    t.equal(await bob.next(), '127.0.0.21: hello from alice', 'the other client gets it');
+      alice.ws.send('hello from alice');
+      t.equal(await alice.next(), '127.0.0.21: hello from alice', 'the sender gets its own message back');
+      t.equal(await bob.next(), '127.0.0.21: hello from alice', 'the other client gets it');
 
-    bob.ws.send('hi alice');
-    t.equal(await alice.next(), '127.0.0.22: hi alice');
-    t.equal(await bob.next(), '127.0.0.22: hi alice');
+      bob.ws.send('hi alice');
+      t.equal(await alice.next(), '127.0.0.22: hi alice');
+      t.equal(await bob.next(), '127.0.0.22: hi alice');
 
-    const plain = await request(launcher.port);
-    t.equal(plain.status, 426, 'a request without an upgrade is told to use WebSocket');
-  });
+      const plain = await request(launcher.port);
+      t.equal(plain.status, 426, 'a request without an upgrade is told to use WebSocket');
+    },
+  );
 }

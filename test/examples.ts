@@ -22,13 +22,13 @@ export function examplePath(relative: string): string {
 export function readmeCommand(example: string, prefix: string): string[] {
   const readme = fs.readFileSync(examplePath(`${example}/README.md`), 'utf8');
   const lines = readme.split('\n').filter((line) => line.startsWith(`${prefix} `));
-  if (lines.length !== 1) throw new Error(`${example}/README.md has ${lines.length} lines starting with '${prefix}', not 1`);
+  if (lines.length !== 1)
+    throw new Error(`${example}/README.md has ${lines.length} lines starting with '${prefix}', not 1`);
   return lines[0]!
     .slice(prefix.length + 1)
     .split(' ')
     .map((arg) => (arg.startsWith('example-apps/') ? path.join(root, arg) : arg));
 }
-
 
 export interface Alone {
   child: ChildProcess;
@@ -65,13 +65,17 @@ export async function untilAnswered<T>(alone: Alone, attempt: () => Promise<T>, 
     () =>
       attempt().then(
         (value) => ({ value }),
-        (err: unknown) => void (last = err),
+        (err: unknown) => {
+          last = err;
+          return undefined;
+        },
       ),
     {
       timeout,
       interval: 50,
       what: () => `an answer from the app (last attempt: ${last instanceof Error ? last.message : String(last)})`,
-      failure: () => (alone.child.exitCode === null ? undefined : `the app exited with ${alone.child.exitCode}:\n${alone.stderr()}`),
+      failure: () =>
+        alone.child.exitCode === null ? undefined : `the app exited with ${alone.child.exitCode}:\n${alone.stderr()}`,
     },
   );
   return answer.value;

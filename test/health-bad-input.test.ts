@@ -72,22 +72,45 @@ const badOptions: [Partial<ServiceProxyOptions>, string, typeof OUT_OF_RANGE][] 
 t.test('createServiceProxy(): a coded error naming the option, before anything starts', async (t) => {
   for (const [options, name, error] of badOptions) {
     const server = net.createServer();
-    t.throws(() => createServiceProxy({ server, workerURL: fixture('health-app.js'), ...options }), { ...error, message: `"${name}"` }, JSON.stringify(options) ?? String(options));
+    t.throws(
+      () => createServiceProxy({ server, workerURL: fixture('health-app.js'), ...options }),
+      { ...error, message: `"${name}"` },
+      JSON.stringify(options) ?? String(options),
+    );
   }
 });
 
 t.test('launch(): rejects with a coded error naming the option, before anything starts', async (t) => {
   for (const [options, name, error] of badOptions) {
-    await t.rejects(launch({ app, port: 0, ...options } as LaunchOptions), { ...error, message: `"${name}"` }, `${name}: ${String(Object.values(options)[0])}`);
+    await t.rejects(
+      launch({ app, port: 0, ...options } as LaunchOptions),
+      { ...error, message: `"${name}"` },
+      `${name}: ${String(Object.values(options)[0])}`,
+    );
   }
   await t.rejects(launch({ app, port: 0, health: { port: 70000 } }), { ...OUT_OF_RANGE, message: '"health.port"' });
-  await t.rejects(launch({ app, port: 0, health: 9000 as unknown as { port: number } }), { ...INVALID, message: '"health"' });
+  await t.rejects(launch({ app, port: 0, health: 9000 as unknown as { port: number } }), {
+    ...INVALID,
+    message: '"health"',
+  });
 });
 
 t.test('the bounds themselves are accepted: stallTimeout 0 and 1000, maxMemoryRestart 1', async (t) => {
-  for (const options of [{ stallTimeout: 0 }, { stallTimeout: 1000 }, { stallTimeout: 2 ** 31 - 1 }, { maxMemoryRestart: 1 }, { maxMemoryRestart: 1_048_576 }]) {
+  for (const options of [
+    { stallTimeout: 0 },
+    { stallTimeout: 1000 },
+    { stallTimeout: 2 ** 31 - 1 },
+    { maxMemoryRestart: 1 },
+    { maxMemoryRestart: 1_048_576 },
+  ]) {
     const server = net.createServer();
-    const proxy = createServiceProxy({ server, workerURL: fixture('health-app.js'), minWorkers: 0, maxWorkers: 1, ...options });
+    const proxy = createServiceProxy({
+      server,
+      workerURL: fixture('health-app.js'),
+      minWorkers: 0,
+      maxWorkers: 1,
+      ...options,
+    });
     t.ok(proxy, JSON.stringify(options));
     await proxy.shutdown({ timeout: 0 });
   }

@@ -5,13 +5,19 @@ import type { RunningLauncher } from './launcher.ts';
 
 /** The launcher's probe URL, from its start-up line. */
 export async function healthURL(launcher: RunningLauncher): Promise<URL> {
-  const printed = await waitFor(() => /· health (http:\/\/\S+)/.exec(launcher.stdout())?.[1], { timeout: 5000, what: 'the health URL on stdout' });
+  const printed = await waitFor(() => /· health (http:\/\/\S+)/.exec(launcher.stdout())?.[1], {
+    timeout: 5000,
+    what: 'the health URL on stdout',
+  });
   return new URL(printed);
 }
 
 /** The launcher's metrics URL, from its start-up line. */
 export async function metricsURL(launcher: RunningLauncher): Promise<URL> {
-  const printed = await waitFor(() => /· metrics (http:\/\/\S+)/.exec(launcher.stdout())?.[1], { timeout: 5000, what: 'the metrics URL on stdout' });
+  const printed = await waitFor(() => /· metrics (http:\/\/\S+)/.exec(launcher.stdout())?.[1], {
+    timeout: 5000,
+    what: 'the metrics URL on stdout',
+  });
   return new URL(printed);
 }
 

@@ -81,7 +81,9 @@ export async function requestJSON<T = Record<string, unknown>>(port: number, opt
 
 export function tlsConnect(port: number, options: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options }, () => resolve(socket));
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options }, () =>
+      resolve(socket),
+    );
     socket.once('error', reject);
   });
 }
@@ -163,7 +165,11 @@ type NotYet = undefined | null | false;
  *
  * Also takes the timeout and interval as numbers, `waitFor(check, timeout, interval)`.
  */
-export async function waitFor<T>(check: () => T | Promise<T>, options?: WaitOptions | number, interval?: number): Promise<Exclude<T, NotYet>> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  options?: WaitOptions | number,
+  interval?: number,
+): Promise<Exclude<T, NotYet>> {
   const settings: WaitOptions = typeof options === 'number' ? { timeout: options, interval } : { interval, ...options };
   const { timeout = 5000, failure } = settings;
   const every = settings.interval ?? 10;
@@ -174,7 +180,10 @@ export async function waitFor<T>(check: () => T | Promise<T>, options?: WaitOpti
     if (found !== undefined && found !== null && found !== false) return found as Exclude<T, NotYet>;
     const failed = failure?.();
     if (failed !== undefined) throw new Error(`${what()}: ${failed}`);
-    if (Date.now() > deadline) throw new DeadlineError(settings.what === undefined ? `condition not met within ${timeout} ms` : `${what()}: not within ${timeout} ms`);
+    if (Date.now() > deadline)
+      throw new DeadlineError(
+        settings.what === undefined ? `condition not met within ${timeout} ms` : `${what()}: not within ${timeout} ms`,
+      );
     await new Promise((resolve) => setTimeout(resolve, every));
   }
 }

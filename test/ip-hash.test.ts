@@ -37,7 +37,12 @@ async function placement(port: number, rounds: number): Promise<Map<string, numb
 
 for (const transport of transports) {
   t.test(`${transport}: each client address sticks to one worker, and keeps it when another is replaced`, async (t) => {
-    const { proxy, port } = await startProxy(t, { workerURL: fixture('http-server.js'), workerCount: 4, balance: 'ip-hash', transport });
+    const { proxy, port } = await startProxy(t, {
+      workerURL: fixture('http-server.js'),
+      workerCount: 4,
+      balance: 'ip-hash',
+      transport,
+    });
 
     let before = await placement(port, 5);
     t.same(
@@ -49,7 +54,8 @@ for (const transport of transports) {
     // Each replacement is a new worker; the property must hold for every one, not only the first.
     for (const step of [1, 2]) {
       const perThread = new Map<number, string[]>();
-      for (const [address, threadId] of before) perThread.set(threadId!, [...(perThread.get(threadId!) ?? []), address]);
+      for (const [address, threadId] of before)
+        perThread.set(threadId!, [...(perThread.get(threadId!) ?? []), address]);
       t.ok(perThread.size > 1, `the addresses are spread over the workers (${perThread.size} of 4)`);
 
       // Replace the worker with the most clients, so that some clients must move.

@@ -16,13 +16,29 @@ t.test('the per-address limit counts an IPv6 /64 as one client by default', asyn
   t.equal(ledger.peerOf(fromAddress('2001:db8:1:2::a')), ledger.peerOf(fromAddress('2001:db8:1:2:ffff::b')));
   t.equal(ledger.admit(ledger.peerOf(fromAddress(inOne64[0]!))), undefined);
   t.equal(ledger.admit(ledger.peerOf(fromAddress(inOne64[1]!))), undefined);
-  t.equal(ledger.admit(ledger.peerOf(fromAddress(inOne64[2]!))), 'maxConnectionsPerIp', 'a third address of the same /64 is refused');
+  t.equal(
+    ledger.admit(ledger.peerOf(fromAddress(inOne64[2]!))),
+    'maxConnectionsPerIp',
+    'a third address of the same /64 is refused',
+  );
   t.equal(ledger.admit(ledger.peerOf(fromAddress('2001:db8:1:3::1'))), undefined, 'the next /64 is another client');
   t.equal(ledger.admit(ledger.peerOf(fromAddress('10.0.0.1'))), undefined);
-  t.equal(ledger.admit(ledger.peerOf(fromAddress('::ffff:10.0.0.1'))), undefined, 'IPv4 clients are counted by their address');
-  t.equal(ledger.admit(ledger.peerOf(fromAddress('10.0.0.1'))), 'maxConnectionsPerIp', 'the same IPv4 client, however spelled');
+  t.equal(
+    ledger.admit(ledger.peerOf(fromAddress('::ffff:10.0.0.1'))),
+    undefined,
+    'IPv4 clients are counted by their address',
+  );
+  t.equal(
+    ledger.admit(ledger.peerOf(fromAddress('10.0.0.1'))),
+    'maxConnectionsPerIp',
+    'the same IPv4 client, however spelled',
+  );
   ledger.release(ledger.peerOf(fromAddress(inOne64[5]!)));
-  t.equal(ledger.admit(ledger.peerOf(fromAddress(inOne64[9]!))), undefined, 'a place freed by one address of the /64 serves another');
+  t.equal(
+    ledger.admit(ledger.peerOf(fromAddress(inOne64[9]!))),
+    undefined,
+    'a place freed by one address of the /64 serves another',
+  );
 });
 
 t.test('perIpPrefix 128 counts each IPv6 address on its own', async (t) => {
@@ -52,23 +68,29 @@ function threadFor(port: number, client: string): Promise<number> {
       const body = reply.slice(reply.indexOf('\r\n\r\n') + 4);
       resolve((JSON.parse(body) as { threadId: number }).threadId);
     });
-    socket.write(`PROXY TCP6 ${client} 2001:db8::1 40000 443\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    socket.write(
+      `PROXY TCP6 ${client} 2001:db8::1 40000 443\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+    );
   });
 }
 
 for (const perIpPrefix of [64, 128]) {
-  t.test(`behind a balancer, ip-hash with perIpPrefix ${perIpPrefix}: the clients of one /64 ${perIpPrefix === 64 ? 'share a worker' : 'spread'}`, async (t) => {
-    const { port } = await startProxy(t, {
-      workerURL: fixture('http-server.js'),
-      workerCount: 4,
-      balance: 'ip-hash',
-      transport: 'pipe',
-      proxyProtocol: true,
-      perIpPrefix,
-    });
-    const threads = new Set<number>();
-    for (const client of inOne64.slice(0, 16)) threads.add(await threadFor(port, client));
-    if (perIpPrefix === 64) t.equal(threads.size, 1, `16 addresses of one /64, one worker (${[...threads].join(', ')})`);
-    else t.ok(threads.size > 1, `16 addresses, ${threads.size} workers`);
-  });
+  t.test(
+    `behind a balancer, ip-hash with perIpPrefix ${perIpPrefix}: the clients of one /64 ${perIpPrefix === 64 ? 'share a worker' : 'spread'}`,
+    async (t) => {
+      const { port } = await startProxy(t, {
+        workerURL: fixture('http-server.js'),
+        workerCount: 4,
+        balance: 'ip-hash',
+        transport: 'pipe',
+        proxyProtocol: true,
+        perIpPrefix,
+      });
+      const threads = new Set<number>();
+      for (const client of inOne64.slice(0, 16)) threads.add(await threadFor(port, client));
+      if (perIpPrefix === 64)
+        t.equal(threads.size, 1, `16 addresses of one /64, one worker (${[...threads].join(', ')})`);
+      else t.ok(threads.size > 1, `16 addresses, ${threads.size} workers`);
+    },
+  );
 }

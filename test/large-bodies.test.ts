@@ -8,14 +8,22 @@ const MB = 1024 * 1024;
 const sha256 = (data: Buffer): string => crypto.createHash('sha256').update(data).digest('hex');
 
 /** POSTs `body` in chunks of `chunkSize` with chunked transfer encoding; resolves with the reply body. */
-function postChunked(port: number, body: Buffer, chunkSize: number, localAddress: string): Promise<{ status: number; body: Buffer }> {
+function postChunked(
+  port: number,
+  body: Buffer,
+  chunkSize: number,
+  localAddress: string,
+): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/echo', agent: false, localAddress }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method: 'POST', path: '/echo', agent: false, localAddress },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      },
+    );
     req.on('error', reject);
     let offset = 0;
     // Honour backpressure, so the body really streams instead of sitting in one buffer.

@@ -13,8 +13,16 @@ t.test('a missing app module is named, and the exit is non-zero', async (t) => {
   t.match(result.stderr, /Cannot find the app module \/nonexistent\/app\.js/);
 });
 
-t.test("an app that throws while loading: its own error and stack, then a non-zero exit", async (t) => {
-  const result = await runLauncher(['--port', '0', '--host', '127.0.0.1', '--workers', '2', fixture('app-throws.js').pathname]);
+t.test('an app that throws while loading: its own error and stack, then a non-zero exit', async (t) => {
+  const result = await runLauncher([
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--workers',
+    '2',
+    fixture('app-throws.js').pathname,
+  ]);
   t.equal(result.code, 1);
   t.match(result.stderr, /The app failed to start \d+ times: app failed to load on purpose/);
   t.match(result.stderr, /Error: app failed to load on purpose\n\s+at /, 'the stack is shown');

@@ -23,7 +23,13 @@ function streamRequest(port: number): { headers: Promise<void>; body: Promise<st
 
 for (const transport of transports) {
   t.test(`${transport}: SIGTERM lets ${IN_FLIGHT} in-flight requests finish, then exits 0`, async (t) => {
-    const launcher = await startLauncher(t, ['--workers', '2', '--transport', transport, fixture('plain-app.js').pathname]);
+    const launcher = await startLauncher(t, [
+      '--workers',
+      '2',
+      '--transport',
+      transport,
+      fixture('plain-app.js').pathname,
+    ]);
     const requests = Array.from({ length: IN_FLIGHT }, () => streamRequest(launcher.port));
     await Promise.all(requests.map((r) => r.headers));
 

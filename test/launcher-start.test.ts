@@ -6,7 +6,10 @@ for (const transport of transports) {
   t.test(`${transport}: an unchanged app runs on four workers behind the launcher's port`, async (t) => {
     const app = fixture('plain-app.js').pathname;
     const launcher = await startLauncher(t, ['--workers', '4', '--transport', transport, app]);
-    t.match(launcher.stdout(), new RegExp(`socketnaut: http://127\\.0\\.0\\.1:\\d+ · 4 workers · transport ${transport}`));
+    t.match(
+      launcher.stdout(),
+      new RegExp(`socketnaut: http://127\\.0\\.0\\.1:\\d+ · 4 workers · transport ${transport}`),
+    );
     const threads = new Set<number>();
     for (let i = 0; i < 16; i++) {
       const reply = await requestJSON<{ threadId: number }>(launcher.port);

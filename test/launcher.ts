@@ -34,7 +34,10 @@ export async function startLauncher(t: Test, args: string[], env: NodeJS.Process
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = collect(child);
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  const exited = once(child, 'exit').then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as NodeJS.Signals | null,
+  }));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -47,7 +50,9 @@ export async function startLauncher(t: Test, args: string[], env: NodeJS.Process
       if (match) resolve(match[1]!);
     };
     child.stdout!.on('data', onData);
-    void exited.then(({ code }) => reject(new Error(`launcher exited with ${code} before starting:\n${output.stderr()}`)));
+    void exited.then(({ code }) =>
+      reject(new Error(`launcher exited with ${code} before starting:\n${output.stderr()}`)),
+    );
   });
   const url = await started;
   return { child, url, port: Number(new URL(url).port), exited, ...output };
@@ -55,7 +60,10 @@ export async function startLauncher(t: Test, args: string[], env: NodeJS.Process
 
 /** Runs the launcher to completion (for the cases where it must refuse to start). */
 export async function runLauncher(args: string[], env: NodeJS.ProcessEnv = {}, timeout = 20_000): Promise<Finished> {
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const output = collect(child);
   const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
   const [code] = (await once(child, 'exit')) as [number | null];

@@ -64,10 +64,21 @@ function pattern(outcome: Outcome): string {
 
 for (const transport of transports) {
   t.test(`${transport}: least-loaded sends a burst away from a worker whose event loop is blocked`, async (t) => {
-    const { proxy, port } = await startProxy(t, { workerURL: fixture('obs-busy.js'), workerCount: 2, transport, balance: 'least-loaded' });
+    const { proxy, port } = await startProxy(t, {
+      workerURL: fixture('obs-busy.js'),
+      workerCount: 2,
+      transport,
+      balance: 'least-loaded',
+    });
     const outcome = await blockThenFast(proxy, port, 'burst');
-    t.ok(proxy.agents.some((a) => a.threadId === outcome.blockedThread), 'the block ran on a worker of the pool');
-    t.ok(outcome.fast.every((f) => f.sentWhileBlocked), 'the burst was sent while the block lasted');
+    t.ok(
+      proxy.agents.some((a) => a.threadId === outcome.blockedThread),
+      'the block ran on a worker of the pool',
+    );
+    t.ok(
+      outcome.fast.every((f) => f.sentWhileBlocked),
+      'the burst was sent while the block lasted',
+    );
     // Each pick between two readings counts against the chosen worker, so the tenth of a burst may
     // tip onto the blocked worker; no more than that.
     const toBlocked = outcome.fast.filter((f) => f.threadId === outcome.blockedThread).length;
@@ -75,7 +86,12 @@ for (const transport of transports) {
   });
 
   t.test(`${transport}: least-loaded keeps a steady stream of requests away from a blocked worker`, async (t) => {
-    const { proxy, port } = await startProxy(t, { workerURL: fixture('obs-busy.js'), workerCount: 2, transport, balance: 'least-loaded' });
+    const { proxy, port } = await startProxy(t, {
+      workerURL: fixture('obs-busy.js'),
+      workerCount: 2,
+      transport,
+      balance: 'least-loaded',
+    });
     const outcome = await blockThenFast(proxy, port, 'sequential');
     // A request given to the blocked worker waits for the block to end, so later ones are sent after it.
     const duringBlock = outcome.fast.filter((f) => f.sentWhileBlocked);
@@ -87,8 +103,16 @@ for (const transport of transports) {
 
 // Round-robin sends every other request to the blocked worker: the tests above can tell them apart.
 t.test('round-robin, for contrast, sends half of a burst to the blocked worker', async (t) => {
-  const { proxy, port } = await startProxy(t, { workerURL: fixture('obs-busy.js'), workerCount: 2, balance: 'round-robin' });
+  const { proxy, port } = await startProxy(t, {
+    workerURL: fixture('obs-busy.js'),
+    workerCount: 2,
+    balance: 'round-robin',
+  });
   const outcome = await blockThenFast(proxy, port, 'burst');
   const toBlocked = outcome.fast.filter((f) => f.threadId === outcome.blockedThread).length;
-  t.equal(toBlocked, FAST_REQUESTS / 2, `${toBlocked} of ${FAST_REQUESTS} went to the blocked worker (${pattern(outcome)})`);
+  t.equal(
+    toBlocked,
+    FAST_REQUESTS / 2,
+    `${toBlocked} of ${FAST_REQUESTS} went to the blocked worker (${pattern(outcome)})`,
+  );
 });

@@ -2,7 +2,9 @@ import t from 'tap';
 import type { ConnectionLedger as Ledger, ConnectionLimits, WorkerAccount as Account } from '../lib/main/ledger.ts';
 
 // Internal: the one owner of every open-connection count on the main thread, tested without threads.
-const { ConnectionLedger, WorkerAccount } = (await import(new URL('../dist/lib/main/ledger.js', import.meta.url).href)) as {
+const { ConnectionLedger, WorkerAccount } = (await import(
+  new URL('../dist/lib/main/ledger.js', import.meta.url).href
+)) as {
   ConnectionLedger: typeof Ledger;
   WorkerAccount: typeof Account;
 };
@@ -21,7 +23,13 @@ function countedAccount(): Account & { idleCalls: number } {
   return account;
 }
 
-function shape(account: Account): { pending: number; held: number; total: number; connections: number; peers: Record<string, number> } {
+function shape(account: Account): {
+  pending: number;
+  held: number;
+  total: number;
+  connections: number;
+  peers: Record<string, number>;
+} {
   return {
     pending: account.pending,
     held: account.held,
@@ -103,7 +111,8 @@ t.test('maxConnectionsPerIp refuses by name, only for that peer, and counts noth
 t.test('a connection with no address (a Unix socket) counts in all, not per peer', async (t) => {
   const ledger = ledgerOf({ maxConnections: 5, maxConnectionsPerIp: 1 });
   const account = countedAccount();
-  for (let i = 0; i < 3; i++) t.equal(ledger.admit(''), undefined, `unix connection ${i + 1} admitted despite maxConnectionsPerIp 1`);
+  for (let i = 0; i < 3; i++)
+    t.equal(ledger.admit(''), undefined, `unix connection ${i + 1} admitted despite maxConnectionsPerIp 1`);
   t.equal(ledger.open, 3);
   t.equal(ledger.openFrom(''), 0, 'no per-peer count for it');
   ledger.assign(account);
@@ -168,7 +177,11 @@ t.test('assign, delivered and ended move a connection through a worker account',
   ledger.delivered(account, 'a');
   ledger.delivered(account, 'a');
   ledger.delivered(account, 'b');
-  t.same(shape(account), { pending: 0, held: 3, total: 3, connections: 3, peers: { a: 2, b: 1 } }, 'held, with their peers');
+  t.same(
+    shape(account),
+    { pending: 0, held: 3, total: 3, connections: 3, peers: { a: 2, b: 1 } },
+    'held, with their peers',
+  );
   t.equal(ledger.open, 3);
   t.equal(account.idleCalls, 0);
 
@@ -179,7 +192,11 @@ t.test('assign, delivered and ended move a connection through a worker account',
   t.equal(account.idleCalls, 0, 'not idle while it holds any');
 
   ledger.ended(account, 0, []);
-  t.same(shape(account), { pending: 0, held: 2, total: 3, connections: 2, peers: { a: 1, b: 1 } }, 'a report of none changes nothing');
+  t.same(
+    shape(account),
+    { pending: 0, held: 2, total: 3, connections: 2, peers: { a: 1, b: 1 } },
+    'a report of none changes nothing',
+  );
   t.equal(account.idleCalls, 0);
 
   const before = account.idleSince;
@@ -243,7 +260,11 @@ t.test('workerExited counts out what the worker held, with its peers, but not wh
   t.same(shape(account), { pending: 2, held: 3, total: 5, connections: 5, peers: { a: 2, b: 1 } });
 
   ledger.workerExited(account);
-  t.same(shape(account), { pending: 2, held: 0, total: 5, connections: 2, peers: {} }, 'the held ones are gone, the pending ones stay');
+  t.same(
+    shape(account),
+    { pending: 2, held: 0, total: 5, connections: 2, peers: {} },
+    'the held ones are gone, the pending ones stay',
+  );
   t.equal(ledger.open, 2, 'the two on their way are still open');
   t.equal(ledger.openFrom('a'), 1);
   t.equal(ledger.openFrom('b'), 0);
@@ -363,7 +384,11 @@ interface ModelWorker {
   expectedIdleCalls: number;
 }
 
-for (const [index, seed] of [process.env.LEDGER_SEED ? Number(process.env.LEDGER_SEED) : (Math.random() * 2 ** 32) >>> 0, 1, 0xdecafbad].entries()) {
+for (const [index, seed] of [
+  process.env.LEDGER_SEED ? Number(process.env.LEDGER_SEED) : (Math.random() * 2 ** 32) >>> 0,
+  1,
+  0xdecafbad,
+].entries()) {
   t.test(`random legal sequences return every count to exactly 0 (seed ${seed})`, async (t) => {
     t.comment(`seed ${seed}${index === 0 ? ' (replay with LEDGER_SEED)' : ''}`);
     const random = mulberry32(seed);
@@ -383,7 +408,8 @@ for (const [index, seed] of [process.env.LEDGER_SEED ? Number(process.env.LEDGER
     const counts = { admitted: 0, refused: 0, exits: 0, lateDeliveries: 0, batches: 0 };
     const failures: string[] = [];
 
-    const inAccount = (worker: ModelWorker, where: Where): Conn[] => [...conns].filter((c) => c.worker === worker && c.where === where);
+    const inAccount = (worker: ModelWorker, where: Where): Conn[] =>
+      [...conns].filter((c) => c.worker === worker && c.where === where);
     const expectIdleIfEmpty = (worker: ModelWorker): void => {
       if (inAccount(worker, 'pending').length + inAccount(worker, 'held').length === 0) worker.expectedIdleCalls++;
     };
@@ -395,19 +421,30 @@ for (const [index, seed] of [process.env.LEDGER_SEED ? Number(process.env.LEDGER
       if (ledger.open !== conns.size) fail(`open ${ledger.open}, expected ${conns.size}`);
       for (const peer of peers) {
         const expected = peer === '' ? 0 : [...conns].filter((c) => c.peer === peer).length;
-        if (ledger.openFrom(peer) !== expected) fail(`openFrom(${peer}) ${ledger.openFrom(peer)}, expected ${expected}`);
+        if (ledger.openFrom(peer) !== expected)
+          fail(`openFrom(${peer}) ${ledger.openFrom(peer)}, expected ${expected}`);
       }
       for (const [i, worker] of workers.entries()) {
         const pending = inAccount(worker, 'pending').length;
         const held = inAccount(worker, 'held');
         const peerCounts: Record<string, number> = {};
         for (const c of held) if (c.peer !== '') peerCounts[c.peer] = (peerCounts[c.peer] ?? 0) + 1;
-        const expected = { pending, held: held.length, total: worker.assigned, connections: pending + held.length, peers: peerCounts };
+        const expected = {
+          pending,
+          held: held.length,
+          total: worker.assigned,
+          connections: pending + held.length,
+          peers: peerCounts,
+        };
         const actual = shape(worker.account);
-        if (JSON.stringify(actual) !== JSON.stringify(expected) && JSON.stringify(sortPeers(actual)) !== JSON.stringify(sortPeers(expected))) {
+        if (
+          JSON.stringify(actual) !== JSON.stringify(expected) &&
+          JSON.stringify(sortPeers(actual)) !== JSON.stringify(sortPeers(expected))
+        ) {
           fail(`worker ${i}: ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
         }
-        if (worker.account.idleCalls !== worker.expectedIdleCalls) fail(`worker ${i}: onIdle called ${worker.account.idleCalls} times, expected ${worker.expectedIdleCalls}`);
+        if (worker.account.idleCalls !== worker.expectedIdleCalls)
+          fail(`worker ${i}: onIdle called ${worker.account.idleCalls} times, expected ${worker.expectedIdleCalls}`);
       }
     };
 
@@ -432,7 +469,8 @@ for (const [index, seed] of [process.env.LEDGER_SEED ? Number(process.env.LEDGER
         const peer = pick(peers);
         // A connection with no address (over a Unix socket) is not counted per peer.
         const fromPeer = peer === '' ? 0 : all.filter((c) => c.peer === peer).length;
-        const expected = all.length >= maxConnections ? 'maxConnections' : fromPeer >= maxPerPeer ? 'maxConnectionsPerIp' : undefined;
+        const expected =
+          all.length >= maxConnections ? 'maxConnections' : fromPeer >= maxPerPeer ? 'maxConnectionsPerIp' : undefined;
         const got = ledger.admit(peer);
         if (got !== expected) failures.push(`step ${step}: admit(${peer}) gave ${got}, expected ${expected}`);
         if (got === undefined) {
@@ -521,12 +559,20 @@ for (const [index, seed] of [process.env.LEDGER_SEED ? Number(process.env.LEDGER
       check(STEPS, 'drain');
     }
 
-    t.comment(`admitted ${counts.admitted}, refused ${counts.refused}, worker exits ${counts.exits}, deliveries after exit ${counts.lateDeliveries}, batched reports ${counts.batches}`);
+    t.comment(
+      `admitted ${counts.admitted}, refused ${counts.refused}, worker exits ${counts.exits}, deliveries after exit ${counts.lateDeliveries}, batched reports ${counts.batches}`,
+    );
     t.same(failures, [], 'the ledger agreed with the model at every step');
-    t.ok(counts.refused > 0 && counts.exits > 0 && counts.lateDeliveries > 0 && counts.batches > 0, 'the sequence met refusals, exits, late deliveries and batches');
+    t.ok(
+      counts.refused > 0 && counts.exits > 0 && counts.lateDeliveries > 0 && counts.batches > 0,
+      'the sequence met refusals, exits, late deliveries and batches',
+    );
     t.equal(ledger.open, 0, 'open is back to exactly 0');
-    for (const peer of peers) t.equal(ledger.openFrom(peer), 0, `openFrom(${JSON.stringify(peer)}) is back to exactly 0`);
-    const leftovers = workers.map((w) => shape(w.account)).filter((s) => s.pending !== 0 || s.held !== 0 || s.connections !== 0 || Object.keys(s.peers).length > 0);
+    for (const peer of peers)
+      t.equal(ledger.openFrom(peer), 0, `openFrom(${JSON.stringify(peer)}) is back to exactly 0`);
+    const leftovers = workers
+      .map((w) => shape(w.account))
+      .filter((s) => s.pending !== 0 || s.held !== 0 || s.connections !== 0 || Object.keys(s.peers).length > 0);
     t.same(leftovers, [], 'every worker account is back to exactly 0');
     t.equal(
       workers.reduce((sum, w) => sum + w.account.total, 0),

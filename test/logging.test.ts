@@ -90,11 +90,7 @@ for (const transport of transports) {
       got.every((r) => r.name === 'ServiceAgent'),
       "from the agent's logger",
     );
-    t.same(
-      new Set(got.map((r) => r.threadid)),
-      threads,
-      'each tagged with the thread that logged it',
-    );
+    t.same(new Set(got.map((r) => r.threadid)), threads, 'each tagged with the thread that logged it');
     t.same(
       new Set(got.map((r) => r.message.replace(/.* from thread /, ''))),
       new Set([...threads].map(String)),
@@ -103,24 +99,34 @@ for (const transport of transports) {
   });
 }
 
-t.test("handoff: at DEBUG, the agent's own records reach the main thread's graph from an app that never logs", async (t) => {
-  const records = captureRecords(t);
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  // plain-app.js does not import socketnaut, so the worker loads its logger only to write this record.
-  const proxy = createServiceProxy({ server, workerURL: fixture('plain-app.js'), workerCount: 1, transport: 'handoff', proxyProtocol: true });
-  t.teardown(() => proxy.shutdown({ timeout: 2000 }));
-  proxy.log.setLevel(Level.DEBUG);
-  await once(proxy, 'ready');
+t.test(
+  "handoff: at DEBUG, the agent's own records reach the main thread's graph from an app that never logs",
+  async (t) => {
+    const records = captureRecords(t);
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    // plain-app.js does not import socketnaut, so the worker loads its logger only to write this record.
+    const proxy = createServiceProxy({
+      server,
+      workerURL: fixture('plain-app.js'),
+      workerCount: 1,
+      transport: 'handoff',
+      proxyProtocol: true,
+    });
+    t.teardown(() => proxy.shutdown({ timeout: 2000 }));
+    proxy.log.setLevel(Level.DEBUG);
+    await once(proxy, 'ready');
 
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  client.on('error', () => {});
-  client.end('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
-  await once(client, 'close');
-  const rejections = (): LogRecord[] => records.filter((r) => r.name === 'ServiceAgent' && r.message.includes('Rejected a connection'));
-  await waitFor(() => rejections().length > 0, 3000).catch(() => {});
-  t.equal(rejections().length, 1, 'the rejection of a connection without a PROXY header was logged once');
-  t.equal(rejections()[0]?.level, 'DEBUG', 'at DEBUG');
-  t.not(rejections()[0]?.threadid, threadId, 'by the worker');
-});
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    client.on('error', () => {});
+    client.end('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+    await once(client, 'close');
+    const rejections = (): LogRecord[] =>
+      records.filter((r) => r.name === 'ServiceAgent' && r.message.includes('Rejected a connection'));
+    await waitFor(() => rejections().length > 0, 3000).catch(() => {});
+    t.equal(rejections().length, 1, 'the rejection of a connection without a PROXY header was logged once');
+    t.equal(rejections()[0]?.level, 'DEBUG', 'at DEBUG');
+    t.not(rejections()[0]?.threadid, threadId, 'by the worker');
+  },
+);

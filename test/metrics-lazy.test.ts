@@ -23,16 +23,25 @@ async function modulesResolved(t: Test, args: string[]): Promise<string[]> {
   const { code } = await launcher.exited;
   t.equal(code, 0, 'clean exit');
   const modules = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
-  t.ok(modules.some((url) => url.endsWith('/dist/lib/launcher/cli.js')), `the recorder saw the launcher itself (${modules.length} modules)`);
+  t.ok(
+    modules.some((url) => url.endsWith('/dist/lib/launcher/cli.js')),
+    `the recorder saw the launcher itself (${modules.length} modules)`,
+  );
   return modules;
 }
 
 t.test('without --metrics, prom-client is never loaded', async (t) => {
   const modules = await modulesResolved(t, []);
-  t.same(modules.filter((url) => url.includes('prom-client')), []);
+  t.same(
+    modules.filter((url) => url.includes('prom-client')),
+    [],
+  );
 });
 
 t.test('with --metrics, it is', async (t) => {
   const modules = await modulesResolved(t, ['--metrics', '127.0.0.1:0']);
-  t.ok(modules.some((url) => url.includes('/node_modules/prom-client/')), 'prom-client was resolved');
+  t.ok(
+    modules.some((url) => url.includes('/node_modules/prom-client/')),
+    'prom-client was resolved',
+  );
 });

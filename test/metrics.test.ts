@@ -17,7 +17,10 @@ interface Scrape {
 
 /** The launcher's metrics URL, from its start-up line. */
 async function metricsURL(launcher: RunningLauncher): Promise<URL> {
-  const printed = await waitFor(() => /· metrics (http:\/\/\S+)/.exec(launcher.stdout())?.[1], { timeout: 5000, what: 'the metrics URL on stdout' });
+  const printed = await waitFor(() => /· metrics (http:\/\/\S+)/.exec(launcher.stdout())?.[1], {
+    timeout: 5000,
+    what: 'the metrics URL on stdout',
+  });
   return new URL(printed);
 }
 
@@ -28,7 +31,11 @@ async function scrape(url: URL): Promise<Scrape> {
 }
 
 /** Scrapes until `check` holds; rejects after `timeout` ms with the last scrape. */
-function scrapeUntil(url: URL, check: (families: Map<string, MetricFamily>) => boolean, timeout = 5000): Promise<Scrape> {
+function scrapeUntil(
+  url: URL,
+  check: (families: Map<string, MetricFamily>) => boolean,
+  timeout = 5000,
+): Promise<Scrape> {
   let last: Scrape | undefined;
   return waitFor(
     async () => {
@@ -41,7 +48,7 @@ function scrapeUntil(url: URL, check: (families: Map<string, MetricFamily>) => b
 
 function value(families: Map<string, MetricFamily>, name: string): number {
   const family = families.get(name);
-  if (!family || family.metrics.length !== 1 || family.metrics[0]!.value === undefined) return NaN;
+  if (family?.metrics.length !== 1 || family.metrics[0]!.value === undefined) return NaN;
   return Number(family.metrics[0]!.value);
 }
 
@@ -50,7 +57,9 @@ function histogramCount(families: Map<string, MetricFamily>, name: string): numb
 }
 
 function perSlot(families: Map<string, MetricFamily>, name: string): Map<string, number> {
-  return new Map((families.get(name)?.metrics ?? []).map((sample) => [sample.labels?.slot ?? '', Number(sample.value)]));
+  return new Map(
+    (families.get(name)?.metrics ?? []).map((sample) => [sample.labels?.slot ?? '', Number(sample.value)]),
+  );
 }
 
 const HANDOFF = 'socketnaut_handoff_duration_seconds';
@@ -63,7 +72,8 @@ function checkWorkerGauges(t: Test, families: Map<string, MetricFamily>, workers
   t.same([...connections.values()], Array(workers).fill(0), 'no open connection');
   const elu = perSlot(families, 'socketnaut_worker_event_loop_utilization_ratio');
   t.same([...elu.keys()].sort(), [...connections.keys()].sort(), 'event-loop use for the same slots');
-  for (const [slot, ratio] of elu) t.ok(ratio >= 0 && ratio <= 1, `slot ${slot}: event-loop use ${ratio} within [0, 1]`);
+  for (const [slot, ratio] of elu)
+    t.ok(ratio >= 0 && ratio <= 1, `slot ${slot}: event-loop use ${ratio} within [0, 1]`);
   const heap = perSlot(families, 'socketnaut_worker_heap_used_bytes');
   t.same([...heap.keys()].sort(), [...connections.keys()].sort(), 'heap for the same slots');
   for (const [slot, bytes] of heap) t.ok(bytes > 0, `slot ${slot}: heap ${bytes} bytes`);
@@ -71,7 +81,15 @@ function checkWorkerGauges(t: Test, families: Map<string, MetricFamily>, workers
 
 for (const transport of transports) {
   t.test(`${transport}: /metrics counts exactly what the launcher did`, async (t) => {
-    const launcher = await startLauncher(t, ['--workers', String(WORKERS), '--transport', transport, '--metrics', '127.0.0.1:0', app]);
+    const launcher = await startLauncher(t, [
+      '--workers',
+      String(WORKERS),
+      '--transport',
+      transport,
+      '--metrics',
+      '127.0.0.1:0',
+      app,
+    ]);
     const url = await metricsURL(launcher);
     t.equal(url.hostname, '127.0.0.1');
     t.equal(url.pathname, '/metrics');
@@ -82,7 +100,9 @@ for (const transport of transports) {
     // Workers report closes and hand-off times a moment after the response has gone.
     const { reply, families } = await scrapeUntil(
       url,
-      (f) => histogramCount(f, HANDOFF) >= REQUESTS && [...perSlot(f, 'socketnaut_worker_connections').values()].every((n) => n === 0),
+      (f) =>
+        histogramCount(f, HANDOFF) >= REQUESTS &&
+        [...perSlot(f, 'socketnaut_worker_connections').values()].every((n) => n === 0),
     );
     t.match(reply.headers['content-type'], /^text\/plain; version=0\.0\.4/);
 
@@ -106,8 +126,14 @@ for (const transport of transports) {
       .sort((a, b) => a[0] - b[0]);
     t.equal(buckets.at(-1)?.[0], Infinity, 'a +Inf bucket');
     t.equal(buckets.at(-1)?.[1], REQUESTS, 'the +Inf bucket holds every hand-off');
-    t.ok(buckets.every(([, count], i) => i === 0 || count >= buckets[i - 1]![1]), 'buckets are cumulative');
-    t.ok(buckets[0]![0] <= 0.001, `the finest bucket (${buckets[0]![0]}) resolves sub-millisecond hand-offs, so bounds are in seconds`);
+    t.ok(
+      buckets.every(([, count], i) => i === 0 || count >= buckets[i - 1]![1]),
+      'buckets are cumulative',
+    );
+    t.ok(
+      buckets[0]![0] <= 0.001,
+      `the finest bucket (${buckets[0]![0]}) resolves sub-millisecond hand-offs, so bounds are in seconds`,
+    );
 
     // Scraping twice does not add to the counters: they mirror the proxy's totals.
     const again = await scrape(url);
@@ -132,7 +158,8 @@ t.test('metric names follow the Prometheus conventions', async (t) => {
     t.ok(family.help.length > 0, `${family.name}: has help`);
     if (family.type === 'COUNTER') t.match(family.name, /_total$/, `${family.name}: a counter ends in _total`);
     else t.notMatch(family.name, /_total$/, `${family.name}: only counters end in _total`);
-    if (family.type === 'HISTOGRAM') t.match(family.name, /_seconds$/, `${family.name}: a histogram of durations is in seconds`);
+    if (family.type === 'HISTOGRAM')
+      t.match(family.name, /_seconds$/, `${family.name}: a histogram of durations is in seconds`);
     t.notMatch(family.name, /_(ms|milliseconds|kb|mb)(_|$)/, `${family.name}: base units`);
   }
   t.equal(families.get(HANDOFF)?.type, 'HISTOGRAM');
@@ -172,23 +199,41 @@ t.test('/metrics lives on the metrics port only, and answers nothing else', asyn
   }
 });
 
-t.test('serveMetrics() from code: hand-off times only with measureHandoffLatency, and close() frees the port', async (t) => {
-  for (const measureHandoffLatency of [true, false]) {
-    const { proxy, port } = await startProxy(t, { workerURL: fixture('http-server.js'), workerCount: 1, measureHandoffLatency });
-    const metrics = await serveMetrics(proxy, 0, '127.0.0.1');
-    t.teardown(() => metrics.close());
-    const url = new URL(metrics.url);
-    t.match(metrics.url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
-    for (let i = 0; i < 3; i++) await requestJSON(port);
-    const expected = measureHandoffLatency ? 3 : 0;
-    const { families } = await scrapeUntil(url, (f) => value(f, 'socketnaut_connections_accepted_total') === 3 && histogramCount(f, HANDOFF) >= expected);
-    t.equal(histogramCount(families, HANDOFF), expected, `measureHandoffLatency ${measureHandoffLatency}: ${expected} hand-offs observed`);
-    t.equal(proxy.listenerCount('handoff-latency'), 1, 'the metrics server listens for hand-off times');
-    await metrics.close();
-    t.equal(proxy.listenerCount('handoff-latency'), 0, 'close() stops listening');
-    await t.rejects(request(Number(url.port), { path: '/metrics' }), { code: 'ECONNREFUSED' }, 'close() frees the port');
-  }
-});
+t.test(
+  'serveMetrics() from code: hand-off times only with measureHandoffLatency, and close() frees the port',
+  async (t) => {
+    for (const measureHandoffLatency of [true, false]) {
+      const { proxy, port } = await startProxy(t, {
+        workerURL: fixture('http-server.js'),
+        workerCount: 1,
+        measureHandoffLatency,
+      });
+      const metrics = await serveMetrics(proxy, 0, '127.0.0.1');
+      t.teardown(() => metrics.close());
+      const url = new URL(metrics.url);
+      t.match(metrics.url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      for (let i = 0; i < 3; i++) await requestJSON(port);
+      const expected = measureHandoffLatency ? 3 : 0;
+      const { families } = await scrapeUntil(
+        url,
+        (f) => value(f, 'socketnaut_connections_accepted_total') === 3 && histogramCount(f, HANDOFF) >= expected,
+      );
+      t.equal(
+        histogramCount(families, HANDOFF),
+        expected,
+        `measureHandoffLatency ${measureHandoffLatency}: ${expected} hand-offs observed`,
+      );
+      t.equal(proxy.listenerCount('handoff-latency'), 1, 'the metrics server listens for hand-off times');
+      await metrics.close();
+      t.equal(proxy.listenerCount('handoff-latency'), 0, 'close() stops listening');
+      await t.rejects(
+        request(Number(url.port), { path: '/metrics' }),
+        { code: 'ECONNREFUSED' },
+        'close() frees the port',
+      );
+    }
+  },
+);
 
 const badMetrics: [string, RegExp][] = [
   ['abc', /--metrics must be \[host:\]port, not 'abc'/],
@@ -213,7 +258,17 @@ t.test('a metrics port in use is reported and the launcher exits 1', async (t) =
   t.teardown(() => blocker.close());
   await once(blocker, 'listening');
   const { port } = blocker.address() as net.AddressInfo;
-  const result = await runLauncher(['--port', '0', '--host', '127.0.0.1', '--workers', '1', '--metrics', `127.0.0.1:${port}`, app]);
+  const result = await runLauncher([
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--workers',
+    '1',
+    '--metrics',
+    `127.0.0.1:${port}`,
+    app,
+  ]);
   t.equal(result.code, 1);
   t.match(result.stderr, new RegExp(`The address 127\\.0\\.0\\.1:${port} is already in use`));
 });
@@ -223,7 +278,17 @@ t.test('a metrics address that cannot be bound is reported like the app port', a
   const app_ = await runLauncher(['--port', '0', '--host', '192.0.2.1', '--workers', '1', app]);
   t.equal(app_.code, 1);
   t.match(app_.stderr, /Cannot listen on 192\.0\.2\.1:0: /, 'the app port: a coded, named error');
-  const result = await runLauncher(['--port', '0', '--host', '127.0.0.1', '--workers', '1', '--metrics', '192.0.2.1:0', app]);
+  const result = await runLauncher([
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--workers',
+    '1',
+    '--metrics',
+    '192.0.2.1:0',
+    app,
+  ]);
   t.equal(result.code, 1);
   t.match(result.stderr, /Cannot listen on 192\.0\.2\.1:0: /, 'the metrics port: the same');
 });

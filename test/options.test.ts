@@ -30,9 +30,27 @@ const cases: Case[] = [
     code: INVALID,
     option: 'server',
   },
-  { title: 'workerURL missing', options: (server) => ({ server }), Class: TypeError, code: INVALID, option: 'workerURL' },
-  { title: 'workerURL empty', options: (server) => ({ server, workerURL: '' }), Class: TypeError, code: INVALID, option: 'workerURL' },
-  { title: 'workerURL a number', options: (server) => ({ server, workerURL: 42 }), Class: TypeError, code: INVALID, option: 'workerURL' },
+  {
+    title: 'workerURL missing',
+    options: (server) => ({ server }),
+    Class: TypeError,
+    code: INVALID,
+    option: 'workerURL',
+  },
+  {
+    title: 'workerURL empty',
+    options: (server) => ({ server, workerURL: '' }),
+    Class: TypeError,
+    code: INVALID,
+    option: 'workerURL',
+  },
+  {
+    title: 'workerURL a number',
+    options: (server) => ({ server, workerURL: 42 }),
+    Class: TypeError,
+    code: INVALID,
+    option: 'workerURL',
+  },
   {
     title: 'workerCount 0',
     options: (server) => ({ server, workerURL, workerCount: 0 }),
@@ -137,7 +155,10 @@ t.test('invalid options throw at construction', async (t) => {
       t.match(err?.message, `"${c.option}"`, 'message names the option');
       // A rejected configuration must leave the caller's server untouched.
       t.equal(server.listenerCount('connection'), listenersBefore, 'no connection listener added to the server');
-      t.notOk((server as net.Server & { pauseOnConnect?: boolean }).pauseOnConnect, 'server not switched to pauseOnConnect');
+      t.notOk(
+        (server as net.Server & { pauseOnConnect?: boolean }).pauseOnConnect,
+        'server not switched to pauseOnConnect',
+      );
     });
   }
 });
@@ -175,9 +196,12 @@ t.test('valid options do not throw', async (t) => {
       server.close();
     });
     let proxy: ServiceProxy | undefined;
-    t.doesNotThrow(() => {
-      proxy = createServiceProxy({ ...options, server });
-    }, `accepted ${JSON.stringify(options)}`);
+    t.doesNotThrow(
+      () => {
+        proxy = createServiceProxy({ ...options, server });
+      },
+      `accepted ${JSON.stringify(options)}`,
+    );
     if (!proxy) continue;
     const started = proxy;
     t.teardown(() => started.shutdown({ timeout: 1000 }));

@@ -37,7 +37,11 @@ function koaApp(app: Koa): void {
   const middleware: Koa.Middleware = koaSocketnaut();
   app.use(middleware);
   app.use((ctx) => {
-    ctx.body = { hello: ctx.clientAddress, again: ctx.request.clientAddress, port: ctx.proxySocketAddressInfo.local.port };
+    ctx.body = {
+      hello: ctx.clientAddress,
+      again: ctx.request.clientAddress,
+      port: ctx.proxySocketAddressInfo.local.port,
+    };
   });
 }
 
@@ -59,7 +63,17 @@ const notANumber: Equal<express.Request['clientAddress'], number> = true;
 
 t.test('the augmented types are the ones the plugins fill in', async (t) => {
   t.same(
-    [sameInfo, fastifyAddress, fastifyInfo, koaContextAddress, koaRequestAddress, koaContextInfo, koaRequestInfo, expressAddress, expressInfo],
+    [
+      sameInfo,
+      fastifyAddress,
+      fastifyInfo,
+      koaContextAddress,
+      koaRequestAddress,
+      koaContextInfo,
+      koaRequestInfo,
+      expressAddress,
+      expressInfo,
+    ],
     Array(9).fill(true),
   );
   t.equal(notANumber, true);

@@ -111,7 +111,11 @@ t.test('maxWorkers defaults to os.availableParallelism()', async (t) => {
   t.equal(byDefault.minWorkers, 0, 'minWorkers defaults to 0');
   t.equal(byDefault.agents.length, 0, 'no worker was started');
 
-  const withMin = createServiceProxy({ server: net.createServer(), workerURL: fixture('http-server.js'), minWorkers: 1 });
+  const withMin = createServiceProxy({
+    server: net.createServer(),
+    workerURL: fixture('http-server.js'),
+    minWorkers: 1,
+  });
   t.teardown(() => withMin.shutdown({ timeout: 1000 }));
   await withMin.shutdown({ timeout: 1000 });
   t.equal(withMin.maxWorkers, Math.max(1, parallelism), 'maxWorkers with minWorkers 1');

@@ -151,7 +151,12 @@ function harness(t: Test, settings: Partial<PoolSettings> & { onSpawn?: (fake: F
 }
 
 /** The next `event` from `emitter` whose arguments pass `accept`; rejects after `ms`. */
-async function until<A extends unknown[]>(emitter: EventEmitter, event: string, accept: (...args: A) => boolean = () => true, ms = 5000): Promise<A> {
+async function until<A extends unknown[]>(
+  emitter: EventEmitter,
+  event: string,
+  accept: (...args: A) => boolean = () => true,
+  ms = 5000,
+): Promise<A> {
   let listener: ((...args: unknown[]) => void) | undefined;
   const seen = new Promise<A>((resolve) => {
     listener = (...args: unknown[]): void => {
@@ -183,7 +188,8 @@ const retired = (fake: Fake): boolean => fake.received.some((message) => message
  * Whether the pool has ended the worker: told it to end itself (the handle notes that at once, the
  * message arrives later) or stopped it.
  */
-const ended = (fake: Fake): boolean => (fake.handle as Handle & { exitRequested?: boolean }).exitRequested === true || fake.worker.terminateCalls > 0;
+const ended = (fake: Fake): boolean =>
+  (fake.handle as Handle & { exitRequested?: boolean }).exitRequested === true || fake.worker.terminateCalls > 0;
 
 t.test('start() starts minWorkers, each in its own slot, none ready until it says so', async (t) => {
   const { pool, spawned } = harness(t, { minWorkers: 3, maxWorkers: 5 });
@@ -198,15 +204,29 @@ t.test('start() starts minWorkers, each in its own slot, none ready until it say
       [3, 2, 0, 'starting'],
     ],
   );
-  t.same(spawned.map((f) => f.boot.pipePath), ['/nonexistent/fake-1.sock', '/nonexistent/fake-2.sock', '/nonexistent/fake-3.sock'], 'boot data per id');
+  t.same(
+    spawned.map((f) => f.boot.pipePath),
+    ['/nonexistent/fake-1.sock', '/nonexistent/fake-2.sock', '/nonexistent/fake-3.sock'],
+    'boot data per id',
+  );
   t.equal(pool.size, 3);
   t.equal(pool.starting, 3);
   t.same(pool.ready, [], 'none ready yet');
   for (const fake of spawned) await makeReady(pool, fake);
-  t.same(pool.ready, spawned.map((f) => f.handle), 'ready in start order');
+  t.same(
+    pool.ready,
+    spawned.map((f) => f.handle),
+    'ready in start order',
+  );
   t.equal(pool.starting, 0);
-  t.ok(spawned.every((f) => f.handle.state === 'ready' && f.handle.readyAt > 0), 'each ready, with readyAt set');
-  t.same([...pool.handles], spawned.map((f) => f.handle));
+  t.ok(
+    spawned.every((f) => f.handle.state === 'ready' && f.handle.readyAt > 0),
+    'each ready, with readyAt set',
+  );
+  t.same(
+    [...pool.handles],
+    spawned.map((f) => f.handle),
+  );
   // A second 'ready' from a worker changes nothing.
   let extra = 0;
   const onReady = (): void => {
@@ -231,7 +251,10 @@ t.test('grow() respects maxWorkers; a successor in a reload may exceed it', asyn
   t.ok(pool.grow(), 'third');
   t.equal(pool.grow(), undefined, 'no fourth');
   t.equal(pool.size, 3);
-  t.same(spawned.map((f) => f.handle.slot), [0, 1, 2]);
+  t.same(
+    spawned.map((f) => f.handle.slot),
+    [0, 1, 2],
+  );
   pool.growForWaiting();
   t.equal(pool.size, 3, 'growForWaiting stays within maxWorkers');
   const successor = pool.grow(spawned[1]!.handle);
@@ -347,7 +370,11 @@ t.test('a worker that keeps dying while starting is restarted with exponential b
   t.ok(gaps[1]! > gaps[0]! && gaps[3]! > gaps[2]!, 'the delay grows');
   t.equal(failures.length, 3, "'bootstrap-failure' for each that never served, not for the one that did");
   t.equal(pool.restarts, 4);
-  t.same(spawned.map((f) => f.handle.restarts), [0, 1, 2, 3, 4], 'the slot’s restart count grows');
+  t.same(
+    spawned.map((f) => f.handle.restarts),
+    [0, 1, 2, 3, 4],
+    'the slot’s restart count grows',
+  );
   t.ok(spawned.every((f) => f.handle.slot === 0));
 });
 
@@ -360,7 +387,12 @@ t.test("'bootstrap-failure' for a worker that exits before 'ready', with what it
 
   const first = pool.grow()!;
   const fake = spawned.find((f) => f.handle === first)!;
-  const error = { name: 'SyntaxError', message: 'Unexpected token', stack: 'SyntaxError: Unexpected token\n    at app.js:1', code: undefined };
+  const error = {
+    name: 'SyntaxError',
+    message: 'Unexpected token',
+    stack: 'SyntaxError: Unexpected token\n    at app.js:1',
+    code: undefined,
+  };
   fake.post({ type: 'bootstrap-error', error });
   await waitFor(() => first.bootstrapError !== undefined);
   const exit = exitOf(pool, fake);
@@ -411,7 +443,11 @@ t.test('a retired worker that drained with no connection counted is ended', asyn
   t.equal(fake!.handle.state, 'retiring');
   t.same(pool.ready, [], 'no longer offered connections');
   await waitFor(() => retired(fake!));
-  t.same(fake!.received.map((m) => m.type), ['retire'], 'the worker was told to retire');
+  t.same(
+    fake!.received.map((m) => m.type),
+    ['retire'],
+    'the worker was told to retire',
+  );
   t.equal(ended(fake!), false, 'not ended before it drains');
   const exit = exitOf(pool, fake!);
   fake!.post({ type: 'drained' });
@@ -528,7 +564,11 @@ t.test('replaceAll replaces each worker in its slot, and resolves once the old o
   await waitFor(() => old.every(retired), 5000);
   t.equal(spawned.length, 4, 'one successor per worker');
   const successors = spawned.slice(2);
-  t.same(successors.map((f) => f.handle.slot), old.map((f) => f.handle.slot), 'each in its predecessor’s slot');
+  t.same(
+    successors.map((f) => f.handle.slot),
+    old.map((f) => f.handle.slot),
+    'each in its predecessor’s slot',
+  );
   t.same(successorReadyAtRetire, [true, true], 'each old worker retired only once its successor served');
   t.same(
     oldStatesAtSpawn,
@@ -539,14 +579,31 @@ t.test('replaceAll replaces each worker in its slot, and resolves once the old o
     'one at a time: the second successor started once the first old worker was retired',
   );
   t.equal(resolved, false, 'not resolved while the old workers are still draining');
-  t.same(old.map((f) => f.handle.state), ['retiring', 'retiring']);
-  t.same(pool.ready, successors.map((f) => f.handle), 'only the successors take connections');
+  t.same(
+    old.map((f) => f.handle.state),
+    ['retiring', 'retiring'],
+  );
+  t.same(
+    pool.ready,
+    successors.map((f) => f.handle),
+    'only the successors take connections',
+  );
   for (const fake of old) fake.post({ type: 'drained' });
   await replaced;
-  t.same(old.map((f) => f.handle.state), ['exited', 'exited'], 'resolved once the old ones exited');
-  t.same([...pool.handles], successors.map((f) => f.handle));
+  t.same(
+    old.map((f) => f.handle.state),
+    ['exited', 'exited'],
+    'resolved once the old ones exited',
+  );
+  t.same(
+    [...pool.handles],
+    successors.map((f) => f.handle),
+  );
   t.equal(pool.restarts, 0);
-  t.same(successors.map((f) => f.handle.restarts), [0, 0]);
+  t.same(
+    successors.map((f) => f.handle.restarts),
+    [0, 0],
+  );
 });
 
 t.test('replaceAll stops an old worker that does not drain within the timeout', async (t) => {
@@ -568,30 +625,40 @@ t.test('replaceAll stops an old worker that does not drain within the timeout', 
 });
 
 // A handle's `serving` promise is what pool.whenReady() was; replaceAll waits on it.
-t.test("a handle's `serving` resolves when the worker serves and rejects with SOCKETNAUT_ERR_WORKER_EXITED if it exits first", async (t) => {
-  const { pool, spawned } = harness(t, { minWorkers: 0, maxWorkers: 3 });
-  pool.start();
-  const good = pool.grow()!;
-  const bad = pool.grow()!;
-  const [goodFake, badFake] = spawned;
-  goodFake!.post({ type: 'ready' });
-  await withDeadline(good.serving, 5000, 'serving');
-  t.pass('resolves once ready');
-  const exit = exitOf(pool, badFake!);
-  void badFake!.worker.exit(1);
-  await t.rejects(withDeadline(bad.serving, 5000, 'serving'), { code: 'SOCKETNAUT_ERR_WORKER_EXITED', message: /exited unexpectedly with code 1/ });
-  await exit;
-  t.equal(bad.state, 'exited');
-  // A successor that exits before it serves: the reload rejects with the same error.
-  const replacing = pool.replaceAll(1000, undefined);
-  await waitFor(() => spawned.length === 3);
-  const successor = spawned[2]!;
-  t.equal(successor.handle.slot, good.slot);
-  void successor.worker.exit(1);
-  await t.rejects(withDeadline(replacing, 5000, 'replaceAll'), { code: 'SOCKETNAUT_ERR_WORKER_EXITED' }, 'replaceAll rejects');
-  t.equal(good.state, 'ready', 'the old worker keeps serving');
-  t.equal(retired(goodFake!), false, 'and was not retired');
-});
+t.test(
+  "a handle's `serving` resolves when the worker serves and rejects with SOCKETNAUT_ERR_WORKER_EXITED if it exits first",
+  async (t) => {
+    const { pool, spawned } = harness(t, { minWorkers: 0, maxWorkers: 3 });
+    pool.start();
+    const good = pool.grow()!;
+    const bad = pool.grow()!;
+    const [goodFake, badFake] = spawned;
+    goodFake!.post({ type: 'ready' });
+    await withDeadline(good.serving, 5000, 'serving');
+    t.pass('resolves once ready');
+    const exit = exitOf(pool, badFake!);
+    void badFake!.worker.exit(1);
+    await t.rejects(withDeadline(bad.serving, 5000, 'serving'), {
+      code: 'SOCKETNAUT_ERR_WORKER_EXITED',
+      message: /exited unexpectedly with code 1/,
+    });
+    await exit;
+    t.equal(bad.state, 'exited');
+    // A successor that exits before it serves: the reload rejects with the same error.
+    const replacing = pool.replaceAll(1000, undefined);
+    await waitFor(() => spawned.length === 3);
+    const successor = spawned[2]!;
+    t.equal(successor.handle.slot, good.slot);
+    void successor.worker.exit(1);
+    await t.rejects(
+      withDeadline(replacing, 5000, 'replaceAll'),
+      { code: 'SOCKETNAUT_ERR_WORKER_EXITED' },
+      'replaceAll rejects',
+    );
+    t.equal(good.state, 'ready', 'the old worker keeps serving');
+    t.equal(retired(goodFake!), false, 'and was not retired');
+  },
+);
 
 t.test('idle workers above minWorkers are retired after idleTimeout; busy ones and minWorkers are kept', async (t) => {
   const IDLE = 40;
@@ -618,7 +685,8 @@ t.test('idle workers above minWorkers are retired after idleTimeout; busy ones a
   for (const fake of spawned) await makeReady(pool, fake);
   await waitFor(() => spawned.filter(retired).length === 3, 5000);
   t.same(spawned.map(retired), [true, false, true, true], 'the idle ones retired, the busy one kept');
-  for (const [fake, idle] of idleAtRetire) t.ok(idle >= IDLE - 1, `worker ${fake.handle.id} had been idle for idleTimeout (${idle.toFixed(0)} ms)`);
+  for (const [fake, idle] of idleAtRetire)
+    t.ok(idle >= IDLE - 1, `worker ${fake.handle.id} had been idle for idleTimeout (${idle.toFixed(0)} ms)`);
   await waitFor(() => pool.size === 1, 5000);
   t.same(pool.ready, [busy.handle], 'the busy worker still serves');
   t.equal(pool.restarts, 0);

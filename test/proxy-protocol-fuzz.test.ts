@@ -18,9 +18,14 @@ interface Info {
   remote: End;
   local: End;
 }
-type Parsed = { status: 'incomplete' } | { status: 'invalid'; reason: string } | { status: 'ok'; length: number; info: Info | undefined };
+type Parsed =
+  | { status: 'incomplete' }
+  | { status: 'invalid'; reason: string }
+  | { status: 'ok'; length: number; info: Info | undefined };
 
-const { parseProxyHeader, V1_MAX_BYTES, V2_MAX_BYTES } = (await import(new URL('../dist/lib/proxy-protocol/parser.js', import.meta.url).href)) as {
+const { parseProxyHeader, V1_MAX_BYTES, V2_MAX_BYTES } = (await import(
+  new URL('../dist/lib/proxy-protocol/parser.js', import.meta.url).href
+)) as {
   parseProxyHeader: (data: Buffer) => Parsed;
   V1_MAX_BYTES: number;
   V2_MAX_BYTES: number;
@@ -146,7 +151,8 @@ function randomIPv6(r: Random): Buffer {
   if (kind === 4) return Buffer.concat([Buffer.alloc(10), Buffer.from([0xff, 0xff]), randomIPv4(r)]);
   // Zero runs in random places: where '::' may go.
   const bytes = Buffer.alloc(16);
-  for (let g = 0; g < 8; g++) if (r.chance(0.45)) bytes.writeUInt16BE(r.chance(0.5) ? r.int(0x10000) : r.int(0x10), g * 2);
+  for (let g = 0; g < 8; g++)
+    if (r.chance(0.45)) bytes.writeUInt16BE(r.chance(0.5) ? r.int(0x10000) : r.int(0x10), g * 2);
   return bytes;
 }
 
@@ -175,7 +181,8 @@ function spellIPv6(r: Random, bytes: Buffer): string {
     text = `${parts.slice(0, start).join(':')}::${parts.slice(end).join(':')}`;
   }
   if (dotted) text += `${text.endsWith('::') ? '' : ':'}${ipv4Text(bytes, 12)}`;
-  if (!net.isIPv6(text) || !ipv6Bytes(text)?.equals(bytes)) throw new Error(`generator: ${text} does not spell ${fullIPv6(bytes)}`);
+  if (!net.isIPv6(text) || !ipv6Bytes(text)?.equals(bytes))
+    throw new Error(`generator: ${text} does not spell ${fullIPv6(bytes)}`);
   return text;
 }
 
@@ -204,12 +211,25 @@ function v1TCP(r: Random, family: 'IPv4' | 'IPv6'): Header {
     const bytes = family === 'IPv4' ? [randomIPv4(r), randomIPv4(r)] : [randomIPv6(r), randomIPv6(r)];
     const spelled = bytes.map((b) => (family === 'IPv4' ? ipv4Text(b) : spellIPv6(r, b)));
     const ports = [randomPort(r), randomPort(r)];
-    const fields = ['PROXY', family === 'IPv4' ? 'TCP4' : 'TCP6', spelled[0]!, spelled[1]!, String(ports[0]), String(ports[1])];
+    const fields = [
+      'PROXY',
+      family === 'IPv4' ? 'TCP4' : 'TCP6',
+      spelled[0]!,
+      spelled[1]!,
+      String(ports[0]),
+      String(ports[1]),
+    ];
     const data = Buffer.from(`${fields.join(' ')}\r\n`, 'latin1');
     // Long spellings of two IPv6 addresses can pass the 107 bytes: those are for the mutations.
     if (data.length > V1_MAX_BYTES) continue;
     const addresses = bytes.map((b) => (family === 'IPv4' ? ipv4Text(b) : canonicalIPv6(b)));
-    return { kind: `v1 ${fields[1]}`, data, info: info(family, addresses[0]!, addresses[1]!, ports[0]!, ports[1]!), version: 1, fields };
+    return {
+      kind: `v1 ${fields[1]}`,
+      data,
+      info: info(family, addresses[0]!, addresses[1]!, ports[0]!, ports[1]!),
+      version: 1,
+      fields,
+    };
   }
 }
 
@@ -219,11 +239,21 @@ function v1Unknown(r: Random): Header {
     // Anything but LF may follow, up to the 107 bytes: addresses, junk, bytes above 0x7f, even a CR.
     const room = V1_MAX_BYTES - 'PROXY UNKNOWN \r\n'.length;
     const length = r.chance(0.1) ? room : r.int(room + 1);
-    const junk = r.chance(0.5) ? r.bytes(length) : Buffer.from(`${ipv4Text(randomIPv4(r))} ${ipv4Text(randomIPv4(r))} ${randomPort(r)} ${randomPort(r)}`.slice(0, length));
+    const junk = r.chance(0.5)
+      ? r.bytes(length)
+      : Buffer.from(
+          `${ipv4Text(randomIPv4(r))} ${ipv4Text(randomIPv4(r))} ${randomPort(r)} ${randomPort(r)}`.slice(0, length),
+        );
     for (let i = 0; i < junk.length; i++) if (junk[i] === 0x0a) junk[i] = 0x20;
     rest = ` ${junk.toString('latin1')}`;
   }
-  return { kind: 'v1 UNKNOWN', data: Buffer.from(`PROXY UNKNOWN${rest}\r\n`, 'latin1'), info: undefined, version: 1, fields: ['PROXY', 'UNKNOWN'] };
+  return {
+    kind: 'v1 UNKNOWN',
+    data: Buffer.from(`PROXY UNKNOWN${rest}\r\n`, 'latin1'),
+    info: undefined,
+    version: 1,
+    fields: ['PROXY', 'UNKNOWN'],
+  };
 }
 
 const TLV_TYPES = [0x01, 0x02, 0x04, 0x05, 0x20, 0x21, 0x22, 0x25, 0x30, 0xe0, 0xee, 0xff];
@@ -274,7 +304,10 @@ const V2_FAMILIES: readonly { byte: number; name: string; weight: number }[] = [
 
 function v2Proxy(r: Random): Header {
   let roll = r.int(100);
-  const family = V2_FAMILIES.find((f) => (roll -= f.weight) < 0)!;
+  const family = V2_FAMILIES.find((f) => {
+    roll -= f.weight;
+    return roll < 0;
+  })!;
   let addresses: Buffer;
   let expected: Info | undefined;
   const ports = [randomPort(r), randomPort(r)];
@@ -301,14 +334,32 @@ function v2Proxy(r: Random): Header {
   }
   const extra = tlvs(r, V2_BODY_MAX - addresses.length);
   const data = Buffer.concat([v2Fixed(0x21, family.byte, addresses.length + extra.length), addresses, extra]);
-  return { kind: `v2 PROXY ${family.name}`, data, info: expected, version: 2, addressAt: 16, tlvAt: 16 + addresses.length };
+  return {
+    kind: `v2 PROXY ${family.name}`,
+    data,
+    info: expected,
+    version: 2,
+    addressAt: 16,
+    tlvAt: 16 + addresses.length,
+  };
 }
 
 /** A balancer's health check: the address block, whatever it holds and whatever family it names, is ignored. */
 function v2Local(r: Random): Header {
   const familyProtocol = r.chance(0.7) ? r.pick(V2_FAMILIES).byte : r.int(256);
-  const body = r.chance(0.3) ? Buffer.alloc(0) : r.chance(0.5) ? r.bytes(r.int(64)) : Buffer.concat([r.bytes(12), tlvs(r, V2_BODY_MAX - 12)]);
-  return { kind: 'v2 LOCAL', data: Buffer.concat([v2Fixed(0x20, familyProtocol, body.length), body]), info: undefined, version: 2, addressAt: 16, tlvAt: 16 };
+  const body = r.chance(0.3)
+    ? Buffer.alloc(0)
+    : r.chance(0.5)
+      ? r.bytes(r.int(64))
+      : Buffer.concat([r.bytes(12), tlvs(r, V2_BODY_MAX - 12)]);
+  return {
+    kind: 'v2 LOCAL',
+    data: Buffer.concat([v2Fixed(0x20, familyProtocol, body.length), body]),
+    info: undefined,
+    version: 2,
+    addressAt: 16,
+    tlvAt: 16,
+  };
 }
 
 function validHeader(r: Random): Header {
@@ -331,7 +382,10 @@ function payload(r: Random): Buffer {
 // ---------------------------------------------------------------------------------------------
 // A model of the spec (HAProxy's proxy-protocol.txt), written apart from the parser, for any input.
 
-type Model = { status: 'incomplete' } | { status: 'invalid' } | { status: 'ok'; length: number; info: Info | undefined };
+type Model =
+  | { status: 'incomplete' }
+  | { status: 'invalid' }
+  | { status: 'ok'; length: number; info: Info | undefined };
 
 function startsLike(expected: Buffer, data: Buffer): boolean {
   const length = Math.min(expected.length, data.length);
@@ -364,7 +418,14 @@ function modelV1(data: Buffer): Model {
   if (line === 'PROXY UNKNOWN' || line.startsWith('PROXY UNKNOWN ')) return { status: 'ok', length, info: undefined };
   const match = V1_LINE.exec(line);
   if (!match) return { status: 'invalid' };
-  const [, proto, source, destination, sourcePort, destinationPort] = match as unknown as [string, string, string, string, string, string];
+  const [, proto, source, destination, sourcePort, destinationPort] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const ports = [Number(sourcePort), Number(destinationPort)];
   if (ports.some((port) => port > 65535)) return { status: 'invalid' };
   if (proto === 'TCP4') {
@@ -372,9 +433,15 @@ function modelV1(data: Buffer): Model {
     return { status: 'ok', length, info: info('IPv4', source, destination, ports[0]!, ports[1]!) };
   }
   // A zone names an interface of the balancer's host, not a client.
-  const bytes = [source, destination].map((text) => (net.isIPv6(text) && !text.includes('%') ? ipv6Bytes(text) : undefined));
+  const bytes = [source, destination].map((text) =>
+    net.isIPv6(text) && !text.includes('%') ? ipv6Bytes(text) : undefined,
+  );
   if (!bytes[0] || !bytes[1]) return { status: 'invalid' };
-  return { status: 'ok', length, info: info('IPv6', canonicalIPv6(bytes[0]), canonicalIPv6(bytes[1]), ports[0]!, ports[1]!) };
+  return {
+    status: 'ok',
+    length,
+    info: info('IPv6', canonicalIPv6(bytes[0]), canonicalIPv6(bytes[1]), ports[0]!, ports[1]!),
+  };
 }
 
 function modelV2(data: Buffer): Model {
@@ -396,7 +463,11 @@ function modelV2(data: Buffer): Model {
   }
   if (family === 0x21 || family === 0x22) {
     if (body.length < 36) return { status: 'invalid' };
-    return { status: 'ok', length, info: info('IPv6', canonicalIPv6(body.subarray(0, 16)), canonicalIPv6(body.subarray(16, 32)), port(32), port(34)) };
+    return {
+      status: 'ok',
+      length,
+      info: info('IPv6', canonicalIPv6(body.subarray(0, 16)), canonicalIPv6(body.subarray(16, 32)), port(32), port(34)),
+    };
   }
   if (family === 0x00 || family === 0x31 || family === 0x32) return { status: 'ok', length, info: undefined };
   return { status: 'invalid' };
@@ -422,13 +493,16 @@ function brokenContract(data: Buffer, parsed: Parsed): string | undefined {
       return typeof parsed.reason === 'string' && parsed.reason.length > 0 ? undefined : 'invalid without a reason';
     case 'ok': {
       const { length } = parsed;
-      if (!Number.isInteger(length) || length < 15 || length > data.length) return `length ${length} of ${data.length} bytes`;
+      if (!Number.isInteger(length) || length < 15 || length > data.length)
+        return `length ${length} of ${data.length} bytes`;
       if (data[0] === 0x50) {
         if (length > V1_MAX_BYTES) return `v1 length ${length}`;
-        if (data[length - 2] !== 0x0d || data[length - 1] !== 0x0a || data.subarray(0, length - 1).includes(0x0a)) return 'v1 header not ended by its first LF, after a CR';
+        if (data[length - 2] !== 0x0d || data[length - 1] !== 0x0a || data.subarray(0, length - 1).includes(0x0a))
+          return 'v1 header not ended by its first LF, after a CR';
       } else {
         if (length > V2_MAX_BYTES) return `v2 length ${length}`;
-        if (!startsLike(SIGNATURE, data) || length !== 16 + data.readUInt16BE(14)) return 'v2 length not the declared one';
+        if (!startsLike(SIGNATURE, data) || length !== 16 + data.readUInt16BE(14))
+          return 'v2 length not the declared one';
       }
       if (parsed.info !== undefined) {
         const { remote, local } = parsed.info;
@@ -459,7 +533,26 @@ interface Input {
   header?: Header;
 }
 
-const HUGE_NUMBERS = ['65536', '99999', '100000', '123456', '4294967296', '18446744073709551616', '9'.repeat(40), '1e3', '0x50', '+1', '-1', '00', '080', '1.0', '\xb2', '\xbd', ' 1', ''];
+const HUGE_NUMBERS = [
+  '65536',
+  '99999',
+  '100000',
+  '123456',
+  '4294967296',
+  '18446744073709551616',
+  '9'.repeat(40),
+  '1e3',
+  '0x50',
+  '+1',
+  '-1',
+  '00',
+  '080',
+  '1.0',
+  '\xb2',
+  '\xbd',
+  ' 1',
+  '',
+];
 const BAD_OCTETS = ['256', '999', '1000', '00', '01', '0x1', '-1', '4294967296', ''];
 const BAD_GROUPS = ['10000', 'fffff', 'g', ':', '::', '%eth0', '%1', '0x1', ''];
 const NON_ASCII = [0x80, 0x85, 0xa0, 0xc0, 0xe2, 0xef, 0xff];
@@ -471,7 +564,16 @@ function mutate(r: Random, header: Header): Input {
     // Cut at any kind of point: in the signature or the word PROXY, in the fixed part, in the address block, in the TLVs, before or after the CR.
     const points =
       header.version === 2
-        ? [r.int(12), 12, 13, 14, 15, header.addressAt! + r.int(Math.max(1, header.tlvAt! - header.addressAt!)), header.tlvAt! + r.int(Math.max(1, data.length - header.tlvAt!)), data.length - 1]
+        ? [
+            r.int(12),
+            12,
+            13,
+            14,
+            15,
+            header.addressAt! + r.int(Math.max(1, header.tlvAt! - header.addressAt!)),
+            header.tlvAt! + r.int(Math.max(1, data.length - header.tlvAt!)),
+            data.length - 1,
+          ]
         : [r.int(6), 6 + r.int(Math.max(1, data.length - 8)), data.length - 2, data.length - 1];
     const at = Math.min(r.pick(points), data.length - 1);
     return { kind: `${header.kind}, cut at ${at} of ${data.length}`, data: data.subarray(0, at), expect: 'incomplete' };
@@ -498,7 +600,13 @@ function mutate(r: Random, header: Header): Input {
   if (roll < 50) {
     // Two headers back to back: the second is data.
     const second = validHeader(r);
-    return { kind: `${header.kind}, then ${second.kind}`, data: Buffer.concat([data, second.data, payload(r)]), expect: expectOk(header), header, headerLength: data.length };
+    return {
+      kind: `${header.kind}, then ${second.kind}`,
+      data: Buffer.concat([data, second.data, payload(r)]),
+      expect: expectOk(header),
+      header,
+      headerLength: data.length,
+    };
   }
   if (header.version === 2) {
     const copy = Buffer.from(data);
@@ -507,24 +615,54 @@ function mutate(r: Random, header: Header): Input {
       const declared = data.readUInt16BE(14);
       const pick = r.int(6);
       const value =
-        pick === 0 ? declared + 1 + r.int(100)
-        : pick === 1 ? Math.max(0, declared - 1 - r.int(40))
-        : pick === 2 ? r.pick([0, 1, 11, 12, 35, 36, 215, 216, V2_BODY_MAX - 1, V2_BODY_MAX, V2_BODY_MAX + 1, 0x7fff, 0x8000, 0xfffe, 0xffff])
-        : r.int(0x10000);
+        pick === 0
+          ? declared + 1 + r.int(100)
+          : pick === 1
+            ? Math.max(0, declared - 1 - r.int(40))
+            : pick === 2
+              ? r.pick([
+                  0,
+                  1,
+                  11,
+                  12,
+                  35,
+                  36,
+                  215,
+                  216,
+                  V2_BODY_MAX - 1,
+                  V2_BODY_MAX,
+                  V2_BODY_MAX + 1,
+                  0x7fff,
+                  0x8000,
+                  0xfffe,
+                  0xffff,
+                ])
+              : r.int(0x10000);
       copy.writeUInt16BE(Math.min(value, 0xffff), 14);
       const expect = 16 + Math.min(value, 0xffff) > V2_MAX_BYTES ? 'invalid' : undefined;
-      return { kind: `${header.kind}, declared length ${declared} -> ${Math.min(value, 0xffff)}`, data: Buffer.concat([copy, payload(r)]), expect };
+      return {
+        kind: `${header.kind}, declared length ${declared} -> ${Math.min(value, 0xffff)}`,
+        data: Buffer.concat([copy, payload(r)]),
+        expect,
+      };
     }
     if (roll < 90) {
       // The version and command, or the family and protocol.
       const at = r.chance(0.5) ? 12 : 13;
       copy[at] = r.chance(0.5) ? r.int(256) : (copy[at]! & 0xf0) | r.int(16);
-      return { kind: `${header.kind}, byte ${at} = 0x${copy[at]!.toString(16)}`, data: Buffer.concat([copy, payload(r)]) };
+      return {
+        kind: `${header.kind}, byte ${at} = 0x${copy[at]!.toString(16)}`,
+        data: Buffer.concat([copy, payload(r)]),
+      };
     }
     // One signature byte wrong.
     const at = r.int(12);
     copy[at] ^= 1 + r.int(255);
-    return { kind: `${header.kind}, signature byte ${at} wrong`, data: Buffer.concat([copy, payload(r)]), expect: 'invalid' };
+    return {
+      kind: `${header.kind}, signature byte ${at} wrong`,
+      data: Buffer.concat([copy, payload(r)]),
+      expect: 'invalid',
+    };
   }
   const line = data.toString('latin1', 0, data.length - 2);
   const tcp = header.fields!.length === 6;
@@ -537,7 +675,10 @@ function mutate(r: Random, header: Header): Input {
     // A CR, a NUL or a space before the CRLF is part of the last field: no port, though UNKNOWN takes anything.
     else if (['\r\r\n', ' \r\n', '\0\r\n'].includes(ending)) {
       const unknown = line.startsWith('PROXY UNKNOWN ') || ending === ' \r\n';
-      expect = tcp || !unknown || line.length + ending.length > V1_MAX_BYTES ? 'invalid' : `ok ${line.length + ending.length} no info`;
+      expect =
+        tcp || !unknown || line.length + ending.length > V1_MAX_BYTES
+          ? 'invalid'
+          : `ok ${line.length + ending.length} no info`;
     }
     // A second CRLF is data.
     else if (ending === '\r\n\r\n') expect = expectOk(header);
@@ -545,7 +686,11 @@ function mutate(r: Random, header: Header): Input {
     if (line.endsWith('\r')) expect = undefined;
     // No CRLF yet: the payload decides ('\r' then a payload starting with LF is a header).
     const tail = r.chance(0.5) ? payload(r) : Buffer.alloc(0);
-    return { kind: `${header.kind}, ended by ${JSON.stringify(ending)}`, data: Buffer.concat([Buffer.from(line + ending, 'latin1'), tail]), expect };
+    return {
+      kind: `${header.kind}, ended by ${JSON.stringify(ending)}`,
+      data: Buffer.concat([Buffer.from(line + ending, 'latin1'), tail]),
+      expect,
+    };
   }
   if (roll < 80 && tcp) {
     // Numbers out of range, in a port or an address.
@@ -557,23 +702,45 @@ function mutate(r: Random, header: Header): Input {
       octets[r.int(4)] = r.pick(BAD_OCTETS);
       fields[at] = r.chance(0.2) ? `${octets.join('.')}.1` : octets.join('.');
     } else {
-      fields[at] = r.chance(0.3) ? `${fields[at]}${r.pick(['%eth0', '%1', ':1', '::1', '.1'])}` : `${fields[at]!.replace(/[0-9a-fA-F]+(?=:|$)/, r.pick(BAD_GROUPS))}`;
+      fields[at] = r.chance(0.3)
+        ? `${fields[at]}${r.pick(['%eth0', '%1', ':1', '::1', '.1'])}`
+        : `${fields[at]!.replace(/[0-9a-fA-F]+(?=:|$)/, r.pick(BAD_GROUPS))}`;
     }
     const text = `${fields.join(' ')}\r\n`;
     // A change can still spell a valid address ('::1' for '1', say): the model decides those.
-    const address = (text: string): boolean => (fields[1] === 'TCP4' ? net.isIPv4(text) : net.isIPv6(text) && !text.includes('%'));
-    const stillValid = address(fields[2]!) && address(fields[3]!) && /^(0|[1-9]\d{0,4})$/.test(fields[4]!) && /^(0|[1-9]\d{0,4})$/.test(fields[5]!) && Number(fields[4]) < 65536 && Number(fields[5]) < 65536;
-    return { kind: `${header.kind}, field ${at} = ${JSON.stringify(fields[at])}`, data: Buffer.concat([Buffer.from(text, 'latin1'), payload(r)]), expect: stillValid ? undefined : 'invalid' };
+    const address = (text: string): boolean =>
+      fields[1] === 'TCP4' ? net.isIPv4(text) : net.isIPv6(text) && !text.includes('%');
+    const stillValid =
+      address(fields[2]!) &&
+      address(fields[3]!) &&
+      /^(0|[1-9]\d{0,4})$/.test(fields[4]!) &&
+      /^(0|[1-9]\d{0,4})$/.test(fields[5]!) &&
+      Number(fields[4]) < 65536 &&
+      Number(fields[5]) < 65536;
+    return {
+      kind: `${header.kind}, field ${at} = ${JSON.stringify(fields[at])}`,
+      data: Buffer.concat([Buffer.from(text, 'latin1'), payload(r)]),
+      expect: stillValid ? undefined : 'invalid',
+    };
   }
   if (roll < 90) {
     // Bytes above 0x7f: nowhere in a TCP line, anywhere after UNKNOWN.
     const bytes = Buffer.from(Array.from({ length: 1 + r.int(3) }, () => r.pick(NON_ASCII)));
     const lineBytes = Buffer.from(line, 'latin1');
-    const at = tcp ? r.int(lineBytes.length + 1) : 'PROXY UNKNOWN '.length + r.int(Math.max(1, lineBytes.length - 'PROXY UNKNOWN '.length + 1));
-    const mutated = tcp || lineBytes.length > 'PROXY UNKNOWN'.length ? Buffer.concat([lineBytes.subarray(0, at), bytes, lineBytes.subarray(at)]) : Buffer.concat([lineBytes, Buffer.from(' '), bytes]);
+    const at = tcp
+      ? r.int(lineBytes.length + 1)
+      : 'PROXY UNKNOWN '.length + r.int(Math.max(1, lineBytes.length - 'PROXY UNKNOWN '.length + 1));
+    const mutated =
+      tcp || lineBytes.length > 'PROXY UNKNOWN'.length
+        ? Buffer.concat([lineBytes.subarray(0, at), bytes, lineBytes.subarray(at)])
+        : Buffer.concat([lineBytes, Buffer.from(' '), bytes]);
     const result = Buffer.concat([mutated, Buffer.from('\r\n')]);
     const expect = tcp || result.length > V1_MAX_BYTES ? 'invalid' : `ok ${result.length} no info`;
-    return { kind: `${header.kind}, ${bytes.toString('hex')} at ${at}`, data: Buffer.concat([result, r.chance(0.5) ? payload(r) : Buffer.alloc(0)]), expect };
+    return {
+      kind: `${header.kind}, ${bytes.toString('hex')} at ${at}`,
+      data: Buffer.concat([result, r.chance(0.5) ? payload(r) : Buffer.alloc(0)]),
+      expect,
+    };
   }
   // Longer than 107 bytes: padded, or two long IPv6 spellings.
   const padded = `PROXY UNKNOWN ${'x'.repeat(V1_MAX_BYTES - 16 + 1 + r.int(200))}\r\n`;
@@ -584,10 +751,88 @@ function expectOk(header: Header): string {
   return shape({ status: 'ok', length: header.data.length, info: header.info });
 }
 
-const V1_ALPHABET = ['PROXY ', 'TCP4 ', 'TCP6 ', 'UNKNOWN', ' ', ':', '::', '.', '\r', '\n', '\r\n', '0', '1', '25', '255', '256', '65535', '65536', 'ffff', 'FFFF', 'a', 'g', '%', '-', '\0', '\xff', '1.2.3.4', '::1'];
+const V1_ALPHABET = [
+  'PROXY ',
+  'TCP4 ',
+  'TCP6 ',
+  'UNKNOWN',
+  ' ',
+  ':',
+  '::',
+  '.',
+  '\r',
+  '\n',
+  '\r\n',
+  '0',
+  '1',
+  '25',
+  '255',
+  '256',
+  '65535',
+  '65536',
+  'ffff',
+  'FFFF',
+  'a',
+  'g',
+  '%',
+  '-',
+  '\0',
+  '\xff',
+  '1.2.3.4',
+  '::1',
+];
 
-const IPV6_TOKENS = ['0', '1', '9', 'a', 'F', 'ffff', 'FFFF', '0000', '00000', 'fffff', 'g', ':', ':', ':', '::', '::', '.', '1.2.3.4', '255.255.255.255', '0.0.0.0', '01.2.3.4', '256.1.1.1', '1.2.3', '%eth0', '%', '\xe9'];
-const IPV4_TOKENS = ['0', '1', '9', '10', '99', '255', '256', '01', '00', '1000', '.', '.', '.', '..', '1.2.3.4', ':', '::1', 'a', '-1', '+1', '\xff'];
+const IPV6_TOKENS = [
+  '0',
+  '1',
+  '9',
+  'a',
+  'F',
+  'ffff',
+  'FFFF',
+  '0000',
+  '00000',
+  'fffff',
+  'g',
+  ':',
+  ':',
+  ':',
+  '::',
+  '::',
+  '.',
+  '1.2.3.4',
+  '255.255.255.255',
+  '0.0.0.0',
+  '01.2.3.4',
+  '256.1.1.1',
+  '1.2.3',
+  '%eth0',
+  '%',
+  '\xe9',
+];
+const IPV4_TOKENS = [
+  '0',
+  '1',
+  '9',
+  '10',
+  '99',
+  '255',
+  '256',
+  '01',
+  '00',
+  '1000',
+  '.',
+  '.',
+  '.',
+  '..',
+  '1.2.3.4',
+  ':',
+  '::1',
+  'a',
+  '-1',
+  '+1',
+  '\xff',
+];
 
 /** A v1 line whose addresses are made of address-like pieces: mostly wrong, now and then right in an odd way. */
 function addressText(r: Random, tokens: readonly string[]): string {
@@ -624,7 +869,13 @@ function fuzzInput(r: Random): Input {
   const header = validHeader(r);
   if (roll < 55) {
     const after = payload(r);
-    return { kind: header.kind, data: Buffer.concat([header.data, after]), expect: expectOk(header), header, headerLength: header.data.length };
+    return {
+      kind: header.kind,
+      data: Buffer.concat([header.data, after]),
+      expect: expectOk(header),
+      header,
+      headerLength: header.data.length,
+    };
   }
   return mutate(r, header);
 }
@@ -642,7 +893,9 @@ t.test('parser: 100,000 random, valid and mutated inputs', async (t) => {
   const started = performance.now();
   const fail = (i: number, input: Input, what: string): void => {
     const hex = input.data.subarray(0, 400).toString('hex');
-    failures.push(`FUZZ_SEED=${SEED} input #${i} (${input.kind}): ${what}; ${input.data.length} bytes: ${hex}${input.data.length > 400 ? '…' : ''}`);
+    failures.push(
+      `FUZZ_SEED=${SEED} input #${i} (${input.kind}): ${what}; ${input.data.length} bytes: ${hex}${input.data.length > 400 ? '…' : ''}`,
+    );
   };
   const parse = (data: Buffer): Parsed | Error => {
     try {
@@ -672,16 +925,19 @@ t.test('parser: 100,000 random, valid and mutated inputs', async (t) => {
     if (parsed.status === 'ok') {
       // The header alone reads the same; so does the header with anything else after it.
       const alone = parse(data.subarray(0, parsed.length));
-      if (alone instanceof Error || shape(alone) !== got) fail(i, input, `the header alone gives ${alone instanceof Error ? alone.message : shape(alone)}`);
+      if (alone instanceof Error || shape(alone) !== got)
+        fail(i, input, `the header alone gives ${alone instanceof Error ? alone.message : shape(alone)}`);
       const other = parse(Buffer.concat([data.subarray(0, parsed.length), r.bytes(r.int(40))]));
-      if (other instanceof Error || shape(other) !== got) fail(i, input, `other data after the header gives ${other instanceof Error ? other.message : shape(other)}`);
+      if (other instanceof Error || shape(other) !== got)
+        fail(i, input, `other data after the header gives ${other instanceof Error ? other.message : shape(other)}`);
     }
     // What a prefix decides, the whole input must decide the same way: readPrefix parses each time more arrives.
     if (data.length > 0) {
       const cut = r.int(data.length);
       const prefix = parse(data.subarray(0, cut));
       if (prefix instanceof Error) fail(i, input, `threw on its first ${cut} bytes: ${prefix.message}`);
-      else if (prefix.status !== 'incomplete' && shape(prefix) !== got) fail(i, input, `its first ${cut} bytes give ${shape(prefix)}, all of it ${got}`);
+      else if (prefix.status !== 'incomplete' && shape(prefix) !== got)
+        fail(i, input, `its first ${cut} bytes give ${shape(prefix)}, all of it ${got}`);
     }
     if (input.header && input.headerLength !== undefined) {
       valid++;
@@ -692,7 +948,11 @@ t.test('parser: 100,000 random, valid and mutated inputs', async (t) => {
         for (let length = 0; length < header.length; length++) {
           const partial = parse(header.subarray(0, length));
           if (partial instanceof Error || partial.status !== 'incomplete') {
-            fail(i, input, `its first ${length} bytes give ${partial instanceof Error ? partial.message : shape(partial)}`);
+            fail(
+              i,
+              input,
+              `its first ${length} bytes give ${partial instanceof Error ? partial.message : shape(partial)}`,
+            );
             break;
           }
         }
@@ -700,10 +960,15 @@ t.test('parser: 100,000 random, valid and mutated inputs', async (t) => {
     }
   }
   const ms = performance.now() - started;
-  t.comment(`FUZZ_SEED=${SEED}: ${runs} inputs in ${ms.toFixed(0)} ms: ${JSON.stringify(counts)}, ${valid} valid headers, ${byteByByte} fed byte by byte, ${oddAddresses} headers of address pieces read as valid`);
+  t.comment(
+    `FUZZ_SEED=${SEED}: ${runs} inputs in ${ms.toFixed(0)} ms: ${JSON.stringify(counts)}, ${valid} valid headers, ${byteByByte} fed byte by byte, ${oddAddresses} headers of address pieces read as valid`,
+  );
   t.same(failures, [], `FUZZ_SEED=${SEED}: every input gives what the spec says, within the contract`);
   t.equal(counts.ok + counts.invalid + counts.incomplete, runs, 'every result has one of the three statuses');
-  t.ok(counts.ok > 10_000 && counts.invalid > 10_000 && counts.incomplete > 5_000, `the inputs reach every outcome: ${JSON.stringify(counts)}`);
+  t.ok(
+    counts.ok > 10_000 && counts.invalid > 10_000 && counts.incomplete > 5_000,
+    `the inputs reach every outcome: ${JSON.stringify(counts)}`,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -735,7 +1000,14 @@ function netCases(r: Random, count: number): NetCase[] {
     const pieces = r.chance(0.7) ? 1 : 2 + r.int(3);
     if (r.chance(0.55)) {
       const header = validHeader(r);
-      cases.push({ kind: header.kind, data: Buffer.concat([header.data, REQUEST]), pieces, fin: false, good: true, info: header.info });
+      cases.push({
+        kind: header.kind,
+        data: Buffer.concat([header.data, REQUEST]),
+        pieces,
+        fin: false,
+        good: true,
+        info: header.info,
+      });
       continue;
     }
     const roll = r.int(100);
@@ -755,7 +1027,13 @@ function netCases(r: Random, count: number): NetCase[] {
       stalled++;
       fin = false;
     }
-    cases.push({ kind: `${status}: ${input.kind}`, data: input.data, pieces: input.data.length > 1 ? pieces : 1, fin, good: false });
+    cases.push({
+      kind: `${status}: ${input.kind}`,
+      data: input.data,
+      pieces: input.data.length > 1 ? pieces : 1,
+      fin,
+      good: false,
+    });
   }
   return cases;
 }
@@ -785,7 +1063,13 @@ function exchange(port: number, c: NetCase): Promise<Exchange> {
     socket.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
     socket.on('close', () => {
       clearTimeout(timer);
-      resolve({ received: Buffer.concat(chunks), error, timedOut, localPort, closedAfterMs: performance.now() - sentAt });
+      resolve({
+        received: Buffer.concat(chunks),
+        error,
+        timedOut,
+        localPort,
+        closedAfterMs: performance.now() - sentAt,
+      });
     });
     socket.on('connect', () => {
       localPort = socket.localPort ?? 0;
@@ -810,8 +1094,12 @@ function exchange(port: number, c: NetCase): Promise<Exchange> {
 }
 
 function judge(c: NetCase, outcome: Exchange, port: number): string | undefined {
-  if (outcome.timedOut) return `still open after ${CONNECTION_DEADLINE_MS} ms (received ${outcome.received.length} bytes)`;
-  if (!c.good) return outcome.received.length === 0 ? undefined : `served: ${JSON.stringify(outcome.received.toString('latin1').slice(0, 200))}`;
+  if (outcome.timedOut)
+    return `still open after ${CONNECTION_DEADLINE_MS} ms (received ${outcome.received.length} bytes)`;
+  if (!c.good)
+    return outcome.received.length === 0
+      ? undefined
+      : `served: ${JSON.stringify(outcome.received.toString('latin1').slice(0, 200))}`;
   if (outcome.error) return `failed with ${outcome.error} after ${outcome.received.length} bytes`;
   const text = outcome.received.toString('latin1');
   const split = text.indexOf('\r\n\r\n');
@@ -837,7 +1125,11 @@ function openFds(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }
 
-async function runAll<T>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+async function runAll<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const runner = async (): Promise<void> => {
     while (next < items.length) {
@@ -852,7 +1144,8 @@ transports.forEach((transport, n) => {
   t.test(`${transport}: ${CONNECTIONS_PER_TRANSPORT} connections with good and bad PROXY headers`, async (t) => {
     const thrown: string[] = [];
     const onUncaught = (err: Error): void => void thrown.push(`uncaught: ${err.stack}`);
-    const onUnhandled = (reason: unknown): void => void thrown.push(`unhandled rejection: ${String((reason as Error)?.stack ?? reason)}`);
+    const onUnhandled = (reason: unknown): void =>
+      void thrown.push(`unhandled rejection: ${String((reason as Error)?.stack ?? reason)}`);
     process.on('uncaughtException', onUncaught);
     process.on('unhandledRejection', onUnhandled);
     t.teardown(() => {
@@ -874,7 +1167,14 @@ transports.forEach((transport, n) => {
     // A few good connections first, so that whatever a first connection opens for good is in the baseline.
     const warmUp = Array.from({ length: 2 * CONCURRENCY }, () => {
       const header = v1TCP(r, 'IPv4');
-      return { kind: header.kind, data: Buffer.concat([header.data, REQUEST]), pieces: 1, fin: false, good: true, info: header.info };
+      return {
+        kind: header.kind,
+        data: Buffer.concat([header.data, REQUEST]),
+        pieces: 1,
+        fin: false,
+        good: true,
+        info: header.info,
+      };
     });
     const failures: string[] = [];
     // Bad headers that are complete, or followed by a FIN, are closed at once, not at the header timeout.
@@ -891,11 +1191,16 @@ transports.forEach((transport, n) => {
           if (outcome.closedAfterMs >= HEADER_TIMEOUT_MS) late++;
         }
         if (broken && failures.length < 20) {
-          failures.push(`FUZZ_SEED=${SEED} ${transport} ${label} #${i} (${c.kind}, ${c.pieces} pieces${c.fin ? ', FIN' : ''}): ${broken}; sent ${c.data.length} bytes: ${c.data.subarray(0, 300).toString('hex')}`);
+          failures.push(
+            `FUZZ_SEED=${SEED} ${transport} ${label} #${i} (${c.kind}, ${c.pieces} pieces${c.fin ? ', FIN' : ''}): ${broken}; sent ${c.data.length} bytes: ${c.data.subarray(0, 300).toString('hex')}`,
+          );
         }
       });
     await run(warmUp, 'warm-up');
-    await waitFor(async () => (await proxy.stats()).connections === 0, { timeout: 10_000, what: 'the warm-up connections closing' });
+    await waitFor(async () => (await proxy.stats()).connections === 0, {
+      timeout: 10_000,
+      what: 'the warm-up connections closing',
+    });
     const baseline = openFds();
 
     const cases = netCases(r, CONNECTIONS_PER_TRANSPORT);
@@ -908,10 +1213,19 @@ transports.forEach((transport, n) => {
     const started = performance.now();
     await run(cases, 'case');
     const ms = performance.now() - started;
-    t.comment(`FUZZ_SEED=${SEED} ${transport}: ${cases.length} connections (${cases.length - bad} good, ${bad} bad) in ${ms.toFixed(0)} ms: ${JSON.stringify(Object.fromEntries([...mix].sort()))}`);
-    t.same(failures, [], 'every good connection is served the client its header named; every bad one is closed unserved');
+    t.comment(
+      `FUZZ_SEED=${SEED} ${transport}: ${cases.length} connections (${cases.length - bad} good, ${bad} bad) in ${ms.toFixed(0)} ms: ${JSON.stringify(Object.fromEntries([...mix].sort()))}`,
+    );
+    t.same(
+      failures,
+      [],
+      'every good connection is served the client its header named; every bad one is closed unserved',
+    );
     // A bound with room for a descheduled thread on a shared machine; waiting out the timeout would be all of them.
-    t.ok(late <= prompt / 10, `${late} of ${prompt} bad headers that need no wait were closed only after ${HEADER_TIMEOUT_MS} ms`);
+    t.ok(
+      late <= prompt / 10,
+      `${late} of ${prompt} bad headers that need no wait were closed only after ${HEADER_TIMEOUT_MS} ms`,
+    );
 
     const rejected = await waitFor(
       async () => {
@@ -925,8 +1239,14 @@ transports.forEach((transport, n) => {
     t.equal(stats.accepted, warmUp.length + cases.length, 'every connection was accepted');
     t.equal(stats.restarts, 0, 'no worker died');
     t.match(stats, { refused: 0, expired: 0, acceptErrors: 0 });
-    await waitFor(async () => (await proxy.stats()).connections === 0, { timeout: 10_000, what: 'no connection left open' });
-    const fds = await waitFor(() => openFds() <= baseline + FD_MARGIN && openFds(), { timeout: 10_000, what: () => `open descriptors ${openFds()} back within ${FD_MARGIN} of ${baseline}` }).catch(() => openFds());
+    await waitFor(async () => (await proxy.stats()).connections === 0, {
+      timeout: 10_000,
+      what: 'no connection left open',
+    });
+    const fds = await waitFor(() => openFds() <= baseline + FD_MARGIN && openFds(), {
+      timeout: 10_000,
+      what: () => `open descriptors ${openFds()} back within ${FD_MARGIN} of ${baseline}`,
+    }).catch(() => openFds());
     t.ok(fds <= baseline + FD_MARGIN, `open descriptors back to ${fds}, from ${baseline} before`);
     t.same(thrown, [], 'nothing thrown on the main thread, no proxy error');
   });

@@ -8,7 +8,11 @@ const PROMPT_MS = 100;
 const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 const REQUEST = 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
 
-function v2(source: string, sourcePort: number, { versionCommand = 0x21, signature = SIGNATURE, declared = 12 } = {}): Buffer {
+function v2(
+  source: string,
+  sourcePort: number,
+  { versionCommand = 0x21, signature = SIGNATURE, declared = 12 } = {},
+): Buffer {
   const header = Buffer.alloc(28);
   signature.copy(header);
   header[12] = versionCommand;
@@ -73,7 +77,8 @@ function sendSlowly(port: number, data: Buffer, everyMs: number): Promise<Outcom
     socket.on('connect', () => {
       connectedAt = performance.now();
       let sent = 0;
-      if (everyMs > 0) ticker = setInterval(() => sent < data.length && socket.write(data.subarray(sent, ++sent)), everyMs);
+      if (everyMs > 0)
+        ticker = setInterval(() => sent < data.length && socket.write(data.subarray(sent, ++sent)), everyMs);
     });
   });
 }
@@ -110,7 +115,13 @@ async function rejectedReaching(proxy: StartedProxy['proxy'], expected: number):
  * back. Returns the connections made: this machine is shared, and a descheduled thread can miss the
  * bound once, where a connection left to its deadline misses it every time.
  */
-async function closesPromptly(t: Test, port: number, name: string, data: string | Buffer, options: { fin?: boolean; localAddress?: string } = {}): Promise<number> {
+async function closesPromptly(
+  t: Test,
+  port: number,
+  name: string,
+  data: string | Buffer,
+  options: { fin?: boolean; localAddress?: string } = {},
+): Promise<number> {
   let best = Infinity;
   let tries = 0;
   while (tries < 3 && best > PROMPT_MS) {
@@ -156,9 +167,15 @@ for (const transport of transports) {
     for (const { name, data, fin } of badCases) attempts += await closesPromptly(t, port, name, data, { fin });
 
     const silent = await sendSlowly(port, Buffer.alloc(0), 0);
-    t.ok(silent.closedAfterMs >= DEADLINE_MS - 10 && silent.closedAfterMs < DEADLINE_MS + 400, `silent: closed after ${silent.closedAfterMs.toFixed(0)} ms`);
+    t.ok(
+      silent.closedAfterMs >= DEADLINE_MS - 10 && silent.closedAfterMs < DEADLINE_MS + 400,
+      `silent: closed after ${silent.closedAfterMs.toFixed(0)} ms`,
+    );
     const slow = await sendSlowly(port, Buffer.from(v1('192.0.2.1', 5000)), 40);
-    t.ok(slow.closedAfterMs >= DEADLINE_MS - 10 && slow.closedAfterMs < DEADLINE_MS + 400, `slow: closed after ${slow.closedAfterMs.toFixed(0)} ms`);
+    t.ok(
+      slow.closedAfterMs >= DEADLINE_MS - 10 && slow.closedAfterMs < DEADLINE_MS + 400,
+      `slow: closed after ${slow.closedAfterMs.toFixed(0)} ms`,
+    );
     attempts += 2;
 
     const expected = attempts;
@@ -166,16 +183,26 @@ for (const transport of transports) {
 
     const good = parseResponse((await send(port, `${v1('198.51.100.7', 4242)}${REQUEST}`)).received);
     t.equal(good.status, 200);
-    t.match(good.body as Count, { connections: 1, requests: 1, remote: { address: '198.51.100.7', port: 4242 } }, 'the app saw none of them');
+    t.match(
+      good.body as Count,
+      { connections: 1, requests: 1, remote: { address: '198.51.100.7', port: 4242 } },
+      'the app saw none of them',
+    );
 
     // A second header after a valid one is the client's data: here, not HTTP.
     const second = `${v1('203.0.113.66', 6666)}${REQUEST}`;
     const twice = parseResponse((await send(port, `${v1('198.51.100.8', 4343)}${second}`)).received);
     t.equal(twice.status, 400);
     t.match(twice.body, { code: 'HPE_INVALID_METHOD' });
-    t.equal((twice.body as { raw: string }).raw.slice(0, second.length), second, 'the app got the second header verbatim');
+    t.equal(
+      (twice.body as { raw: string }).raw.slice(0, second.length),
+      second,
+      'the app got the second header verbatim',
+    );
 
-    const v2good = parseResponse((await send(port, Buffer.concat([v2('198.51.100.9', 4444), Buffer.from(REQUEST)]))).received);
+    const v2good = parseResponse(
+      (await send(port, Buffer.concat([v2('198.51.100.9', 4444), Buffer.from(REQUEST)]))).received,
+    );
     t.match(v2good.body as Count, { connections: 3, requests: 2, remote: { address: '198.51.100.9', port: 4444 } });
     t.equal(await rejected(proxy), expected, 'valid headers are not counted');
   });

@@ -7,10 +7,17 @@ type Parsed =
   | {
       status: 'ok';
       length: number;
-      info: { remote: { address: string; family: string; port: number }; local: { address: string; family: string; port: number } } | undefined;
+      info:
+        | {
+            remote: { address: string; family: string; port: number };
+            local: { address: string; family: string; port: number };
+          }
+        | undefined;
     };
 
-const { parseProxyHeader, V1_MAX_BYTES, V2_MAX_BYTES } = (await import(new URL('../dist/lib/proxy-protocol/parser.js', import.meta.url).href)) as {
+const { parseProxyHeader, V1_MAX_BYTES, V2_MAX_BYTES } = (await import(
+  new URL('../dist/lib/proxy-protocol/parser.js', import.meta.url).href
+)) as {
   parseProxyHeader: (data: Buffer) => Parsed;
   V1_MAX_BYTES: number;
   V2_MAX_BYTES: number;
@@ -27,7 +34,12 @@ interface V2 {
   length?: number;
 }
 
-function v2({ versionCommand = 0x21, familyProtocol = 0x11, body = Buffer.alloc(0), length = body.length }: V2): Buffer {
+function v2({
+  versionCommand = 0x21,
+  familyProtocol = 0x11,
+  body = Buffer.alloc(0),
+  length = body.length,
+}: V2): Buffer {
   const fixed = Buffer.alloc(16);
   SIGNATURE.copy(fixed);
   fixed[12] = versionCommand;
@@ -36,7 +48,13 @@ function v2({ versionCommand = 0x21, familyProtocol = 0x11, body = Buffer.alloc(
   return Buffer.concat([fixed, body]);
 }
 
-function ipv4Body(source: string, destination: string, sourcePort: number, destinationPort: number, tlvs = Buffer.alloc(0)): Buffer {
+function ipv4Body(
+  source: string,
+  destination: string,
+  sourcePort: number,
+  destinationPort: number,
+  tlvs = Buffer.alloc(0),
+): Buffer {
   const body = Buffer.alloc(12);
   source.split('.').forEach((octet, i) => (body[i] = Number(octet)));
   destination.split('.').forEach((octet, i) => (body[4 + i] = Number(octet)));
@@ -73,17 +91,26 @@ const valid: Valid[] = [
   {
     name: 'v1 TCP4',
     header: Buffer.from('PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n'),
-    info: { remote: { address: '192.0.2.1', family: 'IPv4', port: 56324 }, local: { address: '198.51.100.2', family: 'IPv4', port: 443 } },
+    info: {
+      remote: { address: '192.0.2.1', family: 'IPv4', port: 56324 },
+      local: { address: '198.51.100.2', family: 'IPv4', port: 443 },
+    },
   },
   {
     name: 'v1 TCP4 with ports 0 and 65535',
     header: Buffer.from('PROXY TCP4 0.0.0.0 255.255.255.255 0 65535\r\n'),
-    info: { remote: { address: '0.0.0.0', family: 'IPv4', port: 0 }, local: { address: '255.255.255.255', family: 'IPv4', port: 65535 } },
+    info: {
+      remote: { address: '0.0.0.0', family: 'IPv4', port: 0 },
+      local: { address: '255.255.255.255', family: 'IPv4', port: 65535 },
+    },
   },
   {
     name: 'v1 TCP6',
     header: Buffer.from('PROXY TCP6 2001:db8::1 2001:db8::2:1 1 65535\r\n'),
-    info: { remote: { address: '2001:db8::1', family: 'IPv6', port: 1 }, local: { address: '2001:db8::2:1', family: 'IPv6', port: 65535 } },
+    info: {
+      remote: { address: '2001:db8::1', family: 'IPv6', port: 1 },
+      local: { address: '2001:db8::2:1', family: 'IPv6', port: 65535 },
+    },
   },
   {
     name: 'v1 TCP6, longest form',
@@ -98,36 +125,69 @@ const valid: Valid[] = [
   { name: 'v1 UNKNOWN', header: Buffer.from('PROXY UNKNOWN\r\n'), info: undefined },
   { name: 'v1 UNKNOWN with addresses', header: Buffer.from('PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n'), info: undefined },
   // The spec's worst case: 107 bytes, CRLF included.
-  { name: 'v1 UNKNOWN of 107 bytes', header: Buffer.from(`PROXY UNKNOWN ${'x'.repeat(V1_MAX_BYTES - 16)}\r\n`), info: undefined },
+  {
+    name: 'v1 UNKNOWN of 107 bytes',
+    header: Buffer.from(`PROXY UNKNOWN ${'x'.repeat(V1_MAX_BYTES - 16)}\r\n`),
+    info: undefined,
+  },
   {
     name: 'v2 PROXY TCP4',
     header: v2({ body: ipv4Body('203.0.113.9', '10.0.0.1', 40000, 8080) }),
-    info: { remote: { address: '203.0.113.9', family: 'IPv4', port: 40000 }, local: { address: '10.0.0.1', family: 'IPv4', port: 8080 } },
+    info: {
+      remote: { address: '203.0.113.9', family: 'IPv4', port: 40000 },
+      local: { address: '10.0.0.1', family: 'IPv4', port: 8080 },
+    },
   },
   {
     name: 'v2 PROXY TCP4 with TLVs',
     header: v2({ body: ipv4Body('203.0.113.9', '10.0.0.1', 1, 2, Buffer.from([0x04, 0x00, 0x03, 0x61, 0x62, 0x63])) }),
-    info: { remote: { address: '203.0.113.9', family: 'IPv4', port: 1 }, local: { address: '10.0.0.1', family: 'IPv4', port: 2 } },
+    info: {
+      remote: { address: '203.0.113.9', family: 'IPv4', port: 1 },
+      local: { address: '10.0.0.1', family: 'IPv4', port: 2 },
+    },
   },
   {
     name: 'v2 PROXY TCP6',
     header: v2({ familyProtocol: 0x21, body: ipv6Body('2001:db8::7', '::1', 65535, 443) }),
-    info: { remote: { address: '2001:db8::7', family: 'IPv6', port: 65535 }, local: { address: '::1', family: 'IPv6', port: 443 } },
+    info: {
+      remote: { address: '2001:db8::7', family: 'IPv6', port: 65535 },
+      local: { address: '::1', family: 'IPv6', port: 443 },
+    },
   },
   { name: 'v2 LOCAL', header: v2({ versionCommand: 0x20, familyProtocol: 0x00 }), info: undefined },
   // A LOCAL connection (a balancer's health check) may still carry addresses: they are ignored.
-  { name: 'v2 LOCAL with addresses', header: v2({ versionCommand: 0x20, body: ipv4Body('1.2.3.4', '5.6.7.8', 1, 2) }), info: undefined },
+  {
+    name: 'v2 LOCAL with addresses',
+    header: v2({ versionCommand: 0x20, body: ipv4Body('1.2.3.4', '5.6.7.8', 1, 2) }),
+    info: undefined,
+  },
   { name: 'v2 PROXY UNSPEC', header: v2({ familyProtocol: 0x00 }), info: undefined },
-  { name: 'v2 PROXY UNSPEC with TLVs', header: v2({ familyProtocol: 0x00, body: Buffer.from([0x04, 0x00, 0x01, 0x7a]) }), info: undefined },
-  { name: 'v2 of the largest length accepted', header: v2({ familyProtocol: 0x00, body: Buffer.alloc(V2_MAX_BYTES - 16) }), info: undefined },
+  {
+    name: 'v2 PROXY UNSPEC with TLVs',
+    header: v2({ familyProtocol: 0x00, body: Buffer.from([0x04, 0x00, 0x01, 0x7a]) }),
+    info: undefined,
+  },
+  {
+    name: 'v2 of the largest length accepted',
+    header: v2({ familyProtocol: 0x00, body: Buffer.alloc(V2_MAX_BYTES - 16) }),
+    info: undefined,
+  },
 ];
 
 t.test('valid headers are read, and the bytes after them are left alone', async (t) => {
   for (const { name, header, info } of valid) {
     t.same(parseProxyHeader(header), { status: 'ok', length: header.length, info }, name);
-    t.same(parseProxyHeader(Buffer.concat([header, PAYLOAD])), { status: 'ok', length: header.length, info }, `${name}, then data`);
+    t.same(
+      parseProxyHeader(Buffer.concat([header, PAYLOAD])),
+      { status: 'ok', length: header.length, info },
+      `${name}, then data`,
+    );
     // A second header right after is data, not part of the first.
-    t.same(parseProxyHeader(Buffer.concat([header, header])), { status: 'ok', length: header.length, info }, `${name}, twice`);
+    t.same(
+      parseProxyHeader(Buffer.concat([header, header])),
+      { status: 'ok', length: header.length, info },
+      `${name}, twice`,
+    );
   }
 });
 
@@ -157,8 +217,16 @@ const invalid: Invalid[] = [
   { name: 'PROXY without a space', data: 'PROXY\r\n', reason: /no PROXY header/ },
   { name: 'PROXX', data: 'PROXX TCP4', reason: /no PROXY header/ },
   { name: 'v1: no CRLF within 107 bytes', data: `PROXY TCP4 ${'1'.repeat(200)}`, reason: /longer than 107/ },
-  { name: 'v1: CRLF at bytes 107 and 108', data: `PROXY UNKNOWN ${'x'.repeat(V1_MAX_BYTES - 15)}\r\n`, reason: /longer than 107/ },
-  { name: 'v1: CR without LF, 107 bytes', data: `PROXY UNKNOWN\r${'x'.repeat(V1_MAX_BYTES - 14)}`, reason: /longer than 107/ },
+  {
+    name: 'v1: CRLF at bytes 107 and 108',
+    data: `PROXY UNKNOWN ${'x'.repeat(V1_MAX_BYTES - 15)}\r\n`,
+    reason: /longer than 107/,
+  },
+  {
+    name: 'v1: CR without LF, 107 bytes',
+    data: `PROXY UNKNOWN\r${'x'.repeat(V1_MAX_BYTES - 14)}`,
+    reason: /longer than 107/,
+  },
   { name: 'v1: lone LF', data: 'PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\nGET / HTTP/1.1\r\n', reason: /CRLF/ },
   { name: 'v1: lone LF right after PROXY', data: 'PROXY \n', reason: /CRLF/ },
   { name: 'v1: LF CR', data: 'PROXY UNKNOWN\n\r', reason: /CRLF/ },
@@ -173,7 +241,11 @@ const invalid: Invalid[] = [
   { name: 'v1: tab for space', data: v1('PROXY TCP4\t1.2.3.4 5.6.7.8 1 2'), reason: /malformed v1 header/ },
   { name: 'v1: IPv4 octet 256', data: v1('PROXY TCP4 256.2.3.4 5.6.7.8 1 2'), reason: /malformed v1 addresses/ },
   { name: 'v1: three IPv4 octets', data: v1('PROXY TCP4 1.2.3 5.6.7.8 1 2'), reason: /malformed v1 addresses/ },
-  { name: 'v1: IPv4 octet with a leading zero', data: v1('PROXY TCP4 01.2.3.4 5.6.7.8 1 2'), reason: /malformed v1 addresses/ },
+  {
+    name: 'v1: IPv4 octet with a leading zero',
+    data: v1('PROXY TCP4 01.2.3.4 5.6.7.8 1 2'),
+    reason: /malformed v1 addresses/,
+  },
   { name: 'v1: a host name', data: v1('PROXY TCP4 localhost 5.6.7.8 1 2'), reason: /malformed v1 addresses/ },
   { name: 'v1: IPv6 under TCP4', data: v1('PROXY TCP4 ::1 5.6.7.8 1 2'), reason: /malformed v1 addresses/ },
   { name: 'v1: IPv4 under TCP6', data: v1('PROXY TCP6 1.2.3.4 ::1 1 2'), reason: /malformed v1 addresses/ },
@@ -181,28 +253,72 @@ const invalid: Invalid[] = [
   { name: 'v1: port 65536', data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 65536 2'), reason: /malformed v1 addresses/ },
   { name: 'v1: port 99999', data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 1 99999'), reason: /malformed v1 addresses/ },
   { name: 'v1: port 123456', data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 123456 2'), reason: /malformed v1 addresses/ },
-  { name: 'v1: port with a leading zero', data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 080 2'), reason: /malformed v1 addresses/ },
+  {
+    name: 'v1: port with a leading zero',
+    data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 080 2'),
+    reason: /malformed v1 addresses/,
+  },
   { name: 'v1: port 00', data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 1 00'), reason: /malformed v1 addresses/ },
   { name: 'v1: negative port', data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 -1 2'), reason: /malformed v1 addresses/ },
   { name: 'v1: port with a plus sign', data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 +1 2'), reason: /malformed v1 addresses/ },
   { name: 'v1: port in hex', data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 0x10 2'), reason: /malformed v1 addresses/ },
   { name: 'v1: port in exponent form', data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 1e3 2'), reason: /malformed v1 addresses/ },
-  { name: 'v1: empty port', data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 1 '), reason: /malformed v1 header|malformed v1 addresses/ },
-  { name: 'v2: signature wrong in its fourth byte, early', data: Buffer.from([0x0d, 0x0a, 0x0d, 0x0b]), reason: /signature/ },
-  { name: 'v2: wrong version 1', data: v2({ versionCommand: 0x11, body: ipv4Body('1.2.3.4', '5.6.7.8', 1, 2) }), reason: /version/ },
-  { name: 'v2: wrong version 3', data: v2({ versionCommand: 0x31, body: ipv4Body('1.2.3.4', '5.6.7.8', 1, 2) }), reason: /version/ },
+  {
+    name: 'v1: empty port',
+    data: v1('PROXY TCP4 1.2.3.4 5.6.7.8 1 '),
+    reason: /malformed v1 header|malformed v1 addresses/,
+  },
+  {
+    name: 'v2: signature wrong in its fourth byte, early',
+    data: Buffer.from([0x0d, 0x0a, 0x0d, 0x0b]),
+    reason: /signature/,
+  },
+  {
+    name: 'v2: wrong version 1',
+    data: v2({ versionCommand: 0x11, body: ipv4Body('1.2.3.4', '5.6.7.8', 1, 2) }),
+    reason: /version/,
+  },
+  {
+    name: 'v2: wrong version 3',
+    data: v2({ versionCommand: 0x31, body: ipv4Body('1.2.3.4', '5.6.7.8', 1, 2) }),
+    reason: /version/,
+  },
   { name: 'v2: wrong version 0', data: v2({ versionCommand: 0x01 }), reason: /version/ },
   { name: 'v2: wrong version 15', data: v2({ versionCommand: 0xf1 }), reason: /version/ },
   { name: 'v2: command 2', data: v2({ versionCommand: 0x22 }), reason: /command/ },
   { name: 'v2: command 15', data: v2({ versionCommand: 0x2f }), reason: /command/ },
-  { name: 'v2: declared length one above the maximum', data: v2({ familyProtocol: 0x00, length: V2_MAX_BYTES - 15 }), reason: /too long/ },
+  {
+    name: 'v2: declared length one above the maximum',
+    data: v2({ familyProtocol: 0x00, length: V2_MAX_BYTES - 15 }),
+    reason: /too long/,
+  },
   { name: 'v2: declared length 65535', data: v2({ familyProtocol: 0x00, length: 0xffff }), reason: /too long/ },
   { name: 'v2: TCP4 body of 11 bytes', data: v2({ body: Buffer.alloc(11) }), reason: /too short/ },
-  { name: 'v2: TCP6 body of 35 bytes', data: v2({ familyProtocol: 0x21, body: Buffer.alloc(35) }), reason: /too short/ },
-  { name: 'v2: TCP6 body of IPv4 size', data: v2({ familyProtocol: 0x21, body: ipv4Body('1.2.3.4', '5.6.7.8', 1, 2) }), reason: /too short/ },
-  { name: 'v2: address family 4', data: v2({ familyProtocol: 0x41, body: Buffer.alloc(12) }), reason: /address family/ },
-  { name: 'v2: transport protocol 3', data: v2({ familyProtocol: 0x13, body: Buffer.alloc(12) }), reason: /address family/ },
-  { name: 'v2: IPv4 with no transport protocol', data: v2({ familyProtocol: 0x10, body: Buffer.alloc(12) }), reason: /address family/ },
+  {
+    name: 'v2: TCP6 body of 35 bytes',
+    data: v2({ familyProtocol: 0x21, body: Buffer.alloc(35) }),
+    reason: /too short/,
+  },
+  {
+    name: 'v2: TCP6 body of IPv4 size',
+    data: v2({ familyProtocol: 0x21, body: ipv4Body('1.2.3.4', '5.6.7.8', 1, 2) }),
+    reason: /too short/,
+  },
+  {
+    name: 'v2: address family 4',
+    data: v2({ familyProtocol: 0x41, body: Buffer.alloc(12) }),
+    reason: /address family/,
+  },
+  {
+    name: 'v2: transport protocol 3',
+    data: v2({ familyProtocol: 0x13, body: Buffer.alloc(12) }),
+    reason: /address family/,
+  },
+  {
+    name: 'v2: IPv4 with no transport protocol',
+    data: v2({ familyProtocol: 0x10, body: Buffer.alloc(12) }),
+    reason: /address family/,
+  },
 ];
 
 // Every byte of the signature matters, the first included (it then reads as no header at all).
@@ -229,7 +345,12 @@ t.test('v1: an IPv6 address with a zone is rejected', async (t) => {
 });
 
 t.test('a header rejected early stays rejected whatever follows', async (t) => {
-  const early = [Buffer.from('PROXY \n'), Buffer.from([0x0d, 0x0a, 0x0d, 0x0b]), v2({ versionCommand: 0x11 }), v2({ familyProtocol: 0x00, length: 0xffff })];
+  const early = [
+    Buffer.from('PROXY \n'),
+    Buffer.from([0x0d, 0x0a, 0x0d, 0x0b]),
+    v2({ versionCommand: 0x11 }),
+    v2({ familyProtocol: 0x00, length: 0xffff }),
+  ];
   for (const data of early) {
     t.equal(parseProxyHeader(data).status, 'invalid');
     t.equal(parseProxyHeader(Buffer.concat([data, Buffer.alloc(5000, 0x41)])).status, 'invalid');
@@ -276,7 +397,12 @@ function brokenContract(data: Buffer, parsed: Parsed): string | undefined {
     case 'invalid':
       return typeof parsed.reason === 'string' && parsed.reason.length > 0 ? undefined : 'no reason';
     case 'ok': {
-      if (!Number.isInteger(parsed.length) || parsed.length < 15 || parsed.length > data.length || parsed.length > V2_MAX_BYTES) {
+      if (
+        !Number.isInteger(parsed.length) ||
+        parsed.length < 15 ||
+        parsed.length > data.length ||
+        parsed.length > V2_MAX_BYTES
+      ) {
         return `length ${parsed.length} of ${data.length} bytes`;
       }
       const again = parseProxyHeader(data.subarray(0, parsed.length));
@@ -294,7 +420,29 @@ function brokenContract(data: Buffer, parsed: Parsed): string | undefined {
   }
 }
 
-const V1_ALPHABET = ['PROXY ', 'TCP4 ', 'TCP6 ', 'UNKNOWN', ' ', ':', '::', '.', '\r', '\n', '\r\n', '0', '1', '25', '255', '65535', 'ffff', 'a', '%', '-', '\0'];
+const V1_ALPHABET = [
+  'PROXY ',
+  'TCP4 ',
+  'TCP6 ',
+  'UNKNOWN',
+  ' ',
+  ':',
+  '::',
+  '.',
+  '\r',
+  '\n',
+  '\r\n',
+  '0',
+  '1',
+  '25',
+  '255',
+  '65535',
+  'ffff',
+  'a',
+  '%',
+  '-',
+  '\0',
+];
 const SEEDS = valid.map((entry) => entry.header);
 
 function randomBytes(random: () => number, length: number): Buffer {
@@ -325,7 +473,12 @@ function fuzzInput(random: () => number): Buffer {
     const at = Math.floor(random() * (data.length + 1));
     const how = random();
     if (how < 0.4 && data.length > 0) data[Math.min(at, data.length - 1)] = Math.floor(random() * 256);
-    else if (how < 0.6) data = Buffer.concat([data.subarray(0, at), randomBytes(random, 1 + Math.floor(random() * 8)), data.subarray(at)]);
+    else if (how < 0.6)
+      data = Buffer.concat([
+        data.subarray(0, at),
+        randomBytes(random, 1 + Math.floor(random() * 8)),
+        data.subarray(at),
+      ]);
     else if (how < 0.8) data = Buffer.concat([data.subarray(0, at), data.subarray(at + 1 + Math.floor(random() * 8))]);
     else if (how < 0.9) data = data.subarray(0, at);
     else data = Buffer.concat([data, randomBytes(random, Math.floor(random() * 64))]);
@@ -361,7 +514,9 @@ t.test('fuzz: 100,000 random and mutated inputs never throw, never break the con
       if (retried > 10) failures.push(`${retried.toFixed(3)} ms on ${data.toString('hex')}`);
     }
   }
-  t.comment(`seed ${seed}: ${JSON.stringify(counts)}; slowest call ${maxMs.toFixed(3)} ms${maxRetriedMs ? `, ${maxRetriedMs.toFixed(3)} ms when repeated` : ''}`);
+  t.comment(
+    `seed ${seed}: ${JSON.stringify(counts)}; slowest call ${maxMs.toFixed(3)} ms${maxRetriedMs ? `, ${maxRetriedMs.toFixed(3)} ms when repeated` : ''}`,
+  );
   t.same(failures, [], `seed ${seed}`);
   t.equal(counts.ok + counts.invalid + counts.incomplete, runs, 'every input was parsed');
   // The mix must reach every outcome, or the fuzzing tests less than it claims.

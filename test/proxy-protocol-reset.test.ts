@@ -31,13 +31,24 @@ function requestWithHeader(port: number, header: string): Promise<string> {
 }
 
 for (const transport of transports) {
-  t.test(`${transport}: clients that reset right after their PROXY header do not bring the launcher down`, async (t) => {
-    const launcher = await startLauncher(t, [app, '--workers', '2', '--transport', transport, '--proxy-protocol']);
-    for (let i = 0; i < 100 && launcher.child.exitCode === null; i++) await headerThenReset(launcher.port);
-    const response = await requestWithHeader(launcher.port, HEADER).catch((err: Error) => `failed: ${err.message}`);
-    const answered = t.match(response, /^HTTP\/1\.1 200 .*\{"hello":"192\.0\.2\.1"\}$/s, 'the launcher still answers');
-    // Only to report why: a launcher that crashed needs a moment to be seen exiting.
-    if (!answered) await Promise.race([launcher.exited, delay(2000)]);
-    t.equal(launcher.child.exitCode, null, `the launcher is still running${launcher.child.exitCode === null ? '' : `:\n${launcher.stderr()}`}`);
-  });
+  t.test(
+    `${transport}: clients that reset right after their PROXY header do not bring the launcher down`,
+    async (t) => {
+      const launcher = await startLauncher(t, [app, '--workers', '2', '--transport', transport, '--proxy-protocol']);
+      for (let i = 0; i < 100 && launcher.child.exitCode === null; i++) await headerThenReset(launcher.port);
+      const response = await requestWithHeader(launcher.port, HEADER).catch((err: Error) => `failed: ${err.message}`);
+      const answered = t.match(
+        response,
+        /^HTTP\/1\.1 200 .*\{"hello":"192\.0\.2\.1"\}$/s,
+        'the launcher still answers',
+      );
+      // Only to report why: a launcher that crashed needs a moment to be seen exiting.
+      if (!answered) await Promise.race([launcher.exited, delay(2000)]);
+      t.equal(
+        launcher.child.exitCode,
+        null,
+        `the launcher is still running${launcher.child.exitCode === null ? '' : `:\n${launcher.stderr()}`}`,
+      );
+    },
+  );
 }

@@ -16,13 +16,22 @@ t.test('pipe: a connection a worker cannot take goes to another worker, and is s
   const before = await proxy.stats();
 
   const served: number[] = [];
-  for (let i = 0; i < 10; i++) served.push(((await requestJSON(port, { agent: false })) as { threadId: number }).threadId);
-  t.same(served, served.map(() => healthy!.threadId), 'every request was served, by the worker that could take it');
+  for (let i = 0; i < 10; i++)
+    served.push(((await requestJSON(port, { agent: false })) as { threadId: number }).threadId);
+  t.same(
+    served,
+    served.map(() => healthy!.threadId),
+    'every request was served, by the worker that could take it',
+  );
 
   const stats = await proxy.stats();
   const redispatched = stats.redispatched - before.redispatched;
   t.ok(redispatched >= 5, `the broken worker was offered connections and refused them (${redispatched} times)`);
-  t.equal(stats.dispatched - before.dispatched - redispatched, 10, 'each connection counted once as dispatched, plus once per refusal');
+  t.equal(
+    stats.dispatched - before.dispatched - redispatched,
+    10,
+    'each connection counted once as dispatched, plus once per refusal',
+  );
   t.equal(broken!.connections, 0, 'the refused connections were counted out of the broken worker');
   await waitFor(() => healthy!.connections === 0);
   t.pass('and the served ones out of the healthy worker once closed');

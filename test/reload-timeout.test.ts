@@ -18,14 +18,23 @@ for (const transport of transports) {
     t.teardown(() => ws.terminate());
     const closed = once(ws, 'close');
     const exits: { threadId: number; reason: string }[] = [];
-    proxy.on('worker-exit', (handle: { threadId: number }, _code: number, reason: string) => exits.push({ threadId: handle.threadId, reason }));
+    proxy.on('worker-exit', (handle: { threadId: number }, _code: number, reason: string) =>
+      exits.push({ threadId: handle.threadId, reason }),
+    );
 
     let retiredAt = 0;
     proxy.on('worker-online', () => (retiredAt = performance.now()));
     await proxy.reload({ timeout: 300 });
     const heldFor = performance.now() - retiredAt;
-    t.same(exits, [{ threadId, reason: 'retired' }], 'reload() resolved once the old worker was gone, stopped as retired');
-    t.ok(heldFor >= 250, `the old worker kept its connection until the deadline (${heldFor.toFixed(0)} ms after its successor served)`);
+    t.same(
+      exits,
+      [{ threadId, reason: 'retired' }],
+      'reload() resolved once the old worker was gone, stopped as retired',
+    );
+    t.ok(
+      heldFor >= 250,
+      `the old worker kept its connection until the deadline (${heldFor.toFixed(0)} ms after its successor served)`,
+    );
     await closed;
     t.pass('the WebSocket that held it was closed');
 
@@ -77,8 +86,14 @@ t.test('reload() and shutdown() reject a bad timeout with a coded error, and kee
   await t.rejects(proxy.reload({ timeout: -1 }), { code: 'SOCKETNAUT_ERR_OPTION_OUT_OF_RANGE', message: /"timeout"/ });
   await t.rejects(proxy.reload({ timeout: 1.5 }), { code: 'SOCKETNAUT_ERR_OPTION_OUT_OF_RANGE' });
   // Node would run a longer timer after 1 ms, and stop the old workers at once.
-  await t.rejects(proxy.reload({ timeout: 2 ** 31 }), { code: 'SOCKETNAUT_ERR_OPTION_OUT_OF_RANGE', message: /2147483647/ });
-  await t.rejects(proxy.reload({ timeout: '100' as never }), { code: 'SOCKETNAUT_ERR_INVALID_OPTION', message: /"timeout"/ });
+  await t.rejects(proxy.reload({ timeout: 2 ** 31 }), {
+    code: 'SOCKETNAUT_ERR_OPTION_OUT_OF_RANGE',
+    message: /2147483647/,
+  });
+  await t.rejects(proxy.reload({ timeout: '100' as never }), {
+    code: 'SOCKETNAUT_ERR_INVALID_OPTION',
+    message: /"timeout"/,
+  });
   await t.rejects(proxy.shutdown({ timeout: Number.NaN }), { code: 'SOCKETNAUT_ERR_INVALID_OPTION' });
   t.equal((await request(port)).status, 426, 'the proxy still serves');
   t.equal((await proxy.stats()).reloads, 0, 'no reload was counted');

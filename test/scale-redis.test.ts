@@ -100,8 +100,12 @@ for (const { transport, expected } of variants) {
     await startHaproxy(t, haproxyConfig(frontA, frontB, hostA.port, hostB.port));
     let killedA = false;
     const died = (): string | undefined => {
-      for (const [name, host] of [['A', hostA], ['B', hostB]] as const) {
-        if (host.child.exitCode !== null && !(name === 'A' && killedA)) return `host ${name} exited (${host.child.exitCode}):\n${host.stderr()}`;
+      for (const [name, host] of [
+        ['A', hostA],
+        ['B', hostB],
+      ] as const) {
+        if (host.child.exitCode !== null && !(name === 'A' && killedA))
+          return `host ${name} exited (${host.child.exitCode}):\n${host.stderr()}`;
       }
       return undefined;
     };
@@ -112,28 +116,47 @@ for (const { transport, expected } of variants) {
     const onB = connectClient(t, frontB, '127.0.0.32');
     const welcomeA = await waitFor(() => onA.welcomes[0], { ...polling, what: 'welcome on host A' });
     const welcomeB = await waitFor(() => onB.welcomes[0], { ...polling, what: 'welcome on host B' });
-    t.ok(welcomeA.server.endsWith(serverA), `the first client is on host A (${welcomeA.server})${died() ? `; ${died()}` : ''}`);
+    t.ok(
+      welcomeA.server.endsWith(serverA),
+      `the first client is on host A (${welcomeA.server})${died() ? `; ${died()}` : ''}`,
+    );
     t.ok(welcomeB.server.endsWith(serverB), `the second client is on host B (${welcomeB.server})`);
     t.equal(welcomeA.address, '127.0.0.31', 'host A knows the client from the PROXY header');
     t.equal(welcomeB.address, '127.0.0.32', 'host B knows the client from the PROXY header');
 
     await say(onA, 'hello from A');
-    const fromA = await waitFor(() => onB.messages.find((m) => m.text === 'hello from A'), { ...polling, what: 'A’s message on B' });
-    t.same(fromA, { from: '127.0.0.31', text: 'hello from A', server: welcomeA.server }, 'a message from host A reaches a client of host B');
+    const fromA = await waitFor(() => onB.messages.find((m) => m.text === 'hello from A'), {
+      ...polling,
+      what: 'A’s message on B',
+    });
+    t.same(
+      fromA,
+      { from: '127.0.0.31', text: 'hello from A', server: welcomeA.server },
+      'a message from host A reaches a client of host B',
+    );
     await say(onB, 'hello from B');
-    const fromB = await waitFor(() => onA.messages.find((m) => m.text === 'hello from B'), { ...polling, what: 'B’s message on A' });
+    const fromB = await waitFor(() => onA.messages.find((m) => m.text === 'hello from B'), {
+      ...polling,
+      what: 'B’s message on A',
+    });
     t.equal(fromB.server, welcomeB.server, 'and the other way round');
 
     t.equal(died(), undefined, 'both hosts are still running');
     killedA = true;
     hostA.child.kill('SIGKILL');
     await hostA.exited;
-    const moved = await waitFor(() => onA.welcomes.find((w) => w.server.endsWith(serverB)), { ...polling, what: 'the first client back, on host B' });
+    const moved = await waitFor(() => onA.welcomes.find((w) => w.server.endsWith(serverB)), {
+      ...polling,
+      what: 'the first client back, on host B',
+    });
     t.equal(moved.address, '127.0.0.31', 'the client reconnected through HAProxy to host B');
     t.ok(onA.disconnects.length >= 1, `the client saw host A go (${onA.disconnects.join(', ')})`);
 
     await say(onA, 'A again, now on B');
-    const after = await waitFor(() => onB.messages.find((m) => m.text === 'A again, now on B'), { ...polling, what: 'the reconnected client’s message' });
+    const after = await waitFor(() => onB.messages.find((m) => m.text === 'A again, now on B'), {
+      ...polling,
+      what: 'the reconnected client’s message',
+    });
     t.same(after, { from: '127.0.0.31', text: 'A again, now on B', server: welcomeB.server });
     t.same(onB.disconnects, [], 'host B’s client stayed connected throughout');
     t.equal(died(), undefined, 'host B is still running');

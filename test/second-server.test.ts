@@ -55,25 +55,37 @@ for (const transport of transports) {
     const address = first.adminAddress as net.AddressInfo;
     t.equal(address.address, '127.0.0.1', 'address() gives the address bound');
     t.not(address.port, 0, 'and the port the main thread chose');
-    const others = await waitFor(async () => {
-      const reply = await requestJSON<AppReply>(launcher.port);
-      return reply.threadId !== first.threadId ? reply : undefined;
-    }, { what: 'a reply from the other worker' });
+    const others = await waitFor(
+      async () => {
+        const reply = await requestJSON<AppReply>(launcher.port);
+        return reply.threadId !== first.threadId ? reply : undefined;
+      },
+      { what: 'a reply from the other worker' },
+    );
     t.same(others.adminAddress, first.adminAddress, 'the other worker reports the same port');
 
     const threads = await servedBy(() => requestJSON<AdminReply>(address.port));
-    t.equal([...threads.values()].reduce((a, b) => a + b, 0), REQUESTS, `${REQUESTS} of ${REQUESTS} answered`);
+    t.equal(
+      [...threads.values()].reduce((a, b) => a + b, 0),
+      REQUESTS,
+      `${REQUESTS} of ${REQUESTS} answered`,
+    );
     t.equal(threads.size, 2, `by both workers (${[...threads.values()].join(' and ')})`);
     t.notMatch(launcher.stderr(), /EADDRINUSE/, 'no EADDRINUSE anywhere');
 
     // Once both workers close it, the port closes.
     const closedBy = new Set<number>();
-    await waitFor(async () => {
-      const reply = await requestJSON<AppReply>(launcher.port, { path: '/close-admin' });
-      closedBy.add(reply.threadId);
-      return closedBy.size === 2;
-    }, { what: 'both workers to close their admin server' });
-    await waitFor(async () => (await connectOutcome(address.port)) === 'ECONNREFUSED', { what: 'the admin port to close' });
+    await waitFor(
+      async () => {
+        const reply = await requestJSON<AppReply>(launcher.port, { path: '/close-admin' });
+        closedBy.add(reply.threadId);
+        return closedBy.size === 2;
+      },
+      { what: 'both workers to close their admin server' },
+    );
+    await waitFor(async () => (await connectOutcome(address.port)) === 'ECONNREFUSED', {
+      what: 'the admin port to close',
+    });
     t.pass('the admin port is closed once the last worker closed its server');
     t.equal((await requestJSON<AppReply>(launcher.port)).adminClosed, true, "the worker's server emitted 'close'");
   });
@@ -86,7 +98,11 @@ for (const transport of transports) {
     const reply = await requestJSON<AppReply>(launcher.port);
     t.equal(reply.adminAddress, socketPath, 'address() gives the path');
     const threads = await servedBy(() => requestUnix(socketPath));
-    t.equal([...threads.values()].reduce((a, b) => a + b, 0), REQUESTS, `${REQUESTS} of ${REQUESTS} answered`);
+    t.equal(
+      [...threads.values()].reduce((a, b) => a + b, 0),
+      REQUESTS,
+      `${REQUESTS} of ${REQUESTS} answered`,
+    );
     t.equal(threads.size, 2, `by both workers (${[...threads.values()].join(' and ')})`);
     t.notMatch(launcher.stderr(), /EADDRINUSE/, 'no EADDRINUSE anywhere');
   });
@@ -106,13 +122,22 @@ for (const transport of transports) {
 
 t.test("the metrics show each of the app's other ports, and how many workers listen there", async (t) => {
   const metricsPort = await freePort();
-  const launcher = await startLauncher(t, [app, '--workers', '2', '--metrics', `127.0.0.1:${metricsPort}`], { ADMIN: '0' });
+  const launcher = await startLauncher(t, [app, '--workers', '2', '--metrics', `127.0.0.1:${metricsPort}`], {
+    ADMIN: '0',
+  });
   const { port } = (await requestJSON<AppReply>(launcher.port)).adminAddress as net.AddressInfo;
   await requestJSON<AdminReply>(port);
   const address = `127.0.0.1:${port}`;
-  const scrape = await waitFor(async () => {
-    const text = (await request(metricsPort, { path: '/metrics' })).text;
-    return text.includes(`socketnaut_listener_workers{address="${address}"} 2`) ? text : undefined;
-  }, { what: 'both workers in the listener gauge' });
-  t.match(scrape, `socketnaut_listener_connections_accepted_total{address="${address}"} 1`, 'one connection accepted there');
+  const scrape = await waitFor(
+    async () => {
+      const text = (await request(metricsPort, { path: '/metrics' })).text;
+      return text.includes(`socketnaut_listener_workers{address="${address}"} 2`) ? text : undefined;
+    },
+    { what: 'both workers in the listener gauge' },
+  );
+  t.match(
+    scrape,
+    `socketnaut_listener_connections_accepted_total{address="${address}"} 1`,
+    'one connection accepted there',
+  );
 });

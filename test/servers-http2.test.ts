@@ -26,7 +26,11 @@ function connect(port: number, localAddress: string): Promise<http2.ClientHttp2S
   });
 }
 
-function fetch(session: http2.ClientHttp2Session, path: string, body?: Buffer): Promise<{ status: number; body: Buffer }> {
+function fetch(
+  session: http2.ClientHttp2Session,
+  path: string,
+  body?: Buffer,
+): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const stream = session.request({ ':path': path, ':method': body ? 'POST' : 'GET' });
     let status = 0;
@@ -43,7 +47,11 @@ function fetch(session: http2.ClientHttp2Session, path: string, body?: Buffer): 
 
 for (const transport of transports) {
   t.test(`${transport}: an HTTP/2 server in the worker`, async (t) => {
-    const { proxy, port } = await startProxy(t, { workerURL: fixture('http2-secure-server.js'), workerCount: 2, transport });
+    const { proxy, port } = await startProxy(t, {
+      workerURL: fixture('http2-secure-server.js'),
+      workerCount: 2,
+      transport,
+    });
     t.equal(proxy.transport, transport);
 
     t.test('several streams on one session see the same client address', async (t) => {
@@ -97,10 +105,13 @@ for (const transport of transports) {
 
     t.test('an HTTP/1.1 client is refused, as allowHTTP1 is false', async (t) => {
       const outcome = await new Promise<string>((resolve) => {
-        const req = https.get({ host: '127.0.0.1', port, agent: false, rejectUnauthorized: false, localAddress: '127.0.0.66' }, (res) => {
-          res.resume();
-          resolve(`HTTP ${res.statusCode}`);
-        });
+        const req = https.get(
+          { host: '127.0.0.1', port, agent: false, rejectUnauthorized: false, localAddress: '127.0.0.66' },
+          (res) => {
+            res.resume();
+            resolve(`HTTP ${res.statusCode}`);
+          },
+        );
         req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
       });
       t.equal(outcome, 'HTTP 403', 'the worker refuses a client without h2');

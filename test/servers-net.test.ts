@@ -43,7 +43,9 @@ function readLine(socket: net.Socket): Promise<string> {
 
 function splitGreeting(all: Buffer): { greeting: string; rest: Buffer } {
   const end = all.indexOf(0x0a);
-  return end === -1 ? { greeting: all.toString(), rest: Buffer.alloc(0) } : { greeting: all.subarray(0, end).toString(), rest: all.subarray(end + 1) };
+  return end === -1
+    ? { greeting: all.toString(), rest: Buffer.alloc(0) }
+    : { greeting: all.subarray(0, end).toString(), rest: all.subarray(end + 1) };
 }
 
 const sha256 = (data: Buffer): string => crypto.createHash('sha256').update(data).digest('hex');
@@ -152,7 +154,11 @@ for (const transport of transports) {
         const { socket, received } = await connect(port, localAddress);
         t.teardown(() => socket.destroy());
         socket.end(sent);
-        t.equal((await received).toString(), `${localAddress} ${sent.length} ${sha256(sent)}\n`, `${sent.length} bytes`);
+        t.equal(
+          (await received).toString(),
+          `${localAddress} ${sent.length} ${sha256(sent)}\n`,
+          `${sent.length} bytes`,
+        );
       }),
     );
   });

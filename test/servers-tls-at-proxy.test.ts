@@ -118,7 +118,12 @@ t.test("transport 'handoff' with a tls.Server throws at construction", async (t)
   const server = tlsServer();
   const err = (() => {
     try {
-      const proxy = createServiceProxy({ server, workerURL: fixture('http-server.js'), workerCount: 1, transport: 'handoff' });
+      const proxy = createServiceProxy({
+        server,
+        workerURL: fixture('http-server.js'),
+        workerCount: 1,
+        transport: 'handoff',
+      });
       // Reached only when the constructor did not throw: stop what it started.
       t.teardown(() => proxy.shutdown({ timeout: 100 }));
       return undefined;
@@ -134,7 +139,12 @@ t.test("transport 'handoff' with a tls.Server throws at construction", async (t)
 
   // A plain net.Server with 'handoff' is still fine: the check is about TLS.
   t.doesNotThrow(() => {
-    const proxy = createServiceProxy({ server: net.createServer(), workerURL: fixture('http-server.js'), workerCount: 1, transport: 'handoff' });
+    const proxy = createServiceProxy({
+      server: net.createServer(),
+      workerURL: fixture('http-server.js'),
+      workerCount: 1,
+      transport: 'handoff',
+    });
     proxy.on('error', () => {});
     t.teardown(() => proxy.shutdown({ timeout: 100 }));
   });

@@ -41,7 +41,6 @@ export function skipUnlessInstalled(...names: ServiceName[]): string | false {
   return `not installed: ${absent.join(', ')} (Debian: apt-get install redis-server haproxy nginx-light libnginx-mod-stream)`;
 }
 
-
 export interface Service {
   child: ChildProcess;
   /** The temporary directory holding the service's configuration, pid file and logs. */
@@ -121,9 +120,12 @@ async function run(t: Test, name: ServiceName, args: string[], ports: number[], 
   for (const port of ports) {
     while (!(await isListening(port))) {
       if (ended) {
-        throw new Error(`${name} exited (${child.exitCode ?? child.signalCode ?? 'not started'}) before serving:\n${output}`);
+        throw new Error(
+          `${name} exited (${child.exitCode ?? child.signalCode ?? 'not started'}) before serving:\n${output}`,
+        );
       }
-      if (Date.now() > deadline) throw new Error(`${name} did not accept connections on port ${port} within ${START_TIMEOUT_MS} ms:\n${output}`);
+      if (Date.now() > deadline)
+        throw new Error(`${name} did not accept connections on port ${port} within ${START_TIMEOUT_MS} ms:\n${output}`);
       await delay(20);
     }
   }
@@ -146,7 +148,20 @@ export interface RedisService extends Service {
 export async function startRedis(t: Test): Promise<RedisService> {
   const dir = tempDir(t, 'redis');
   const port = await freePort();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--daemonize',
+    'no',
+  ];
   const service = await run(t, 'redis', args, [port], dir);
   return { ...service, port, url: `redis://127.0.0.1:${port}` };
 }
@@ -177,7 +192,13 @@ export async function startNginx(t: Test, config: string): Promise<Service> {
     'events { worker_connections 256; }',
   ];
   fs.writeFileSync(file, `${main.join('\n')}\n${config}\n`);
-  const service = await run(t, 'nginx', ['-e', errorLog, '-p', dir, '-c', file, '-g', 'daemon off;'], listenedPorts(config), dir);
+  const service = await run(
+    t,
+    'nginx',
+    ['-e', errorLog, '-p', dir, '-c', file, '-g', 'daemon off;'],
+    listenedPorts(config),
+    dir,
+  );
   const output = service.output;
   return { ...service, output: () => `${output()}${fs.existsSync(errorLog) ? fs.readFileSync(errorLog, 'utf8') : ''}` };
 }

@@ -37,9 +37,13 @@ for (const transport of transports) {
     // Regular files, not pipes, for the child's output: a pipe would be a resource of its own.
     const stdout = fs.openSync(path.join(dir, 'stdout'), 'w');
     const stderr = fs.openSync(path.join(dir, 'stderr'), 'w');
-    const child = spawn(process.execPath, [fileURLToPath(fixture('shutdown-child.js')), transport, reportFile, String(CONNECTIONS)], {
-      stdio: ['ignore', stdout, stderr],
-    });
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(fixture('shutdown-child.js')), transport, reportFile, String(CONNECTIONS)],
+      {
+        stdio: ['ignore', stdout, stderr],
+      },
+    );
     t.teardown(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
@@ -59,7 +63,10 @@ for (const transport of transports) {
       {
         timeout: EXIT_DEADLINE_MS,
         what: "the port in the child's report",
-        failure: () => (child.exitCode === null && child.signalCode === null ? undefined : `the child exited first\n${output().stderr}`),
+        failure: () =>
+          child.exitCode === null && child.signalCode === null
+            ? undefined
+            : `the child exited first\n${output().stderr}`,
       },
     );
 

@@ -73,8 +73,16 @@ t.test('after clear(), no earlier id is given out again', async (t) => {
   const before = [table.add('a')!, table.add('b')!];
   table.clear();
   const after = [table.add('c')!, table.add('d')!];
-  t.same(after.filter((id) => before.includes(id)), [], 'new ids');
+  t.same(
+    after.filter((id) => before.includes(id)),
+    [],
+    'new ids',
+  );
   for (const id of before) table.delete(id);
-  t.same(after.map((id) => table.get(id)), ['c', 'd'], 'stale ids delete nothing');
+  t.same(
+    after.map((id) => table.get(id)),
+    ['c', 'd'],
+    'stale ids delete nothing',
+  );
   t.equal(table.size, 2);
 });

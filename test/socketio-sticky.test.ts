@@ -36,7 +36,8 @@ async function runClient(port: number, address: string): Promise<ClientRun> {
     timeout: 5000,
   });
   socket.on('disconnect', (reason, details) => {
-    if (reason !== 'io client disconnect') run.problems.push(`disconnect: ${reason}${details ? ` ${describe(details)}` : ''}`);
+    if (reason !== 'io client disconnect')
+      run.problems.push(`disconnect: ${reason}${details ? ` ${describe(details)}` : ''}`);
   });
   try {
     await new Promise<void>((resolve, reject) => {
@@ -62,16 +63,35 @@ function runAll(port: number): Promise<ClientRun[]> {
 }
 
 for (const transport of transports) {
-  t.test(`${transport} × ip-hash: 50 long-polling clients each keep their session, and every echo comes back`, async (t) => {
-    const launcher = await startLauncher(t, [app, '--workers', '4', '--balance', 'ip-hash', '--transport', transport]);
-    const runs = await runAll(launcher.port);
-    const problems = runs.flatMap((run) => run.problems.map((problem) => `${run.address}: ${problem}`));
-    t.same(problems, [], 'no client met an error');
-    t.equal(runs.reduce((sum, run) => sum + run.acked, 0), CLIENTS * MESSAGES, 'every echo was acknowledged');
-    t.same(runs.filter((run) => run.threads.size !== 1).map((run) => run.address), [], 'each client stayed on one worker');
-    const workers = new Set(runs.flatMap((run) => [...run.threads]));
-    t.ok(workers.size > 1, `the clients were spread over ${workers.size} workers`);
-  });
+  t.test(
+    `${transport} × ip-hash: 50 long-polling clients each keep their session, and every echo comes back`,
+    async (t) => {
+      const launcher = await startLauncher(t, [
+        app,
+        '--workers',
+        '4',
+        '--balance',
+        'ip-hash',
+        '--transport',
+        transport,
+      ]);
+      const runs = await runAll(launcher.port);
+      const problems = runs.flatMap((run) => run.problems.map((problem) => `${run.address}: ${problem}`));
+      t.same(problems, [], 'no client met an error');
+      t.equal(
+        runs.reduce((sum, run) => sum + run.acked, 0),
+        CLIENTS * MESSAGES,
+        'every echo was acknowledged',
+      );
+      t.same(
+        runs.filter((run) => run.threads.size !== 1).map((run) => run.address),
+        [],
+        'each client stayed on one worker',
+      );
+      const workers = new Set(runs.flatMap((run) => [...run.threads]));
+      t.ok(workers.size > 1, `the clients were spread over ${workers.size} workers`);
+    },
+  );
 }
 
 // The same run without stickiness: the requests of one session reach workers that never heard of it.
@@ -81,6 +101,9 @@ t.test('least-connections: the same clients lose their sessions', async (t) => {
   const failed = runs.filter((run) => run.problems.length > 0);
   t.ok(failed.length > 0, `${failed.length} of ${CLIENTS} clients failed`);
   const problems = failed.flatMap((run) => run.problems);
-  t.ok(problems.some((problem) => problem.includes('Session ID unknown')), `the failures are lost sessions: ${problems.slice(0, 3).join('; ')}`);
+  t.ok(
+    problems.some((problem) => problem.includes('Session ID unknown')),
+    `the failures are lost sessions: ${problems.slice(0, 3).join('; ')}`,
+  );
   t.ok(runs.reduce((sum, run) => sum + run.acked, 0) < CLIENTS * MESSAGES, 'not every echo came back');
 });

@@ -14,7 +14,17 @@ const CLIENTS = 40;
 for (const transport of transports) {
   t.test(`${transport}: a CPU-bound app under load for 10 s: no worker is marked stalled, none replaced`, async (t) => {
     const launcher = await startLauncher(t, [
-      '--workers', '2', '--transport', transport, '--stall-timeout', '2000', '--health', '127.0.0.1:0', '--metrics', '127.0.0.1:0', app,
+      '--workers',
+      '2',
+      '--transport',
+      transport,
+      '--stall-timeout',
+      '2000',
+      '--health',
+      '127.0.0.1:0',
+      '--metrics',
+      '127.0.0.1:0',
+      app,
     ]);
     const health = await healthURL(launcher);
     const metrics = await metricsURL(launcher);
@@ -64,7 +74,10 @@ for (const transport of transports) {
 
     // The watch was on all along: a loop that really stops is seen at once.
     void requestJSON(launcher.port, { path: '/hang' }).catch(() => {});
-    await waitFor(async () => (await probe(health)).report.workers.some((w) => w.status === 'stalled'), { timeout: 1600, what: 'a hung worker seen stalled' });
+    await waitFor(async () => (await probe(health)).report.workers.some((w) => w.status === 'stalled'), {
+      timeout: 1600,
+      what: 'a hung worker seen stalled',
+    });
     t.pass('a hung worker is seen stalled, in the same process');
   });
 }

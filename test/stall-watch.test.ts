@@ -11,9 +11,14 @@ import { observeFor, waitFor } from './helpers.ts';
 // Internal: the stall watch over a real pool of stand-in workers, whose heartbeats the test writes.
 const dist = (file: string): string => new URL(`../dist/lib/${file}`, import.meta.url).href;
 const { WorkerPool } = (await import(dist('main/pool.js'))) as { WorkerPool: typeof Pool };
-const { StallWatch, STALL_MS } = (await import(dist('main/stall-watch.js'))) as { StallWatch: typeof Watch; STALL_MS: number };
+const { StallWatch, STALL_MS } = (await import(dist('main/stall-watch.js'))) as {
+  StallWatch: typeof Watch;
+  STALL_MS: number;
+};
 const { WorkerHandle } = (await import(dist('main/worker-handle.js'))) as { WorkerHandle: typeof Handle };
-const { HEARTBEAT_TURN, heartbeatClock } = (await import(dist('protocol/messages.js'))) as typeof import('../lib/protocol/messages.ts');
+const { HEARTBEAT_TURN, heartbeatClock } = (await import(
+  dist('protocol/messages.js')
+)) as typeof import('../lib/protocol/messages.ts');
 
 let nextThreadId = 5000;
 
@@ -41,7 +46,13 @@ function harness(t: Test, stallTimeout: number) {
   const spawned: Fake[] = [];
   const warnings: string[] = [];
   const ports: MessagePort[] = [];
-  const log = { level: 0, debug() {}, info() {}, error() {}, warn: (m: string) => warnings.push(m) } as unknown as Logger;
+  const log = {
+    level: 0,
+    debug() {},
+    info() {},
+    error() {},
+    warn: (m: string) => warnings.push(m),
+  } as unknown as Logger;
   const pool = new WorkerPool({
     minWorkers: 2,
     maxWorkers: 2,
@@ -60,7 +71,12 @@ function harness(t: Test, stallTimeout: number) {
       port2.on('message', (message: ToWorker) => {
         if (message.type === 'exit') void worker.terminate();
       });
-      spawned.push({ handle, worker, beat: () => Atomics.store(cells, HEARTBEAT_TURN, heartbeatClock()), post: (m) => port2.postMessage(m) });
+      spawned.push({
+        handle,
+        worker,
+        beat: () => Atomics.store(cells, HEARTBEAT_TURN, heartbeatClock()),
+        post: (m) => port2.postMessage(m),
+      });
       return handle;
     },
   });
@@ -105,7 +121,9 @@ t.test('a quiet worker leaves the ready list after 1 s, and returns as soon as i
   t.equal(a.handle.status, 'stalled');
   t.equal(a.handle.state, 'ready', 'still ready in its life cycle');
   t.equal(watch.counters.stalls, 1);
-  t.match(warnings, [new RegExp(`Worker ${a.worker.threadId} \\(slot 0\\): its event loop has not turned for \\d+ ms`)]);
+  t.match(warnings, [
+    new RegExp(`Worker ${a.worker.threadId} \\(slot 0\\): its event loop has not turned for \\d+ ms`),
+  ]);
 
   a.beat();
   await waitFor(() => !a.handle.stalled, { timeout: 300, what: 'a serving again' });
@@ -131,14 +149,19 @@ t.test('a worker stalled for stallTimeout: its successor starts in its slot, the
   await observeFor(200);
   t.equal(a.worker.terminated, false, 'not stopped before its successor serves');
   keepBeating(t, successor);
-  const exited = new Promise<string>((resolve) => pool.on('worker-exit', (handle: Handle, _code: number, reason: string) => handle === a.handle && resolve(reason)));
+  const exited = new Promise<string>((resolve) =>
+    pool.on('worker-exit', (handle: Handle, _code: number, reason: string) => handle === a.handle && resolve(reason)),
+  );
   await ready(pool, successor);
   t.match(await exited, /^stalled: its event loop had not turned for \d+ ms$/, "the exit's reason");
   t.equal(a.worker.terminated, true, 'stopped');
   t.equal(pool.restarts, 0, 'not counted as a crash');
   t.equal(watch.counters.stallRestarts, 1);
   t.same(pool.ready, [b.handle, successor.handle]);
-  t.match(warnings.at(-1), new RegExp(`Worker ${a.worker.threadId} \\(slot 0\\) is stopped: its event loop has not turned for \\d+ ms`));
+  t.match(
+    warnings.at(-1),
+    new RegExp(`Worker ${a.worker.threadId} \\(slot 0\\) is stopped: its event loop has not turned for \\d+ ms`),
+  );
   await observeFor(200);
   t.equal(spawned.length, 3, 'the successor was the only new worker');
 });

@@ -72,15 +72,26 @@ for (const transport of transports) {
     t.equal(stats.restarts, 0, 'restarts');
     t.equal(stats.reloads, 0, 'reloads');
     t.equal(stats.workers.length, 2, 'two workers');
-    t.equal(stats.workers.reduce((sum, w) => sum + w.totalConnections, 0), REQUESTS, 'totalConnections add up');
+    t.equal(
+      stats.workers.reduce((sum, w) => sum + w.totalConnections, 0),
+      REQUESTS,
+      'totalConnections add up',
+    );
     t.same(stats.workers.map((w) => w.slot).sort(), [0, 1], 'slots 0 and 1');
-    t.same(stats.workers.map((w) => w.threadId).sort(), proxy.agents.map((a) => a.threadId).sort(), 'threadIds are the live workers');
+    t.same(
+      stats.workers.map((w) => w.threadId).sort(),
+      proxy.agents.map((a) => a.threadId).sort(),
+      'threadIds are the live workers',
+    );
     for (const w of stats.workers) {
       t.equal(w.state, 'ready');
       t.equal(w.connections, 0, `worker ${w.slot}: no open connection`);
       t.equal(w.restarts, 0);
       t.ok(typeof w.heapUsed === 'number' && w.heapUsed > 0, `worker ${w.slot}: heapUsed ${w.heapUsed}`);
-      t.ok(w.eventLoopUtilization >= 0 && w.eventLoopUtilization <= 1, `worker ${w.slot}: eventLoopUtilization ${w.eventLoopUtilization}`);
+      t.ok(
+        w.eventLoopUtilization >= 0 && w.eventLoopUtilization <= 1,
+        `worker ${w.slot}: eventLoopUtilization ${w.eventLoopUtilization}`,
+      );
       t.ok(w.uptimeMs > 0, `worker ${w.slot}: uptimeMs ${w.uptimeMs}`);
     }
 
@@ -108,7 +119,10 @@ for (const transport of transports) {
     await proxy.reload();
     t.equal((await proxy.stats()).reloads, 1, 'reloads');
     const exits = await retired;
-    t.same(exits.map(([, reason]) => reason), ['retired', 'retired']);
+    t.same(
+      exits.map(([, reason]) => reason),
+      ['retired', 'retired'],
+    );
     t.same(new Set(exits.map(([handle]) => handle.threadId)), before, 'the old workers were the ones retired');
     const afterReload = await proxy.stats();
     t.equal(afterReload.workers.length, 2, 'two workers after the reload');
@@ -186,5 +200,9 @@ t.test('a reload keeps the slots of the workers it replaces', async (t) => {
   await proxy.reload();
   await retired;
   const stats = await proxy.stats();
-  t.same(stats.workers.map((w) => w.slot).sort(), [0, 1], 'a pool of two fills slots 0 and 1 after a reload, as before it');
+  t.same(
+    stats.workers.map((w) => w.slot).sort(),
+    [0, 1],
+    'a pool of two fills slots 0 and 1 after a reload, as before it',
+  );
 });

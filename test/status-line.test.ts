@@ -9,7 +9,14 @@ const app = fixture('plain-app.js').pathname;
 
 interface StatusLine {
   time: string;
-  workers: { slot: number; threadId: number; state: string; connections: number; eventLoopUtilization: number; restarts: number }[];
+  workers: {
+    slot: number;
+    threadId: number;
+    state: string;
+    connections: number;
+    eventLoopUtilization: number;
+    restarts: number;
+  }[];
   connections: number;
   queued: number;
   accepted: number;
@@ -39,14 +46,20 @@ t.test('--status-interval prints one JSON object a line when stdout is not a ter
     for (const w of line.workers) {
       t.type(w.connections, 'number');
       t.type(w.threadId, 'number');
-      t.ok(w.eventLoopUtilization >= 0 && w.eventLoopUtilization <= 1, `eventLoopUtilization ${w.eventLoopUtilization} within [0, 1]`);
+      t.ok(
+        w.eventLoopUtilization >= 0 && w.eventLoopUtilization <= 1,
+        `eventLoopUtilization ${w.eventLoopUtilization} within [0, 1]`,
+      );
     }
     t.equal(line.connections, 0, 'no connection yet');
     t.equal(line.queued, 0, 'nothing queued');
     t.equal(line.accepted, 0, 'nothing accepted');
   }
   const times = lines.map((line) => Date.parse(line.time));
-  t.ok(times.every((time, i) => i === 0 || time > times[i - 1]!), 'lines come in time order');
+  t.ok(
+    times.every((time, i) => i === 0 || time > times[i - 1]!),
+    'lines come in time order',
+  );
 
   // The stream route sends its headers at once and its body 1 s later: the request is in the app meanwhile.
   const printed = statusLines(launcher).length;
@@ -57,15 +70,33 @@ t.test('--status-interval prints one JSON object a line when stdout is not a ter
   });
   const res = await response;
   t.equal(res.statusCode, 200);
-  await waitFor(() => statusLines(launcher).slice(printed).some((line) => line.connections >= 1), 3000);
-  const busy = statusLines(launcher).slice(printed).find((line) => line.connections >= 1)!;
+  await waitFor(
+    () =>
+      statusLines(launcher)
+        .slice(printed)
+        .some((line) => line.connections >= 1),
+    3000,
+  );
+  const busy = statusLines(launcher)
+    .slice(printed)
+    .find((line) => line.connections >= 1)!;
   t.equal(busy.connections, 1, 'the slow request is counted while in flight');
-  t.equal(busy.workers.reduce((sum, w) => sum + w.connections, 0), 1, 'on one worker');
+  t.equal(
+    busy.workers.reduce((sum, w) => sum + w.connections, 0),
+    1,
+    'on one worker',
+  );
   t.equal(busy.accepted, 1, 'the one request accepted');
   res.resume();
   await new Promise((resolve) => res.on('end', resolve));
   const done = statusLines(launcher).length;
-  await waitFor(() => statusLines(launcher).slice(done).some((line) => line.connections === 0), 3000);
+  await waitFor(
+    () =>
+      statusLines(launcher)
+        .slice(done)
+        .some((line) => line.connections === 0),
+    3000,
+  );
   t.pass('back to no connection once the response ended');
 });
 
@@ -143,9 +174,33 @@ t.test('jsonLine: one JSON object with the workers, counters and a timestamp', a
   const parsed = JSON.parse(line) as StatusLine;
   t.ok(Math.abs(Date.parse(parsed.time) - Date.now()) < 60_000, 'time is now, in ISO form');
   t.same(parsed.workers, [
-    { slot: 0, threadId: 10, state: 'ready', status: 'serving', connections: 3, eventLoopUtilization: 0.25, restarts: 0 },
-    { slot: 1, threadId: 11, state: 'ready', status: 'serving', connections: 4, eventLoopUtilization: 0.1235, restarts: 2 },
-    { slot: 2, threadId: 12, state: 'ready', status: 'serving', connections: 0, eventLoopUtilization: 0.996, restarts: 0 },
+    {
+      slot: 0,
+      threadId: 10,
+      state: 'ready',
+      status: 'serving',
+      connections: 3,
+      eventLoopUtilization: 0.25,
+      restarts: 0,
+    },
+    {
+      slot: 1,
+      threadId: 11,
+      state: 'ready',
+      status: 'serving',
+      connections: 4,
+      eventLoopUtilization: 0.1235,
+      restarts: 2,
+    },
+    {
+      slot: 2,
+      threadId: 12,
+      state: 'ready',
+      status: 'serving',
+      connections: 0,
+      eventLoopUtilization: 0.996,
+      restarts: 0,
+    },
   ]);
   t.equal(parsed.connections, 7);
   t.equal(parsed.queued, 3, 'queued is the number waiting now, not the running total');

@@ -71,9 +71,16 @@ t.test('a tls.Server: the limits count connections from their TCP accept, before
   t.equal((await proxy.stats()).refused, 20);
 
   const holder = idle.find((c) => !c.closed)!;
-  await waitFor(() => holder.closed && other[0]!.closed, { timeout: 10_000, what: 'the idle connections closed at the handshake deadline' });
+  await waitFor(() => holder.closed && other[0]!.closed, {
+    timeout: 10_000,
+    what: 'the idle connections closed at the handshake deadline',
+  });
   t.ok(holder.closedAt - started >= 900, 'not before the handshake deadline');
-  t.equal(await httpsGet(port, '127.0.0.40'), 200, 'the address that flooded is served once its idle connections are gone');
+  t.equal(
+    await httpsGet(port, '127.0.0.40'),
+    200,
+    'the address that flooded is served once its idle connections are gone',
+  );
   t.equal(await httpsGet(port, '127.0.0.42'), 200);
 });
 
@@ -84,7 +91,11 @@ t.test('a handshake that fails or is abandoned gives its place back', async (t) 
     workerCount: 1,
     maxConnectionsPerIp: 1,
   });
-  const served = (): Promise<boolean> => httpsGet(port, '127.0.0.43').then((status) => status === 200, () => false);
+  const served = (): Promise<boolean> =>
+    httpsGet(port, '127.0.0.43').then(
+      (status) => status === 200,
+      () => false,
+    );
   for (let i = 0; i < 5; i++) {
     const garbage = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.43' });
     garbage.on('error', () => {});
@@ -115,11 +126,16 @@ t.test('the launcher: an idle flood of 2,000 TCP connections against --max-conne
   const deadline = 3000;
   const launcher = await startLauncher(t, [
     fixture('plain-app.js').pathname,
-    '--workers', '1',
-    '--tls-key', keyPath,
-    '--tls-cert', certPath,
-    '--max-connections-per-ip', '10',
-    '--handshake-timeout', String(deadline),
+    '--workers',
+    '1',
+    '--tls-key',
+    keyPath,
+    '--tls-cert',
+    certPath,
+    '--max-connections-per-ip',
+    '10',
+    '--handshake-timeout',
+    String(deadline),
   ]);
   const pid = launcher.child.pid!;
   const descriptors = (): number => fs.readdirSync(`/proc/${pid}/fd`).length;
@@ -134,11 +150,19 @@ t.test('the launcher: an idle flood of 2,000 TCP connections against --max-conne
   const idle = await flood;
   t.equal(answered, 100, 'another address is served throughout');
 
-  await waitFor(() => openCount(idle) === 10, { timeout: deadline, what: () => `1,990 refused at once; ${openCount(idle)} open` });
+  await waitFor(() => openCount(idle) === 10, {
+    timeout: deadline,
+    what: () => `1,990 refused at once; ${openCount(idle)} open`,
+  });
   t.ok(performance.now() - floodStarted < deadline, 'the refusals came before the handshake deadline');
-  await waitFor(() => openCount(idle) === 0, { timeout: 2 * deadline, what: () => `the last 10 closed at the deadline; ${openCount(idle)} open` });
+  await waitFor(() => openCount(idle) === 0, {
+    timeout: 2 * deadline,
+    what: () => `the last 10 closed at the deadline; ${openCount(idle)} open`,
+  });
 
-  const fds = await waitFor(() => descriptors() <= baseline.fds && descriptors(), { what: () => `descriptors back to ${baseline.fds}: ${descriptors()}` });
+  const fds = await waitFor(() => descriptors() <= baseline.fds && descriptors(), {
+    what: () => `descriptors back to ${baseline.fds}: ${descriptors()}`,
+  });
   t.ok(fds <= baseline.fds, `descriptors back to baseline (${baseline.fds} → ${fds})`);
   const rss = rssMb();
   t.ok(rss < baseline.rss + 40, `RSS near its baseline (${baseline.rss.toFixed(1)} → ${rss.toFixed(1)} MB)`);

@@ -29,7 +29,12 @@ async function visit(port: number, session?: Buffer): Promise<Visit> {
 
 for (const transport of transports) {
   t.test(`${transport}: a TLS session resumes on a worker other than the one that issued it`, async (t) => {
-    const { port } = await startProxy(t, { workerURL: fixture('https-server.js'), workerCount: 2, transport, balance: 'round-robin' });
+    const { port } = await startProxy(t, {
+      workerURL: fixture('https-server.js'),
+      workerCount: 2,
+      transport,
+      balance: 'round-robin',
+    });
     let session = (await visit(port)).session;
     t.ok(session, 'the server issued a session ticket');
     const visits: Visit[] = [];
@@ -48,7 +53,11 @@ for (const transport of transports) {
 }
 
 t.test('sessions still resume on any worker after a server replaces its secure context', async (t) => {
-  const { port } = await startProxy(t, { workerURL: fixture('https-new-context.js'), workerCount: 2, balance: 'round-robin' });
+  const { port } = await startProxy(t, {
+    workerURL: fixture('https-new-context.js'),
+    workerCount: 2,
+    balance: 'round-robin',
+  });
   const first = await visit(port);
   const second = await visit(port, first.session);
   t.not(first.threadId, second.threadId, 'the second connection went to the other worker');

@@ -11,7 +11,12 @@ interface Info {
 for (const transport of transports) {
   for (const balance of balancers) {
     t.test(`${transport} × ${balance}: requests reach the workers with the client's address`, async (t) => {
-      const { proxy, port } = await startProxy(t, { workerURL: fixture('http-server.js'), workerCount: 2, transport, balance });
+      const { proxy, port } = await startProxy(t, {
+        workerURL: fixture('http-server.js'),
+        workerCount: 2,
+        transport,
+        balance,
+      });
       t.equal(proxy.transport, transport);
       const threads = new Set<number>();
       for (let i = 0; i < 8; i++) {

@@ -16,24 +16,41 @@ interface Info {
 }
 
 /** A proxy whose public server listens with reusePort, as the reuseport transport needs. */
-async function startReuseport(t: Test, options: Omit<ServiceProxyOptions, 'server' | 'transport' | 'workerURL'> & { workerURL?: URL }): Promise<{ proxy: ServiceProxy; port: number }> {
+async function startReuseport(
+  t: Test,
+  options: Omit<ServiceProxyOptions, 'server' | 'transport' | 'workerURL'> & { workerURL?: URL },
+): Promise<{ proxy: ServiceProxy; port: number }> {
   const server = net.createServer();
   server.listen({ port: 0, host: '127.0.0.1', reusePort: true });
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;
-  const proxy = createServiceProxy({ workerURL: fixture('http-server.js'), ...options, server, transport: 'reuseport' });
+  const proxy = createServiceProxy({
+    workerURL: fixture('http-server.js'),
+    ...options,
+    server,
+    transport: 'reuseport',
+  });
   t.teardown(() => proxy.shutdown({ timeout: 2000 }));
   const failed = once(proxy, 'error').then(([err]) => Promise.reject(err as Error));
   await Promise.race([once(proxy, 'ready'), failed]);
   t.equal(proxy.transport, 'reuseport');
   await waitFor(() => proxy.agents.every((agent) => agent.state === 'ready'), { what: 'every worker serving' });
-  t.same(proxy.server.address(), { address: '127.0.0.1', family: 'IPv4', port }, "the server still tells its address, its socket lent to a worker");
+  t.same(
+    proxy.server.address(),
+    { address: '127.0.0.1', family: 'IPv4', port },
+    'the server still tells its address, its socket lent to a worker',
+  );
   t.equal(proxy.server.listening, true);
   return { proxy, port };
 }
 
 /** Idle connections from `localAddress`; resolves once the proxy has decided each: open, or closed at once. */
-async function idle(t: Test, port: number, count: number, localAddress: string): Promise<{ open: () => number; sockets: net.Socket[] }> {
+async function idle(
+  t: Test,
+  port: number,
+  count: number,
+  localAddress: string,
+): Promise<{ open: () => number; sockets: net.Socket[] }> {
   const sockets: net.Socket[] = [];
   const closed = new Set<net.Socket>();
   t.teardown(() => sockets.forEach((socket) => socket.destroy()));
@@ -91,33 +108,46 @@ t.test('connections the main thread accepted before any worker served count agai
   server.listen({ port: 0, host: '127.0.0.1', reusePort: true });
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;
-  const proxy = createServiceProxy({ server, workerURL: fixture('http-server.js'), workerCount: 2, transport: 'reuseport', maxConnectionsPerIp: 5 });
+  const proxy = createServiceProxy({
+    server,
+    workerURL: fixture('http-server.js'),
+    workerCount: 2,
+    transport: 'reuseport',
+    maxConnectionsPerIp: 5,
+  });
   t.teardown(() => proxy.shutdown({ timeout: 2000 }));
   // Accepted on the main thread and queued while the workers start.
   const early = await idle(t, port, 3, '127.0.0.9');
   await once(proxy, 'ready');
   await waitFor(() => proxy.agents.every((agent) => agent.state === 'ready'), { what: 'every worker serving' });
   const late = await idle(t, port, 5, '127.0.0.9');
-  await waitFor(() => early.open() + late.open() === 5, { what: () => `5 in all from that address; ${early.open()} + ${late.open()} open` });
+  await waitFor(() => early.open() + late.open() === 5, {
+    what: () => `5 in all from that address; ${early.open()} + ${late.open()} open`,
+  });
   t.equal(early.open(), 3, 'the early ones are held');
   t.equal(late.open(), 2, 'the workers admitted only what the limit left');
 });
 
-t.test('a worker killed holding connections: its share is counted out, and the limit admits exactly as many again', async (t) => {
-  const { proxy, port } = await startReuseport(t, { workerCount: 2, maxConnectionsPerIp: 30 });
-  for (let round = 0; round < 3; round++) {
-    const held = await idle(t, port, 30, '127.0.0.5');
-    await waitFor(async () => (await proxy.stats()).connections === 30, { what: `round ${round}: 30 held` });
-    const victim = proxy.agents.find((agent) => agent.connections > 0)!;
-    const replaced = once(proxy, 'worker-online');
-    await victim.worker.terminate();
-    await withDeadline(replaced, 10_000, 'a replacement served');
-    for (const socket of held.sockets) socket.destroy();
-    await waitFor(async () => (await proxy.stats()).connections === 0, { what: `round ${round}: every connection counted out` });
-  }
-  const last = await idle(t, port, 31, '127.0.0.5');
-  await waitFor(() => last.open() === 30, { what: () => `exactly 30 admitted after the kills; ${last.open()} open` });
-});
+t.test(
+  'a worker killed holding connections: its share is counted out, and the limit admits exactly as many again',
+  async (t) => {
+    const { proxy, port } = await startReuseport(t, { workerCount: 2, maxConnectionsPerIp: 30 });
+    for (let round = 0; round < 3; round++) {
+      const held = await idle(t, port, 30, '127.0.0.5');
+      await waitFor(async () => (await proxy.stats()).connections === 30, { what: `round ${round}: 30 held` });
+      const victim = proxy.agents.find((agent) => agent.connections > 0)!;
+      const replaced = once(proxy, 'worker-online');
+      await victim.worker.terminate();
+      await withDeadline(replaced, 10_000, 'a replacement served');
+      for (const socket of held.sockets) socket.destroy();
+      await waitFor(async () => (await proxy.stats()).connections === 0, {
+        what: `round ${round}: every connection counted out`,
+      });
+    }
+    const last = await idle(t, port, 31, '127.0.0.5');
+    await waitFor(() => last.open() === 30, { what: () => `exactly 30 admitted after the kills; ${last.open()} open` });
+  },
+);
 
 t.test('ip-hash: each client is served by its own worker, whichever accepted it', async (t) => {
   const { proxy, port } = await startReuseport(t, { workerCount: 2, balance: 'ip-hash' });
@@ -129,8 +159,16 @@ t.test('ip-hash: each client is served by its own worker, whichever accepted it'
       servedBy.set(localAddress, (servedBy.get(localAddress) ?? new Set()).add(threadId));
     }
   }
-  t.same([...servedBy].filter(([, threads]) => threads.size > 1), [], 'every client always reached the same worker');
-  t.equal(new Set([...servedBy.values()].map((threads) => [...threads][0])).size, 2, 'the clients are spread over both');
+  t.same(
+    [...servedBy].filter(([, threads]) => threads.size > 1),
+    [],
+    'every client always reached the same worker',
+  );
+  t.equal(
+    new Set([...servedBy.values()].map((threads) => [...threads][0])).size,
+    2,
+    'the clients are spread over both',
+  );
   t.ok((await proxy.stats()).forwarded > 0, 'connections accepted by the other worker were moved');
 });
 
@@ -147,7 +185,9 @@ t.test('least-connections: a worker whose loop is saturated moves new connection
     busy = false;
     return loop;
   });
-  const saturated = await waitFor(() => proxy.agents.find((a) => a.connections === 1), { what: 'the saturated worker' });
+  const saturated = await waitFor(() => proxy.agents.find((a) => a.connections === 1), {
+    what: 'the saturated worker',
+  });
   // Long enough for the worker to see its own loop saturated.
   await observeFor(300);
   const before = (await proxy.stats()).forwarded;
@@ -162,7 +202,11 @@ t.test('least-connections: a worker whose loop is saturated moves new connection
 });
 
 t.test('the PROXY protocol is read in the worker that serves; a sender not trusted is refused', async (t) => {
-  const { proxy, port } = await startReuseport(t, { workerCount: 2, proxyProtocol: true, proxyProtocolFrom: ['127.0.0.7'] });
+  const { proxy, port } = await startReuseport(t, {
+    workerCount: 2,
+    proxyProtocol: true,
+    proxyProtocolFrom: ['127.0.0.7'],
+  });
   const send = (localAddress: string): Promise<string> =>
     new Promise((resolve) => {
       const socket = net.connect({ port, host: '127.0.0.1', localAddress });
@@ -182,30 +226,37 @@ t.test('the PROXY protocol is read in the worker that serves; a sender not trust
 });
 
 for (const workerCount of [1, 2]) {
-  t.test(`${workerCount} worker(s): a rolling reload under load fails no request, and the listeners follow the workers`, async (t) => {
-    const { proxy, port } = await startReuseport(t, { workerCount });
-    let running = true;
-    let ok = 0;
-    const failures: string[] = [];
-    const loop = async (): Promise<void> => {
-      while (running) {
-        await requestJSON<Info>(port, { agent: false }).then(
-          () => ok++,
-          (err: Error) => failures.push(err.message),
-        );
-      }
-    };
-    const loops = [loop(), loop()];
-    const before = new Set(proxy.agents.map((agent) => agent.threadId));
-    for (let i = 0; i < 3; i++) await proxy.reload();
-    running = false;
-    await Promise.all(loops);
-    t.same(failures, [], `${ok} requests during 3 reloads, none failed`);
-    t.ok(proxy.agents.every((agent) => !before.has(agent.threadId)), 'every worker is new');
-    const threads = new Set<number>();
-    for (let i = 0; i < 20; i++) threads.add((await requestJSON<Info>(port, { agent: false, localAddress: `127.0.2.${i + 1}` })).threadId);
-    t.equal(threads.size, workerCount, 'the new workers accept');
-  });
+  t.test(
+    `${workerCount} worker(s): a rolling reload under load fails no request, and the listeners follow the workers`,
+    async (t) => {
+      const { proxy, port } = await startReuseport(t, { workerCount });
+      let running = true;
+      let ok = 0;
+      const failures: string[] = [];
+      const loop = async (): Promise<void> => {
+        while (running) {
+          await requestJSON<Info>(port, { agent: false }).then(
+            () => ok++,
+            (err: Error) => failures.push(err.message),
+          );
+        }
+      };
+      const loops = [loop(), loop()];
+      const before = new Set(proxy.agents.map((agent) => agent.threadId));
+      for (let i = 0; i < 3; i++) await proxy.reload();
+      running = false;
+      await Promise.all(loops);
+      t.same(failures, [], `${ok} requests during 3 reloads, none failed`);
+      t.ok(
+        proxy.agents.every((agent) => !before.has(agent.threadId)),
+        'every worker is new',
+      );
+      const threads = new Set<number>();
+      for (let i = 0; i < 20; i++)
+        threads.add((await requestJSON<Info>(port, { agent: false, localAddress: `127.0.2.${i + 1}` })).threadId);
+      t.equal(threads.size, workerCount, 'the new workers accept');
+    },
+  );
 }
 
 t.test('shutdown finishes the requests in flight, then the port is closed', async (t) => {
@@ -213,7 +264,12 @@ t.test('shutdown finishes the requests in flight, then the port is closed', asyn
   server.listen({ port: 0, host: '127.0.0.1', reusePort: true });
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;
-  const proxy = createServiceProxy({ server, workerURL: fixture('http-server.js'), workerCount: 2, transport: 'reuseport' });
+  const proxy = createServiceProxy({
+    server,
+    workerURL: fixture('http-server.js'),
+    workerCount: 2,
+    transport: 'reuseport',
+  });
   await once(proxy, 'ready');
   const slow = requestJSON<Info>(port, { path: '/slow?ms=300', agent: false });
   await waitFor(async () => (await proxy.stats()).connections === 1, { what: 'the slow request in a worker' });
@@ -228,14 +284,29 @@ t.test('shutdown finishes the requests in flight, then the port is closed', asyn
 
 t.test('bad settings are refused with the option named', async (t) => {
   const server = net.createServer();
-  t.throws(() => createServiceProxy({ server, workerURL: fixture('http-server.js'), minWorkers: 1, maxWorkers: 2, transport: 'reuseport' }), {
-    code: 'SOCKETNAUT_ERR_INVALID_OPTION',
-    message: /transport/,
-  });
+  t.throws(
+    () =>
+      createServiceProxy({
+        server,
+        workerURL: fixture('http-server.js'),
+        minWorkers: 1,
+        maxWorkers: 2,
+        transport: 'reuseport',
+      }),
+    {
+      code: 'SOCKETNAUT_ERR_INVALID_OPTION',
+      message: /transport/,
+    },
+  );
   const plain = net.createServer();
   plain.listen(0, '127.0.0.1');
   await once(plain, 'listening');
-  const proxy = createServiceProxy({ server: plain, workerURL: fixture('http-server.js'), workerCount: 1, transport: 'reuseport' });
+  const proxy = createServiceProxy({
+    server: plain,
+    workerURL: fixture('http-server.js'),
+    workerCount: 1,
+    transport: 'reuseport',
+  });
   t.teardown(() => proxy.shutdown({ timeout: 0 }));
   const [err] = (await once(proxy, 'error')) as [NodeJS.ErrnoException];
   t.equal(err.code, 'SOCKETNAUT_ERR_REUSEPORT_UNSUPPORTED', 'a server without reusePort cannot share its port');

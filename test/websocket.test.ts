@@ -30,7 +30,11 @@ function inbox(ws: WebSocket): () => Promise<{ data: Buffer; isBinary: boolean }
   };
 }
 
-async function open(port: number, localAddress: string, path = '/'): Promise<{ ws: WebSocket; next: ReturnType<typeof inbox> }> {
+async function open(
+  port: number,
+  localAddress: string,
+  path = '/',
+): Promise<{ ws: WebSocket; next: ReturnType<typeof inbox> }> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { localAddress });
   const next = inbox(ws);
   await new Promise<void>((resolve, reject) => {

@@ -23,7 +23,11 @@ for (const transport of transports) {
       t.equal(loaded.http, true, 'the app served through node:http');
       t.equal(loaded.undici, false, 'undici was not loaded');
       t.equal(loaded.tls, false, 'node:tls was not loaded');
-      t.equal(loaded.streamsLogger, logger, logger ? 'streams-logger was loaded, for the exported logger' : 'streams-logger was not loaded');
+      t.equal(
+        loaded.streamsLogger,
+        logger,
+        logger ? 'streams-logger was loaded, for the exported logger' : 'streams-logger was not loaded',
+      );
     });
   }
 }

@@ -15,7 +15,10 @@ export class IpHashBalancer implements Balancer {
   }
 
   pick<T extends BalancerCandidate>(candidates: readonly T[], socket: net.Socket): T | undefined {
-    return pickByKey(candidates, clientKey(storedAddressInfo(socket)?.remote.address ?? socket.remoteAddress ?? '', this.#ipv6PrefixBits));
+    return pickByKey(
+      candidates,
+      clientKey(storedAddressInfo(socket)?.remote.address ?? socket.remoteAddress ?? '', this.#ipv6PrefixBits),
+    );
   }
 }
 

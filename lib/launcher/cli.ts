@@ -10,8 +10,13 @@ import { launch, type LaunchOptions, type Launched } from './launch.ts';
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
-export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv = process.env): LaunchOptions | 'help' | 'version' {
-  let parsed;
+export function parseCommandLine(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): LaunchOptions | 'help' | 'version' {
+  let parsed: ReturnType<
+    typeof parseArgs<{ args: string[]; options: typeof commandLineOptions; allowPositionals: true; strict: true }>
+  >;
   try {
     parsed = parseArgs({ args: argv, options: commandLineOptions, allowPositionals: true, strict: true });
   } catch (err) {
@@ -25,7 +30,8 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv = proces
   if (envFile) loadEnvFiles(envFile, env);
   // Each value has passed its setting's check; launch() checks them again, as it does any caller's.
   const options = { app: parsed.positionals[0]!, ...readCommandLine(parsed.values, env) } as LaunchOptions;
-  if ((options.tlsKey === undefined) !== (options.tlsCert === undefined)) throw new ERR_USAGE('--tls-key and --tls-cert go together');
+  if ((options.tlsKey === undefined) !== (options.tlsCert === undefined))
+    throw new ERR_USAGE('--tls-key and --tls-cert go together');
   return options;
 }
 
@@ -35,7 +41,9 @@ function exitWithUsage(message: string): never {
 }
 
 function version(): string {
-  const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -66,7 +74,8 @@ function handleSignals(): (launched: Launched) => void {
     console.error('socketnaut: SIGHUP; reloading workers');
     launched.reload().then(
       () => console.error('socketnaut: reload complete'),
-      (err: unknown) => console.error(`socketnaut: reload stopped, old workers keep serving: ${(err as Error).message}`),
+      (err: unknown) =>
+        console.error(`socketnaut: reload stopped, old workers keep serving: ${(err as Error).message}`),
     );
   });
   return (started) => {
@@ -75,7 +84,7 @@ function handleSignals(): (launched: Launched) => void {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  let options;
+  let options: ReturnType<typeof parseCommandLine>;
   try {
     options = parseCommandLine(argv);
   } catch (err) {
@@ -100,8 +109,12 @@ export async function main(argv: string[]): Promise<void> {
   const workers = launched.proxy.agents.length;
   const metrics = launched.metrics ? ` · metrics ${launched.metrics.url}` : '';
   const health = launched.health ? ` · health ${launched.health.url}` : '';
-  const watching = launched.watching ? ` · watching ${launched.watching.map((dir) => path.relative(process.cwd(), dir) || '.').join(', ')}` : '';
-  console.log(`socketnaut: ${launched.url} · ${workers} worker${workers === 1 ? '' : 's'} · transport ${launched.proxy.transport}${metrics}${health}${watching}`);
+  const watching = launched.watching
+    ? ` · watching ${launched.watching.map((dir) => path.relative(process.cwd(), dir) || '.').join(', ')}`
+    : '';
+  console.log(
+    `socketnaut: ${launched.url} · ${workers} worker${workers === 1 ? '' : 's'} · transport ${launched.proxy.transport}${metrics}${health}${watching}`,
+  );
 }
 
 await main(process.argv.slice(2));

@@ -11,7 +11,11 @@ export function readEnvFiles(files: readonly string[]): Record<string, string> {
   const variables: Record<string, string> = {};
   for (const file of files) {
     const resolved = path.resolve(file);
-    if (!parseEnv) throw new ERR_ENV_FILE(resolved, `reading env files needs Node 20.12 or later (util.parseEnv); this is ${process.version}`);
+    if (!parseEnv)
+      throw new ERR_ENV_FILE(
+        resolved,
+        `reading env files needs Node 20.12 or later (util.parseEnv); this is ${process.version}`,
+      );
     let text: string;
     try {
       text = fs.readFileSync(resolved, 'utf8');

@@ -5,7 +5,14 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { BalancerName } from '../balancers/balancer.ts';
 import { loadTls } from '../builtins.ts';
-import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_INVALID_OPTION, describeValue, withCause, type SocketnautError } from '../errors.ts';
+import {
+  ERR_APP_FAILED,
+  ERR_APP_NOT_FOUND,
+  ERR_INVALID_OPTION,
+  describeValue,
+  withCause,
+  type SocketnautError,
+} from '../errors.ts';
 import type { Level } from '../logging.ts';
 import { serveHealth, type HealthServer } from '../main/health.ts';
 import { serveMetrics, type MetricsServer } from '../main/metrics.ts';
@@ -97,7 +104,8 @@ export interface Launched {
 }
 
 // The launcher knows it serves HTTP, so a connection no worker can take gets a proper answer.
-const OVERLOADED = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
+const OVERLOADED =
+  'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 
 /** Starts the app on every worker behind one public port. Resolves once the pool serves. */
 export async function launch(options: LaunchOptions): Promise<Launched> {
@@ -109,7 +117,13 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
   const watching = resolved.watch || resolved.watchPath ? watchRoots(appPath, resolved.watchPath) : undefined;
   if (resolved.envFile) loadEnvFiles(resolved.envFile);
   const terminatesTls = resolved.tlsKey !== undefined;
-  const server = terminatesTls ? loadTls().createServer({ key: resolved.tlsKey, cert: resolved.tlsCert, handshakeTimeout: resolved.handshakeTimeout }) : net.createServer();
+  const server = terminatesTls
+    ? loadTls().createServer({
+        key: resolved.tlsKey,
+        cert: resolved.tlsCert,
+        handshakeTimeout: resolved.handshakeTimeout,
+      })
+    : net.createServer();
   await listen(server, resolved.port, resolved.host, joinsReusePort(resolved.transport, resolved.pool, terminatesTls));
 
   let proxy: ServiceProxy;
@@ -135,7 +149,9 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
       proxyProtocolFrom: resolved.proxyProtocolFrom,
       proxyProtocolTimeout: resolved.proxyProtocolTimeout,
       serverDefaults: { headersTimeout: resolved.headersTimeout, requestTimeout: resolved.requestTimeout },
-      workerOptions: { env: { ...process.env, PORT: String(boundPort(server)), ...(resolved.host ? { HOST: resolved.host } : {}) } },
+      workerOptions: {
+        env: { ...process.env, PORT: String(boundPort(server)), ...(resolved.host ? { HOST: resolved.host } : {}) },
+      },
     });
   } catch (err) {
     server.close();
@@ -157,8 +173,19 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     throw err;
   };
   // A side server that cannot listen stops the proxy, and so the watch.
-  const metrics = metricsAddress && (await besideProxy(proxy, metricsAddress, () => serveMetrics(proxy, metricsAddress.port, metricsAddress.host)).catch(stopWatching));
-  const health = healthAddress && (await besideProxy(proxy, healthAddress, () => serveHealth(proxy, healthAddress.port, healthAddress.host), metrics).catch(stopWatching));
+  const metrics =
+    metricsAddress &&
+    (await besideProxy(proxy, metricsAddress, () =>
+      serveMetrics(proxy, metricsAddress.port, metricsAddress.host),
+    ).catch(stopWatching));
+  const health =
+    healthAddress &&
+    (await besideProxy(
+      proxy,
+      healthAddress,
+      () => serveHealth(proxy, healthAddress.port, healthAddress.host),
+      metrics,
+    ).catch(stopWatching));
   const stopStatus = statusInterval === undefined ? undefined : startStatusLine(proxy, statusInterval);
 
   const scheme = terminatesTls ? 'https' : 'http';
@@ -247,7 +274,9 @@ function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
       if (handle.readyAt !== 0 || ++failures < attempts) return;
       cleanup();
       const cause = (firstError?.cause ?? firstError) as Error | undefined;
-      reject(withCause(new ERR_APP_FAILED(String(failures), cause?.message ?? 'its worker exited while starting'), cause));
+      reject(
+        withCause(new ERR_APP_FAILED(String(failures), cause?.message ?? 'its worker exited while starting'), cause),
+      );
     };
     const onReady = (): void => {
       cleanup();
@@ -265,7 +294,11 @@ function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
 }
 
 /** Whether the workers' listeners may join the public port's: it is then bound with SO_REUSEPORT. */
-function joinsReusePort(transport: TransportName, pool: { workerCount?: number; minWorkers?: number; maxWorkers?: number }, terminatesTls: boolean): boolean {
+function joinsReusePort(
+  transport: TransportName,
+  pool: { workerCount?: number; minWorkers?: number; maxWorkers?: number },
+  terminatesTls: boolean,
+): boolean {
   if (transport === 'reuseport') return true;
   const fixed = pool.workerCount !== undefined || pool.minWorkers === pool.maxWorkers;
   return transport === 'auto' && AUTO_PREFERS_REUSEPORT && fixed && !terminatesTls && process.platform === 'linux';

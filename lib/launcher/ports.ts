@@ -9,7 +9,12 @@ import type { ServiceProxy } from '../main/service-proxy.ts';
  * join this one), the port is first bound without it: SO_REUSEPORT would let this listener share a
  * port already in use by a process of the same user, rather than fail.
  */
-export async function listen(server: net.Server, port: number, host: string | undefined, reusePort = false): Promise<void> {
+export async function listen(
+  server: net.Server,
+  port: number,
+  host: string | undefined,
+  reusePort = false,
+): Promise<void> {
   if (reusePort) port = await freePort(port, host);
   server.listen({ port, host, reusePort });
   await listening(server, port, host);
@@ -37,7 +42,12 @@ async function listening(server: net.Server, port: number, host: string | undefi
 }
 
 /** Starts a server of the launcher's own beside the proxy; if it cannot listen, stops what started and says why. */
-export async function besideProxy<T>(proxy: ServiceProxy, address: { port: number; host?: string }, serve: () => Promise<T>, started?: { close(): Promise<void> }): Promise<T> {
+export async function besideProxy<T>(
+  proxy: ServiceProxy,
+  address: { port: number; host?: string },
+  serve: () => Promise<T>,
+  started?: { close(): Promise<void> },
+): Promise<T> {
   try {
     return await serve();
   } catch (err) {

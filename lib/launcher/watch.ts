@@ -36,7 +36,8 @@ export function watchRoots(appPath: string, watchPath: readonly string[] | undef
   if (!watchPath) return [path.dirname(appPath)];
   return watchPath.map((dir, i) => {
     const resolved = path.resolve(dir);
-    if (!isDirectory(resolved)) throw new ERR_INVALID_OPTION(`watchPath[${i}]`, 'a directory', `'${resolved}', which is not one`);
+    if (!isDirectory(resolved))
+      throw new ERR_INVALID_OPTION(`watchPath[${i}]`, 'a directory', `'${resolved}', which is not one`);
     return resolved;
   });
 }
@@ -46,7 +47,11 @@ function ignored(relative: string): boolean {
   const names = relative.split(path.sep);
   const name = names.at(-1) ?? '';
   // Vim writes '4913' to find out whether it may write in a directory.
-  return names.some((part) => part.startsWith('.') || UNWATCHED_DIRECTORIES.includes(part)) || name.endsWith('~') || name === '4913';
+  return (
+    names.some((part) => part.startsWith('.') || UNWATCHED_DIRECTORIES.includes(part)) ||
+    name.endsWith('~') ||
+    name === '4913'
+  );
 }
 
 function isDirectory(file: string): boolean {
@@ -136,11 +141,16 @@ function describeChanges(files: readonly string[]): string {
 async function locateSyntaxError(files: readonly string[]): Promise<string | undefined> {
   for (const file of files.filter((file) => CHECKABLE.test(file) && fs.existsSync(file))) {
     const stderr = await new Promise<string>((resolve) => {
-      execFile(process.execPath, ['--check', file], { timeout: CHECK_TIMEOUT_MS }, (err, _stdout, output) => resolve(err ? output : ''));
+      execFile(process.execPath, ['--check', file], { timeout: CHECK_TIMEOUT_MS }, (err, _stdout, output) =>
+        resolve(err ? output : ''),
+      );
     });
     const lines = stderr.split('\n');
     const end = lines.findIndex((line) => /^\s+at /.test(line));
-    const text = lines.slice(0, end === -1 ? undefined : end).join('\n').trim();
+    const text = lines
+      .slice(0, end === -1 ? undefined : end)
+      .join('\n')
+      .trim();
     if (/SyntaxError/.test(text)) return text;
   }
   return undefined;
@@ -175,7 +185,10 @@ export function watchApp(settings: WatchSettings): AppWatcher {
     const now = performance.now();
     firstChangeAt ??= now;
     clearTimeout(timer);
-    timer = setTimeout(() => void reload(), Math.min(QUIET_MS, Math.max(0, firstChangeAt + MAX_DELAY_MS - now))).unref();
+    timer = setTimeout(
+      () => void reload(),
+      Math.min(QUIET_MS, Math.max(0, firstChangeAt + MAX_DELAY_MS - now)),
+    ).unref();
   };
 
   const ownOutput = outputFiles();
@@ -203,7 +216,10 @@ export function watchApp(settings: WatchSettings): AppWatcher {
       if (!closed) report(`${describeChanges(files)}; reloaded in ${Math.round(performance.now() - started)} ms`);
     } catch (err) {
       const detail = await describeLoadError(failures[0] ?? (err as Error), files);
-      if (!closed) report(`${describeChanges(files)}, but the new code failed to load; the old workers keep serving. Waiting for the next change:\n${detail}`);
+      if (!closed)
+        report(
+          `${describeChanges(files)}, but the new code failed to load; the old workers keep serving. Waiting for the next change:\n${detail}`,
+        );
     } finally {
       proxy.off('worker-exit', onExit);
       reloading = false;

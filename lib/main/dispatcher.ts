@@ -102,7 +102,8 @@ export class Dispatcher {
       this.#ledger.unassign(accountOf(target));
       this.#turnAway(socket, false);
     },
-    ended: (target, socket) => this.#ledger.ended(accountOf(target), 1, this.#ledger.trackPeers ? [this.#peerOf(socket)] : undefined),
+    ended: (target, socket) =>
+      this.#ledger.ended(accountOf(target), 1, this.#ledger.trackPeers ? [this.#peerOf(socket)] : undefined),
   };
 
   /** Connections accepted before this are queued; from now on they go to workers through `transport`. */
@@ -146,7 +147,8 @@ export class Dispatcher {
     const limit = this.#ledger.admit(this.#peerOf(socket));
     if (!limit) return true;
     this.counters.refused++;
-    if (this.#log.level >= Level.DEBUG) this.#log.debug(`Refused a connection from ${socket.remoteAddress}: ${limit} reached`);
+    if (this.#log.level >= Level.DEBUG)
+      this.#log.debug(`Refused a connection from ${socket.remoteAddress}: ${limit} reached`);
     return false;
   }
 
@@ -232,7 +234,8 @@ export class Dispatcher {
 
   #rejectProxyHeader(socket: net.Socket, reason: string): void {
     this.counters.proxyHeaderRejected++;
-    if (this.#log.level >= Level.DEBUG) this.#log.debug(`Rejected a connection from ${socket.remoteAddress}: ${reason}`);
+    if (this.#log.level >= Level.DEBUG)
+      this.#log.debug(`Rejected a connection from ${socket.remoteAddress}: ${reason}`);
     socket.destroy();
   }
 

@@ -21,7 +21,11 @@ export function answerProbe(proxy: ServiceProxy, req: http.IncomingMessage, res:
   const report = proxy.health();
   const ok = path === '/ready' ? report.ready : report.live;
   const body = `${JSON.stringify(report)}\n`;
-  res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.writeHead(ok ? 200 : 503, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
   res.end(req.method === 'HEAD' ? undefined : body);
   return true;
 }
@@ -33,7 +37,8 @@ export function answerProbe(proxy: ServiceProxy, req: http.IncomingMessage, res:
 export function serveHealth(proxy: ServiceProxy, port: number, host?: string): Promise<HealthServer> {
   return listenSideServer(
     (req, res) => {
-      if (!answerProbe(proxy, req, res)) res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found: the probes are /ready and /live\n');
+      if (!answerProbe(proxy, req, res))
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found: the probes are /ready and /live\n');
     },
     port,
     host,

@@ -98,7 +98,10 @@ export class ConnectionLedger {
 
   /** Counts a new connection in, or returns the limit it would break. */
   admit(peer: string): LimitName | undefined {
-    return this.#counts.admit(this.#perPeerLimit(peer) ? peer : '', { maxConnections: this.#maxConnections, maxConnectionsPerIp: this.#maxPerPeer });
+    return this.#counts.admit(this.#perPeerLimit(peer) ? peer : '', {
+      maxConnections: this.#maxConnections,
+      maxConnectionsPerIp: this.#maxPerPeer,
+    });
   }
 
   /** A connection in the main thread's hands ended there. */
@@ -143,7 +146,9 @@ export class ConnectionLedger {
 
   /** The worker is gone, and every connection it held with it. Those still on their way are not counted here. */
   workerExited(account: WorkerAccount): void {
-    const peers = account.peers ? [...account.peers].flatMap(([peer, count]) => Array<string>(count).fill(peer)) : undefined;
+    const peers = account.peers
+      ? [...account.peers].flatMap(([peer, count]) => Array<string>(count).fill(peer))
+      : undefined;
     this.ended(account, account.held, peers);
   }
 

@@ -68,17 +68,26 @@ export class Listeners {
     pool.on('worker-resumed', (handle: WorkerHandle) => this.#transport?.workerServing?.(handle));
     pool.on('worker-stalled', (handle: WorkerHandle) => this.#transport?.workerResting?.(handle, false));
     pool.on('worker-retiring', (handle: WorkerHandle) => this.#transport?.workerResting?.(handle, true));
-    pool.on('listener-returned', (handle: WorkerHandle, server: net.Server) => this.#transport?.listenerReturned?.(handle, server));
+    pool.on('listener-returned', (handle: WorkerHandle, server: net.Server) =>
+      this.#transport?.listenerReturned?.(handle, server),
+    );
   }
 
   /** What the reuseport transport needs of the public port, should it be chosen. */
-  reuseportSettings(server: net.Server, options: Pick<ResolvedOptions, 'maxConnectionsPerIp' | 'perIpPrefix' | 'balance' | 'proxyProtocol'>): ReuseportSettings {
+  reuseportSettings(
+    server: net.Server,
+    options: Pick<ResolvedOptions, 'maxConnectionsPerIp' | 'perIpPrefix' | 'balance' | 'proxyProtocol'>,
+  ): ReuseportSettings {
     const { ledger, log } = this.#settings;
     return {
       server,
       accept: this.public.onConnection,
       acceptFailed: (err) => this.public.acceptFailed(err),
-      limits: () => ({ maxConnections: ledger.maxConnections, maxConnectionsPerIp: options.maxConnectionsPerIp, perIpPrefix: options.perIpPrefix }),
+      limits: () => ({
+        maxConnections: ledger.maxConnections,
+        maxConnectionsPerIp: options.maxConnectionsPerIp,
+        perIpPrefix: options.perIpPrefix,
+      }),
       balance: options.balance,
       trusted: options.proxyProtocol?.trusted,
       log,
@@ -91,7 +100,13 @@ export class Listeners {
     const counters = this.public.counters;
     if (!own) return counters;
     const admitted = own.accepted - own.refused;
-    return { ...counters, accepted: counters.accepted + own.accepted, refused: counters.refused + own.refused, dispatched: counters.dispatched + admitted, forwarded: own.forwarded };
+    return {
+      ...counters,
+      accepted: counters.accepted + own.accepted,
+      refused: counters.refused + own.refused,
+      dispatched: counters.dispatched + admitted,
+      forwarded: own.forwarded,
+    };
   }
 
   get transport(): Transport | undefined {
@@ -173,7 +188,19 @@ export class Listeners {
   ): Dispatcher {
     const { ledger, pool, balance, queueLimit, queueTimeout, log } = this.#settings;
     const balancer = createBalancer(balance, this.#settings.perIpPrefix);
-    return new Dispatcher({ listener, unix, candidates, ledger, pool, balancer, gate, queueLimit, queueTimeout, overloadResponse, log });
+    return new Dispatcher({
+      listener,
+      unix,
+      candidates,
+      ledger,
+      pool,
+      balancer,
+      gate,
+      queueLimit,
+      queueTimeout,
+      overloadResponse,
+      log,
+    });
   }
 
   #transportFor(piped: boolean): Transport {
@@ -225,12 +252,20 @@ export class Listeners {
   #joined(listener: SharedListener, handle: WorkerHandle, request: number): void {
     if (handle.state === 'exited') return;
     listener.workers.add(handle);
-    const pipePath = listener.piped && this.#transport?.name !== 'pipe' ? this.#transportFor(true).pipePathFor(handle.id) : undefined;
+    const pipePath =
+      listener.piped && this.#transport?.name !== 'pipe' ? this.#transportFor(true).pipePathFor(handle.id) : undefined;
     this.#reply(handle, request, listener.id, listener.server.address(), undefined, pipePath);
     listener.dispatcher.workerReady();
   }
 
-  #reply(handle: WorkerHandle, request: number, listener: number, address: net.AddressInfo | string | null, failure?: ListenFailure, pipePath?: string): void {
+  #reply(
+    handle: WorkerHandle,
+    request: number,
+    listener: number,
+    address: net.AddressInfo | string | null,
+    failure?: ListenFailure,
+    pipePath?: string,
+  ): void {
     const message: ToWorker = { type: 'listen-result', request, listener, address, failure, pipePath };
     if (handle.state !== 'exited') handle.port.postMessage(message);
   }
@@ -239,7 +274,8 @@ export class Listeners {
   #leave(listener: SharedListener, handle: WorkerHandle): void {
     listener.workers.delete(handle);
     listener.waiting = listener.waiting.filter((waiting) => waiting.handle !== handle);
-    if (listener.workers.size === 0 && listener.waiting.length === 0 && listener.server.listening) this.#closeListener(listener);
+    if (listener.workers.size === 0 && listener.waiting.length === 0 && listener.server.listening)
+      this.#closeListener(listener);
   }
 
   #closeListener(listener: SharedListener): void {
@@ -251,7 +287,14 @@ export class Listeners {
 }
 
 function listenFailure(err: NodeJS.ErrnoException & { address?: string; port?: number }): ListenFailure {
-  return { message: err.message, code: err.code, errno: err.errno, syscall: err.syscall, address: err.address, port: err.port };
+  return {
+    message: err.message,
+    code: err.code,
+    errno: err.errno,
+    syscall: err.syscall,
+    address: err.address,
+    port: err.port,
+  };
 }
 
 function describe(address: net.AddressInfo | string | null): string {

@@ -76,7 +76,9 @@ export class MemoryWatch {
     if (this.#checking) return;
     this.#checking = true;
     try {
-      const handles = [...this.#pool.handles].filter((handle) => handle.status === 'serving' && !handle.replacing && !this.#reported.has(handle));
+      const handles = [...this.#pool.handles].filter(
+        (handle) => handle.status === 'serving' && !handle.replacing && !this.#reported.has(handle),
+      );
       const readings = await Promise.all(handles.map((handle) => withTimeout(handle.heapUsed(), READING_TIMEOUT_MS)));
       handles.forEach((handle, i) => this.#judge(handle, readings[i]));
     } finally {
@@ -112,7 +114,9 @@ export class MemoryWatch {
     if (!successor) {
       // Its successor could not start: it keeps serving, and is not tried again.
       this.#reported.add(handle);
-      this.#settings.log.warn(`Worker ${handle.threadId} (slot ${handle.slot}) could not be recycled: its successor did not start`);
+      this.#settings.log.warn(
+        `Worker ${handle.threadId} (slot ${handle.slot}) could not be recycled: its successor did not start`,
+      );
       return;
     }
     if (handle.state !== 'ready') return;

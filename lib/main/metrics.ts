@@ -21,11 +21,15 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
   const client = await import('prom-client');
   const registry = new client.Registry();
   const worker = ['slot'] as const;
-  const gauge = (name: string, help: string) => new client.Gauge({ name, help, labelNames: worker, registers: [registry] });
+  const gauge = (name: string, help: string) =>
+    new client.Gauge({ name, help, labelNames: worker, registers: [registry] });
   const counter = (name: string, help: string) => new client.Counter({ name, help, registers: [registry] });
 
   const workerConnections = gauge('socketnaut_worker_connections', 'Open connections held by each worker.');
-  const workerElu = gauge('socketnaut_worker_event_loop_utilization_ratio', "Share of time each worker's event loop was busy since the previous scrape.");
+  const workerElu = gauge(
+    'socketnaut_worker_event_loop_utilization_ratio',
+    "Share of time each worker's event loop was busy since the previous scrape.",
+  );
   const workerHeap = gauge('socketnaut_worker_heap_used_bytes', 'V8 heap in use in each worker.');
   const workers = new client.Gauge({ name: 'socketnaut_workers', help: 'Live worker threads.', registers: [registry] });
   const workerState = new client.Gauge({
@@ -47,19 +51,47 @@ export async function serveMetrics(proxy: ServiceProxy, port: number, host?: str
     labelNames: listener,
     registers: [registry],
   });
-  const queued = new client.Gauge({ name: 'socketnaut_connections_queued', help: 'Connections waiting for a worker now.', registers: [registry] });
+  const queued = new client.Gauge({
+    name: 'socketnaut_connections_queued',
+    help: 'Connections waiting for a worker now.',
+    registers: [registry],
+  });
   const totals = {
     accepted: counter('socketnaut_connections_accepted_total', 'Connections accepted.'),
-    dispatched: counter('socketnaut_connections_dispatched_total', 'Connections given to a worker, each re-dispatch counted again.'),
-    refused: counter('socketnaut_connections_refused_total', 'Connections closed at once for breaking a connection limit.'),
-    forwarded: counter('socketnaut_connections_forwarded_total', 'Connections the worker that accepted them moved to a less busy one (transport reuseport).'),
-    expired: counter('socketnaut_connections_expired_total', 'Connections closed because no worker could take them in time.'),
-    proxyHeaderRejected: counter('socketnaut_proxy_header_rejected_total', 'Connections closed for a missing, malformed, slow or untrusted PROXY header.'),
+    dispatched: counter(
+      'socketnaut_connections_dispatched_total',
+      'Connections given to a worker, each re-dispatch counted again.',
+    ),
+    refused: counter(
+      'socketnaut_connections_refused_total',
+      'Connections closed at once for breaking a connection limit.',
+    ),
+    forwarded: counter(
+      'socketnaut_connections_forwarded_total',
+      'Connections the worker that accepted them moved to a less busy one (transport reuseport).',
+    ),
+    expired: counter(
+      'socketnaut_connections_expired_total',
+      'Connections closed because no worker could take them in time.',
+    ),
+    proxyHeaderRejected: counter(
+      'socketnaut_proxy_header_rejected_total',
+      'Connections closed for a missing, malformed, slow or untrusted PROXY header.',
+    ),
     restarts: counter('socketnaut_worker_restarts_total', 'Workers that died and were replaced.'),
     reloads: counter('socketnaut_reloads_total', 'Rolling reloads started.'),
-    stalls: counter('socketnaut_worker_stalls_total', 'Times a worker got no new connection because its event loop was stuck for 1 s.'),
-    stallRestarts: counter('socketnaut_worker_stall_restarts_total', 'Workers replaced because their event loop was stuck for stallTimeout.'),
-    memoryRestarts: counter('socketnaut_worker_memory_restarts_total', 'Workers recycled for using more heap than maxMemoryRestart.'),
+    stalls: counter(
+      'socketnaut_worker_stalls_total',
+      'Times a worker got no new connection because its event loop was stuck for 1 s.',
+    ),
+    stallRestarts: counter(
+      'socketnaut_worker_stall_restarts_total',
+      'Workers replaced because their event loop was stuck for stallTimeout.',
+    ),
+    memoryRestarts: counter(
+      'socketnaut_worker_memory_restarts_total',
+      'Workers recycled for using more heap than maxMemoryRestart.',
+    ),
     memoryOverLimit: counter(
       'socketnaut_worker_memory_over_limit_total',
       'Workers over maxMemoryRestart within a minute of replacing one recycled for it: reported, not recycled again.',

@@ -104,7 +104,9 @@ export class WorkerPool extends EventEmitter {
     handle.account.onIdle = () => this.#stopIfDrained(handle);
     const startTimer = setTimeout(() => {
       if (handle.state !== 'starting') return;
-      this.#settings.log.error(`Worker ${handle.threadId} did not start serving within ${this.#settings.workerStartTimeout} ms`);
+      this.#settings.log.error(
+        `Worker ${handle.threadId} did not start serving within ${this.#settings.workerStartTimeout} ms`,
+      );
       void handle.worker.terminate();
     }, this.#settings.workerStartTimeout).unref();
 

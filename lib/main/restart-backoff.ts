@@ -22,7 +22,10 @@ export class RestartBackoff {
   /** Runs `start` now or, after failures, once the delay has passed; nothing while a wait is on. */
   run(start: () => void): void {
     if (this.#timer) return;
-    if (this.#failures === 0) return start();
+    if (this.#failures === 0) {
+      start();
+      return;
+    }
     const delay = Math.min(RESTART_BASE_DELAY_MS * RESTART_FACTOR ** (this.#failures - 1), RESTART_MAX_DELAY_MS);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;

@@ -175,7 +175,9 @@ export class ServiceProxy extends EventEmitter {
       const level = expected || reportedElsewhere ? 'debug' : 'warn';
       // A crash of a serving worker is logged with its stack, as Node prints an uncaught error.
       const stack = handle.readyAt !== 0 && !expected ? handle.uncaughtError?.stack : undefined;
-      this.log[level](`Worker ${handle.threadId} (slot ${handle.slot}) exited (code ${code}): ${reason}${stack ? `\n${stack}` : ''}`);
+      this.log[level](
+        `Worker ${handle.threadId} (slot ${handle.slot}) exited (code ${code}): ${reason}${stack ? `\n${stack}` : ''}`,
+      );
       this.emit('worker-exit', ServiceProxyAgent.of(handle), code, reason);
     });
     pool.on('bootstrap-failure', (handle: WorkerHandle) => this.#onBootstrapFailure(handle));
@@ -187,17 +189,35 @@ export class ServiceProxy extends EventEmitter {
 
   async #start(terminatesTls: boolean): Promise<void> {
     const { transport: requested, proxyProtocol, balance, measureHandoffLatency } = this.#options;
-    const recordLatency = measureHandoffLatency ? (seconds: number) => this.emit('handoff-latency', seconds) : undefined;
+    const recordLatency = measureHandoffLatency
+      ? (seconds: number) => this.emit('handoff-latency', seconds)
+      : undefined;
     const ledger = this.#ledger;
-    const settings: TransportSettings = { token: this.#token, recordLatency, peerOf: ledger.trackPeers ? (socket) => ledger.peerOf(socket) : undefined, maxWorkers: this.maxWorkers };
-    const choice = { requested, terminatesTls, proxyProtocol: proxyProtocol !== undefined, balance, fixedPool: this.minWorkers === this.maxWorkers, log: this.log };
-    const transport = await openTransport(choice, settings, () => this.#listeners.reuseportSettings(this.server, this.#options));
+    const settings: TransportSettings = {
+      token: this.#token,
+      recordLatency,
+      peerOf: ledger.trackPeers ? (socket) => ledger.peerOf(socket) : undefined,
+      maxWorkers: this.maxWorkers,
+    };
+    const choice = {
+      requested,
+      terminatesTls,
+      proxyProtocol: proxyProtocol !== undefined,
+      balance,
+      fixedPool: this.minWorkers === this.maxWorkers,
+      log: this.log,
+    };
+    const transport = await openTransport(choice, settings, () =>
+      this.#listeners.reuseportSettings(this.server, this.#options),
+    );
     const { name } = transport;
     if (this.#shutdown) return void transport.stopAccepting?.();
     const budget = transport.connectionBudget();
     if (budget !== undefined) {
       this.#ledger.defaultMaxConnections(budget);
-      this.log.debug(`Transport ${name}: at most ${this.#ledger.maxConnections} connections at once, within the open-file limit`);
+      this.log.debug(
+        `Transport ${name}: at most ${this.#ledger.maxConnections} connections at once, within the open-file limit`,
+      );
     }
     if (recordLatency && name === 'handoff') this.#pool.on('handoff-latency', recordLatency);
     this.log.info(`Transport: ${name}; workers: ${this.minWorkers} to ${this.maxWorkers}`);
@@ -218,7 +238,10 @@ export class ServiceProxy extends EventEmitter {
     if (this.#bootstrapFailureReported) return;
     this.#bootstrapFailureReported = true;
     const cause = handle.error;
-    const err = new ERR_WORKER_BOOTSTRAP(this.#options.workerURL.href, cause?.message ?? 'the worker exited while starting');
+    const err = new ERR_WORKER_BOOTSTRAP(
+      this.#options.workerURL.href,
+      cause?.message ?? 'the worker exited while starting',
+    );
     (err as Error).cause = cause;
     this.log.error(`${err.message}\n${cause?.stack ?? ''}`);
     this.#reportError(err);
@@ -248,12 +271,14 @@ export class ServiceProxy extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = (this.#reloading ?? Promise.resolve()).catch(() => {}).then(() => {
-      if (this.#shutdown) return;
-      this.#reloads++;
-      this.log.info(`Reloading ${this.#pool.size} workers`);
-      return this.#pool.replaceAll(settings.timeout, settings.signal);
-    });
+    const run = (this.#reloading ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => {
+        if (this.#shutdown) return;
+        this.#reloads++;
+        this.log.info(`Reloading ${this.#pool.size} workers`);
+        return this.#pool.replaceAll(settings.timeout, settings.signal);
+      });
     this.#reloading = run;
     return run;
   }

@@ -23,7 +23,11 @@ export const SIDE_SERVER_MAX_CONNECTIONS = 32;
 const SOCKET_TIMEOUT_MS = 5_000;
 
 /** An HTTP server of the launcher's own, apart from the app's port. `host` as for listen(): all interfaces when undefined. */
-export async function listenSideServer(handler: http.RequestListener, port: number, host: string | undefined): Promise<SideServer> {
+export async function listenSideServer(
+  handler: http.RequestListener,
+  port: number,
+  host: string | undefined,
+): Promise<SideServer> {
   const server = loadHttp().createServer(SERVER_OPTIONS, handler);
   server.maxConnections = SIDE_SERVER_MAX_CONNECTIONS;
   server.setTimeout(SOCKET_TIMEOUT_MS);

@@ -80,7 +80,9 @@ export class StallWatch {
       this.#pool.setStalled(handle, stalled);
       if (stalled) {
         this.counters.stalls++;
-        this.#settings.log.warn(`${describe(handle)}: its event loop has not turned for ${age} ms; it takes no new connection until it does`);
+        this.#settings.log.warn(
+          `${describe(handle)}: its event loop has not turned for ${age} ms; it takes no new connection until it does`,
+        );
       } else {
         this.#settings.log.warn(`${describe(handle)}: its event loop turns again; it takes connections again`);
       }
@@ -90,7 +92,9 @@ export class StallWatch {
 
   async #replace(handle: WorkerHandle): Promise<void> {
     this.counters.stallRestarts++;
-    this.#settings.log.warn(`${describe(handle)}: stalled for ${handle.heartbeatAgeMs!} ms (stallTimeout); starting its successor`);
+    this.#settings.log.warn(
+      `${describe(handle)}: stalled for ${handle.heartbeatAgeMs!} ms (stallTimeout); starting its successor`,
+    );
     const successor = await startSuccessor(this.#pool, handle);
     if (handle.state === 'exited') return;
     const age = handle.heartbeatAgeMs!;

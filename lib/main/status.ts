@@ -6,7 +6,11 @@ import type { ProxyStats } from './stats.ts';
  * Writes one line about the pool every `seconds`: readable in a terminal, and a JSON object per line
  * when the output is not a terminal, so that it can be parsed. Returns a function that stops it.
  */
-export function startStatusLine(proxy: ServiceProxy, seconds: number, output: Writable & { isTTY?: boolean } = process.stdout): () => void {
+export function startStatusLine(
+  proxy: ServiceProxy,
+  seconds: number,
+  output: Writable & { isTTY?: boolean } = process.stdout,
+): () => void {
   const timer = setInterval(() => {
     proxy.stats('status').then(
       (stats) => output.write(output.isTTY ? humanLine(stats) : jsonLine(stats)),
@@ -23,7 +27,10 @@ function percent(ratio: number): string {
 export function humanLine(stats: ProxyStats): string {
   const workers = stats.workers
     .filter((w) => w.state !== 'exited')
-    .map((w) => `#${w.slot} ${w.connections} conn ${percent(w.eventLoopUtilization)}${w.status === 'serving' ? '' : ` ${w.status}`}`)
+    .map(
+      (w) =>
+        `#${w.slot} ${w.connections} conn ${percent(w.eventLoopUtilization)}${w.status === 'serving' ? '' : ` ${w.status}`}`,
+    )
     .join(' · ');
   const time = new Date().toISOString().slice(11, 19);
   return `socketnaut ${time} ${stats.workers.length} workers, ${stats.connections} conn, ${stats.queuedNow} queued | ${workers}\n`;

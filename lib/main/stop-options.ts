@@ -21,7 +21,8 @@ export interface StopSettings {
 }
 
 export function resolveStopOptions(options: ShutdownOptions): StopSettings {
-  if (options === null || typeof options !== 'object') throw new ERR_INVALID_OPTION('options', 'an object', describeValue(options));
+  if (options === null || typeof options !== 'object')
+    throw new ERR_INVALID_OPTION('options', 'an object', describeValue(options));
   const timeout = drainTimeout(options.timeout);
   const signal = options.signal ?? 'SIGTERM';
   if (signal !== false && !(typeof signal === 'string' && Object.hasOwn(os.constants.signals, signal))) {

@@ -16,7 +16,11 @@ function replaceable(handle: WorkerHandle): boolean {
  * the successor once it serves; or undefined, leaving `handle` as it was, if none could start or it
  * exited first.
  */
-export async function startSuccessor(pool: Succession, handle: WorkerHandle, prepare?: (successor: WorkerHandle) => void): Promise<WorkerHandle | undefined> {
+export async function startSuccessor(
+  pool: Succession,
+  handle: WorkerHandle,
+  prepare?: (successor: WorkerHandle) => void,
+): Promise<WorkerHandle | undefined> {
   const successor = replaceable(handle) ? pool.grow(handle) : undefined;
   if (!successor) return undefined;
   prepare?.(successor);
@@ -34,7 +38,11 @@ export async function startSuccessor(pool: Succession, handle: WorkerHandle, pre
  * and resolves once the old workers are gone: drained, or stopped `timeout` ms after retiring.
  * Rejects if a successor exits before it serves, leaving the old workers that remain serving.
  */
-export async function replaceEach(pool: Succession, timeout: number, signal: NodeJS.Signals | undefined): Promise<void> {
+export async function replaceEach(
+  pool: Succession,
+  timeout: number,
+  signal: NodeJS.Signals | undefined,
+): Promise<void> {
   const retired: WorkerHandle[] = [];
   for (const handle of [...pool.handles].filter(replaceable)) {
     if (!replaceable(handle)) continue;

@@ -20,7 +20,11 @@ export interface TransportChoice {
 export const AUTO_PREFERS_REUSEPORT = false;
 
 /** The transport to use, found and opened once at start-up; rejects when the one asked for cannot run here. */
-export async function openTransport(choice: TransportChoice, settings: TransportSettings, reuseport: () => ReuseportSettings): Promise<Transport> {
+export async function openTransport(
+  choice: TransportChoice,
+  settings: TransportSettings,
+  reuseport: () => ReuseportSettings,
+): Promise<Transport> {
   const { requested, terminatesTls, proxyProtocol, balance, fixedPool, log } = choice;
   if (requested === 'pipe' || (requested === 'auto' && terminatesTls)) return createTransport('pipe', settings);
   // Sticking to a client behind a balancer needs the PROXY header read before the worker is
@@ -30,7 +34,10 @@ export async function openTransport(choice: TransportChoice, settings: Transport
     log.info('PROXY protocol with ip-hash: using the pipe transport, so that ip-hash sees the real client');
     return createTransport('pipe', settings);
   }
-  if (stickyBehindBalancer) log.warn(`With transport '${requested}', ip-hash balances on the PROXY header's sender, not on the client it names`);
+  if (stickyBehindBalancer)
+    log.warn(
+      `With transport '${requested}', ip-hash balances on the PROXY header's sender, not on the client it names`,
+    );
   if (requested === 'reuseport' || (requested === 'auto' && AUTO_PREFERS_REUSEPORT && fixedPool)) {
     let unavailable = await probeReuseport();
     if (!unavailable) {

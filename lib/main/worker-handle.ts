@@ -22,7 +22,13 @@ function clampRatio(value: number): number {
 }
 
 /** Starts a worker thread on the bootstrap, with its own channel to the main thread. */
-export function startWorker(id: number, slot: number, restarts: number, boot: Omit<WorkerBootData, 'port'>, workerOptions: WorkerOptions): WorkerHandle {
+export function startWorker(
+  id: number,
+  slot: number,
+  restarts: number,
+  boot: Omit<WorkerBootData, 'port'>,
+  workerOptions: WorkerOptions,
+): WorkerHandle {
   const { port1, port2 } = new MessageChannel();
   const data: WorkerBootData = { ...boot, port: port2, userWorkerData: workerOptions.workerData };
   const worker = new Worker(bootstrapURL, {
@@ -106,7 +112,9 @@ export class WorkerHandle {
   /** Milliseconds since the worker last showed life; undefined when stalls are not watched. */
   get heartbeatAgeMs(): number | undefined {
     // An exited worker's loop reads as never run: its last reading stands.
-    return this.heartbeat?.ageMs(this.state === 'exited' ? undefined : this.worker.performance.eventLoopUtilization().idle);
+    return this.heartbeat?.ageMs(
+      this.state === 'exited' ? undefined : this.worker.performance.eventLoopUtilization().idle,
+    );
   }
 
   get status(): WorkerStatus {

@@ -57,7 +57,8 @@ export class WorkerHealth {
     this.#settings = settings;
     const { stallTimeout, maxMemoryRestart, drainTimeout, log } = settings;
     this.#stalls = stallTimeout > 0 ? new StallWatch(pool, { stallTimeout, drainTimeout, log }) : undefined;
-    this.#memory = maxMemoryRestart !== undefined ? new MemoryWatch(pool, { maxMemoryRestart, drainTimeout, log }) : undefined;
+    this.#memory =
+      maxMemoryRestart !== undefined ? new MemoryWatch(pool, { maxMemoryRestart, drainTimeout, log }) : undefined;
     pool.on('worker-exit', (handle: WorkerHandle) => this.#sawLife(handle, performance.now()));
   }
 
@@ -72,7 +73,14 @@ export class WorkerHealth {
   }
 
   get counters(): HealthCounters {
-    return { stalls: 0, stallRestarts: 0, memoryRestarts: 0, memoryOverLimit: 0, ...this.#stalls?.counters, ...this.#memory?.counters };
+    return {
+      stalls: 0,
+      stallRestarts: 0,
+      memoryRestarts: 0,
+      memoryOverLimit: 0,
+      ...this.#stalls?.counters,
+      ...this.#memory?.counters,
+    };
   }
 
   report(stopping: boolean, listening: boolean): HealthReport {
@@ -80,7 +88,12 @@ export class WorkerHealth {
     const workers: WorkerHealthEntry[] = [];
     for (const handle of this.#pool.handles) {
       if (handle.state === 'ready' || handle.state === 'retiring') this.#sawLife(handle, now);
-      workers.push({ slot: handle.slot, threadId: handle.threadId, status: handle.status, heartbeatAgeMs: handle.heartbeatAgeMs });
+      workers.push({
+        slot: handle.slot,
+        threadId: handle.threadId,
+        status: handle.status,
+        heartbeatAgeMs: handle.heartbeatAgeMs,
+      });
     }
     const { minWorkers, stallTimeout } = this.#settings;
     // A pool allowed to shrink to nothing and left idle is as it should be.

@@ -128,7 +128,12 @@ export type FromWorker =
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    return { name: err.name, message: err.message, stack: err.stack, code: typeof code === 'string' ? code : undefined };
+    return {
+      name: err.name,
+      message: err.message,
+      stack: err.stack,
+      code: typeof code === 'string' ? code : undefined,
+    };
   }
   return { name: 'Error', message: String(err), stack: undefined, code: undefined };
 }

@@ -1,6 +1,9 @@
 import type net from 'node:net';
 
-export type PrefixDecoded<T> = { status: 'incomplete' } | { status: 'invalid'; reason: string } | ({ status: 'ok'; length: number } & T);
+export type PrefixDecoded<T> =
+  | { status: 'incomplete' }
+  | { status: 'invalid'; reason: string }
+  | ({ status: 'ok'; length: number } & T);
 
 export type PrefixOutcome<T> = { status: 'invalid'; reason: string } | ({ status: 'ok'; length: number } & T);
 
@@ -29,8 +32,9 @@ export function readPrefix<T>(
     done(outcome);
   };
   const onReadable = (): void => {
-    let chunk: Buffer | null;
-    while (!finished && (chunk = socket.read() as Buffer | null) !== null) {
+    while (!finished) {
+      const chunk = socket.read() as Buffer | null;
+      if (chunk === null) break;
       received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
       const decoded = decode(received);
       if (decoded.status !== 'incomplete') finish(decoded);
@@ -38,7 +42,10 @@ export function readPrefix<T>(
   };
   const onEnd = (): void => finish({ status: 'invalid', reason: 'the peer ended before the prefix was complete' });
   const onError = (err: Error): void => finish({ status: 'invalid', reason: err.message });
-  const deadline = setTimeout(() => finish({ status: 'invalid', reason: `no complete prefix within ${deadlineMs} ms` }), deadlineMs).unref();
+  const deadline = setTimeout(
+    () => finish({ status: 'invalid', reason: `no complete prefix within ${deadlineMs} ms` }),
+    deadlineMs,
+  ).unref();
   socket.on('readable', onReadable);
   socket.on('end', onEnd);
   socket.on('error', onError);

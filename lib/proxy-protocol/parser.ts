@@ -50,7 +50,14 @@ function parseV1(data: Buffer): ProxyHeader {
   if (proto === 'UNKNOWN') return { status: 'ok', length: lf + 1, info: undefined };
   if (fields.length !== 6 || (proto !== 'TCP4' && proto !== 'TCP6')) return invalid('malformed v1 header');
   const family = proto === 'TCP4' ? 'IPv4' : 'IPv6';
-  const [, , source, destination, sourcePort, destinationPort] = fields as [string, string, string, string, string, string];
+  const [, , source, destination, sourcePort, destinationPort] = fields as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const addresses = [canonical(source, family), canonical(destination, family)];
   const ports = [port(sourcePort), port(destinationPort)];
   if (addresses[0] === undefined || addresses[1] === undefined || ports[0] === undefined || ports[1] === undefined) {

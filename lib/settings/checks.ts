@@ -150,7 +150,11 @@ export function fields<T extends object>(expected: string, checks: { [K in keyof
       for (const [key, check] of Object.entries<Check<unknown>>(checks)) {
         const field = (value as Record<string, unknown>)[key];
         const problem = check.problem(field);
-        if (problem) return { ...problem, at: { path: `.${key}${problem.at?.path ?? ''}`, value: problem.at ? problem.at.value : field } };
+        if (problem)
+          return {
+            ...problem,
+            at: { path: `.${key}${problem.at?.path ?? ''}`, value: problem.at ? problem.at.value : field },
+          };
       }
       return undefined;
     },
@@ -196,9 +200,15 @@ export const subnets: Check<string[]> = {
   problem: (value) => {
     if (!Array.isArray(value)) return { expected: 'an array of addresses or CIDR subnets' };
     const i = value.findIndex((entry: unknown) => typeof entry !== 'string' || !parseSubnet(entry));
-    return i === -1 ? undefined : { expected: "an address or a CIDR subnet, like '10.0.0.0/8'", at: { path: `[${i}]`, value: value[i] } };
+    return i === -1
+      ? undefined
+      : { expected: "an address or a CIDR subnet, like '10.0.0.0/8'", at: { path: `[${i}]`, value: value[i] } };
   },
-  fromText: (text) => text.split(',').map((entry) => entry.trim()).filter(Boolean),
+  fromText: (text) =>
+    text
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter(Boolean),
   expectedText: "comma-separated addresses or CIDR subnets, like '10.0.0.0/8,::1'",
 };
 
@@ -220,13 +230,18 @@ export function instanceOf<T>(Class: abstract new (...args: never[]) => T, expec
 }
 
 export const workerURL: Check<string | URL> = {
-  problem: (value) => (value instanceof URL || (typeof value === 'string' && value !== '') ? undefined : { expected: 'a non-empty string or a URL' }),
+  problem: (value) =>
+    value instanceof URL || (typeof value === 'string' && value !== '')
+      ? undefined
+      : { expected: 'a non-empty string or a URL' },
 };
 
 export const workerOptions: Check<WorkerOptions> = {
   problem: (value) => {
     if (value === null || typeof value !== 'object') return { expected: 'an object' };
     const { eval: evaluates } = value as WorkerOptions;
-    return evaluates ? { expected: 'unset; workerURL names a module', at: { path: '.eval', value: evaluates } } : undefined;
+    return evaluates
+      ? { expected: 'unset; workerURL names a module', at: { path: '.eval', value: evaluates } }
+      : undefined;
   },
 };

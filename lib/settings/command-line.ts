@@ -22,7 +22,11 @@ function flaggedSettings(): Flagged[] {
 export const commandLineOptions: NonNullable<ParseArgsConfig['options']> = Object.fromEntries([
   ...flaggedSettings().map((entry) => [
     entry.flag,
-    { type: entry.check === boolean ? 'boolean' : 'string', ...(entry.short && { short: entry.short }), ...(entry.multiple && { multiple: true }) },
+    {
+      type: entry.check === boolean ? 'boolean' : 'string',
+      ...(entry.short && { short: entry.short }),
+      ...(entry.multiple && { multiple: true }),
+    },
   ]),
   ...commandFlags.map(({ flag, short }) => [flag, { type: 'boolean', short }]),
 ]);
@@ -40,7 +44,11 @@ function settingFromText(entry: Setting<unknown>, text: string, source: string):
  * an empty environment variable counts as unset; `only` narrows them to those named. Throws ERR_USAGE
  * for a value that fails its check.
  */
-export function readCommandLine(values: Record<string, unknown>, env: NodeJS.ProcessEnv, only?: readonly SettingName[]): Record<string, unknown> {
+export function readCommandLine(
+  values: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+  only?: readonly SettingName[],
+): Record<string, unknown> {
   const options: Record<string, unknown> = {};
   for (const [name, entry] of settingsOf('launcher')) {
     if (only && !only.includes(name)) continue;
@@ -49,7 +57,8 @@ export function readCommandLine(values: Record<string, unknown>, env: NodeJS.Pro
     if (typeof given === 'boolean') options[name] = given;
     else if (typeof given === 'string') options[name] = settingFromText(entry, given, `--${entry.flag}`);
     // A repeated flag: each occurrence's list adds to those before it.
-    else if (Array.isArray(given)) options[name] = given.flatMap((text: string) => settingFromText(entry, text, `--${entry.flag}`) as unknown[]);
+    else if (Array.isArray(given))
+      options[name] = given.flatMap((text: string) => settingFromText(entry, text, `--${entry.flag}`) as unknown[]);
     else if (fromEnv) options[name] = settingFromText(entry, fromEnv, entry.env!);
   }
   return options;
@@ -79,7 +88,11 @@ export function describeDefault(entry: Setting<unknown>, style: Style): string {
   if (entry.required) return 'required';
   if (value === undefined) return defaultText ?? '';
   if (typeof value === 'boolean') return style === 'proxy' ? String(value) : value ? 'on' : 'off';
-  const shown = entry.check.toText ? literal(entry.check.toText(value), style) : typeof value === 'string' ? literal(value, style) : String(value);
+  const shown = entry.check.toText
+    ? literal(entry.check.toText(value), style)
+    : typeof value === 'string'
+      ? literal(value, style)
+      : String(value);
   if (!defaultText) return shown;
   return style === 'text' ? `${shown}, ${defaultText}` : `${shown} (${defaultText})`;
 }

@@ -12,14 +12,28 @@ export function launcherTable(): string {
   const rows = settingsOf('launcher').flatMap(([, entry]) =>
     entry.flag === undefined
       ? []
-      : [row([`\`${flagLabel({ ...entry, flag: entry.flag })}\``, entry.env ? `\`${envLabel(entry)}\`` : '', describeDefault(entry, 'launcher'), meaning(entry, 'launcher')])],
+      : [
+          row([
+            `\`${flagLabel({ ...entry, flag: entry.flag })}\``,
+            entry.env ? `\`${envLabel(entry)}\`` : '',
+            describeDefault(entry, 'launcher'),
+            meaning(entry, 'launcher'),
+          ]),
+        ],
   );
   const commands = commandFlags.map((command) => `\`${flagLabel(command)}\``).join(', ');
-  return [row(['option', 'environment', 'default', 'meaning']), '|---|---|---|---|', ...rows, row([commands, '', '', ''])].join('\n');
+  return [
+    row(['option', 'environment', 'default', 'meaning']),
+    '|---|---|---|---|',
+    ...rows,
+    row([commands, '', '', '']),
+  ].join('\n');
 }
 
 /** The table under "### `createServiceProxy(options)`": option | default | what it does. */
 export function proxyTable(): string {
-  const rows = settingsOf('proxy').map(([name, entry]) => row([`\`${name}\``, describeDefault(entry, 'proxy'), meaning(entry, 'proxy')]));
+  const rows = settingsOf('proxy').map(([name, entry]) =>
+    row([`\`${name}\``, describeDefault(entry, 'proxy'), meaning(entry, 'proxy')]),
+  );
   return [row(['option', 'default', '']), '|---|---|---|', ...rows].join('\n');
 }

@@ -84,7 +84,10 @@ export interface Transport {
   readonly sharedCounts?: {
     readonly open: number;
     openFrom(peer: string): number;
-    admit(peer: string, limits: { maxConnections: number; maxConnectionsPerIp: number }): 'maxConnections' | 'maxConnectionsPerIp' | undefined;
+    admit(
+      peer: string,
+      limits: { maxConnections: number; maxConnectionsPerIp: number },
+    ): 'maxConnections' | 'maxConnectionsPerIp' | undefined;
     release(peer: string): void;
   };
   /** What the workers did with the connections they accepted themselves. */

@@ -16,7 +16,11 @@ import { sharedServers } from './shared-servers.ts';
 import { deliverSignal, exitWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
 
-const workerTransports: Record<ConcreteTransportName, WorkerTransport> = { handoff: handoffWorker, pipe: pipeWorker, reuseport: reuseportWorker };
+const workerTransports: Record<ConcreteTransportName, WorkerTransport> = {
+  handoff: handoffWorker,
+  pipe: pipeWorker,
+  reuseport: reuseportWorker,
+};
 
 const context = workerThreads.workerData;
 if (!isBootData(context)) throw new ERR_NO_BOOT_DATA();

@@ -31,7 +31,8 @@ export function interceptListen({ claim, publicAddress, publicPort, shared }: Li
       claimedPort ??= port;
       return (claimed.listen as (...a: unknown[]) => net.Server)(...args);
     }
-    if (port !== undefined && port !== 0 && (port === claimedPort || port === publicPort)) return pretendToListen(this, args, publicAddress);
+    if (port !== undefined && port !== 0 && (port === claimedPort || port === publicPort))
+      return pretendToListen(this, args, publicAddress);
     if (shared.listen(this, args)) return this;
     return originalListen.apply(this, args);
   } as net.Server['listen'];
@@ -51,7 +52,11 @@ function namesPath(args: unknown[]): boolean {
   return typeof first === 'object' && first !== null && typeof (first as net.ListenOptions).path === 'string';
 }
 
-function pretendToListen(server: net.Server, args: unknown[], publicAddress: net.AddressInfo | string | null): net.Server {
+function pretendToListen(
+  server: net.Server,
+  args: unknown[],
+  publicAddress: net.AddressInfo | string | null,
+): net.Server {
   let listening = true;
   const callback = args.at(-1);
   if (typeof callback === 'function') server.once('listening', callback as () => void);

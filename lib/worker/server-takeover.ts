@@ -1,7 +1,7 @@
 // Types only: importing node:http or node:tls would load undici or root certificates into every
 // worker (see ../builtins.ts).
 import type http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import type tls from 'node:tls';
 import type { ServerDefaults } from '../protocol/messages.ts';
 

@@ -2,7 +2,13 @@ import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Logger } from 'streams-logger';
-import { ERR_ADDRESS_UNKNOWN, ERR_AGENT_EXISTS, ERR_INVALID_OPTION, ERR_NOT_IN_WORKER, describeValue } from '../errors.ts';
+import {
+  ERR_ADDRESS_UNKNOWN,
+  ERR_AGENT_EXISTS,
+  ERR_INVALID_OPTION,
+  ERR_NOT_IN_WORKER,
+  describeValue,
+} from '../errors.ts';
 import {
   addressInfoOf,
   kAddressInfo,
@@ -112,8 +118,16 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     this.#rejected(socket, socket.remoteAddress ?? '', reason);
   }
 
-  #serve(socket: net.Socket, info: ProxySocketAddressInfo | undefined, listener: number | undefined, piped: boolean, track: () => void): void {
-    const server = (listener ? sharedServers()?.take(listener, socket) : this.server) as (net.Server & ServerSettings) | undefined;
+  #serve(
+    socket: net.Socket,
+    info: ProxySocketAddressInfo | undefined,
+    listener: number | undefined,
+    piped: boolean,
+    track: () => void,
+  ): void {
+    const server = (listener ? sharedServers()?.take(listener, socket) : this.server) as
+      | (net.Server & ServerSettings)
+      | undefined;
     if (!server) {
       // The app closed that server while the connection was on its way.
       track();
@@ -144,7 +158,8 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
   }
 
   #rejected(socket: net.Socket, peer: string, reason: string): void {
-    if ((this.#log?.level ?? this.#context.logLevel) >= DEBUG) this.log.debug(`Rejected a connection from ${peer}: ${reason}`);
+    if ((this.#log?.level ?? this.#context.logLevel) >= DEBUG)
+      this.log.debug(`Rejected a connection from ${peer}: ${reason}`);
     this.#post({ type: 'proxy-header-rejected' });
     socket.destroy();
   }
@@ -206,7 +221,9 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
   // A busy keep-alive connection is told to close with its next response, so its client never
   // reuses it. One still idle at a sweep has sent nothing for a while and is closed then.
   #closeKeepAliveConnections(): void {
-    const servers = [this.server, ...(sharedServers()?.servers() ?? [])] as (net.Server & { closeIdleConnections?: () => void })[];
+    const servers = [this.server, ...(sharedServers()?.servers() ?? [])] as (net.Server & {
+      closeIdleConnections?: () => void;
+    })[];
     const http = servers.filter((server) => typeof server.closeIdleConnections === 'function');
     if (http.length === 0) return;
     for (const server of http) server.prependListener('request', endAfterResponse);
@@ -275,7 +292,9 @@ export function agentFor(server: net.Server, explicit: boolean): ServiceAgent {
   const existing = slot[kAgent];
   if (existing) {
     if (existing.agent.server !== server) {
-      throw new ERR_AGENT_EXISTS(existing.explicit ? 'for another server' : 'for another server, which called listen() first');
+      throw new ERR_AGENT_EXISTS(
+        existing.explicit ? 'for another server' : 'for another server, which called listen() first',
+      );
     }
     if (explicit && existing.explicit) throw new ERR_AGENT_EXISTS('from an earlier createServiceAgent() call');
     existing.explicit ||= explicit;
@@ -291,7 +310,11 @@ export function createServiceAgent(options: ServiceAgentOptions): ServiceAgent {
     throw new ERR_INVALID_OPTION('options', 'an object', describeValue(options));
   }
   if (!(options.server instanceof net.Server)) {
-    throw new ERR_INVALID_OPTION('server', 'a net.Server, http.Server, https.Server or tls.Server', describeValue(options.server));
+    throw new ERR_INVALID_OPTION(
+      'server',
+      'a net.Server, http.Server, https.Server or tls.Server',
+      describeValue(options.server),
+    );
   }
   return agentFor(options.server, true);
 }

@@ -147,9 +147,13 @@ async function wrk(workload: Workload, server: Server, seconds: number): Promise
   const script = `${scriptDir}/${workload.name}.lua`;
   fs.writeFileSync(script, workload.lua + reportLua);
   const url = `${workload.protocol}://127.0.0.1:${server.port}${workload.path}`;
-  const child = spawn('wrk', ['-t1', `-c${workload.connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    'wrk',
+    ['-t1', `-c${workload.connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   let rssMB = 0;
@@ -160,7 +164,13 @@ async function wrk(workload: Workload, server: Server, seconds: number): Promise
   const cpuAfter = await server.mainCpu?.();
   const match = /RESULT (\{.*\})/.exec(output);
   if (!match) throw new Error(`wrk printed no result:\n${output}`);
-  const result = JSON.parse(match[1]!) as { requests: number; duration_us: number; p99_us: number; errors: number; non2xx: number };
+  const result = JSON.parse(match[1]!) as {
+    requests: number;
+    duration_us: number;
+    p99_us: number;
+    errors: number;
+    non2xx: number;
+  };
   return {
     rps: result.requests / (result.duration_us / 1e6),
     p99ms: result.p99_us / 1000,
@@ -193,7 +203,10 @@ function checkWrk(): string {
   return version;
 }
 
-type Summary = Record<string, Record<Config, { rps: number; p99ms: number; rssMB: number; errors: number; mainCpuUs: number | undefined }>>;
+type Summary = Record<
+  string,
+  Record<Config, { rps: number; p99ms: number; rssMB: number; errors: number; mainCpuUs: number | undefined }>
+>;
 
 async function measureWorkloads(): Promise<Summary> {
   const summary: Summary = {};
@@ -207,7 +220,9 @@ async function measureWorkloads(): Promise<Summary> {
         for (const config of configs) {
           const run = await wrk(workload, servers.get(config)!, DURATION_S);
           runs.get(config)!.push(run);
-          console.error(`${workload.name} round ${round} ${config}: ${run.rps.toFixed(0)} req/s, p99 ${run.p99ms.toFixed(1)} ms`);
+          console.error(
+            `${workload.name} round ${round} ${config}: ${run.rps.toFixed(0)} req/s, p99 ${run.p99ms.toFixed(1)} ms`,
+          );
         }
       }
       summary[workload.name] = Object.fromEntries(
@@ -261,10 +276,21 @@ async function measureExtras(): Promise<Extras> {
   const rssPerExtraWorkerEsmHttpMB = await measureRssPerExtraWorker('http-esm');
 
   const raw = await startServer('handoff', 'raw', WORKERS);
-  const close = workloads.find((w) => w.name === 'close') ?? { name: 'close', protocol: 'http' as const, path: '/', connections: 50, lua: closeHeader };
+  const close = workloads.find((w) => w.name === 'close') ?? {
+    name: 'close',
+    protocol: 'http' as const,
+    path: '/',
+    connections: 50,
+    lua: closeHeader,
+  };
   const dispatch = await wrk(close, raw, DURATION_S);
   await stopServer(raw);
-  return { readyMs: median(readyTimes), rssPerExtraWorkerMB, rssPerExtraWorkerEsmHttpMB, dispatchPerSecond: dispatch.rps };
+  return {
+    readyMs: median(readyTimes),
+    rssPerExtraWorkerMB,
+    rssPerExtraWorkerEsmHttpMB,
+    dispatchPerSecond: dispatch.rps,
+  };
 }
 
 const balancerConfigs = ['least-loaded', 'least-connections', 'round-robin'] as const;
@@ -291,7 +317,14 @@ async function measureBalancers(): Promise<BalancerSummary> {
   return Object.fromEntries(
     balancerConfigs.map((balance) => {
       const list = runs.get(balance)!;
-      return [balance, { rps: median(list.map((r) => r.rps)), p99ms: median(list.map((r) => r.p99ms)), errors: list.reduce((sum, r) => sum + r.errors, 0) }];
+      return [
+        balance,
+        {
+          rps: median(list.map((r) => r.rps)),
+          p99ms: median(list.map((r) => r.p99ms)),
+          errors: list.reduce((sum, r) => sum + r.errors, 0),
+        },
+      ];
     }),
   ) as BalancerSummary;
 }
@@ -314,9 +347,16 @@ function formatTable(summary: Summary): string {
     for (const config of configs) {
       const row = byConfig[config];
       const threads = byConfig['threads-reuseport'];
-      const ratios = [row.rps / byConfig.plain.rps, row.rps / byConfig.cluster.rps, row.rps / threads.rps, row.p99ms / threads.p99ms].map((r) => r.toFixed(2));
+      const ratios = [
+        row.rps / byConfig.plain.rps,
+        row.rps / byConfig.cluster.rps,
+        row.rps / threads.rps,
+        row.p99ms / threads.p99ms,
+      ].map((r) => r.toFixed(2));
       const cpu = row.mainCpuUs === undefined ? '' : row.mainCpuUs.toFixed(2);
-      lines.push(`| ${name} | ${config} | ${row.rps.toFixed(0)} | ${row.p99ms.toFixed(1)} | ${row.rssMB.toFixed(0)} | ${ratios.join(' | ')} | ${cpu} | ${row.errors} |`);
+      lines.push(
+        `| ${name} | ${config} | ${row.rps.toFixed(0)} | ${row.p99ms.toFixed(1)} | ${row.rssMB.toFixed(0)} | ${ratios.join(' | ')} | ${cpu} | ${row.errors} |`,
+      );
     }
   }
   return lines.join('\n');
@@ -325,7 +365,9 @@ function formatTable(summary: Summary): string {
 const wrkVersion = checkWrk();
 const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`;
 const started = new Date();
-console.error(`Benchmarking with ${wrkVersion}; N = ${WORKERS}; ${ROUNDS} rounds of ${DURATION_S} s; ${machine}; Node ${process.version}`);
+console.error(
+  `Benchmarking with ${wrkVersion}; N = ${WORKERS}; ${ROUNDS} rounds of ${DURATION_S} s; ${machine}; Node ${process.version}`,
+);
 
 const summary = await measureWorkloads();
 const extras = await measureExtras();
@@ -346,7 +388,12 @@ const report = [
   `- RSS per extra idle worker: ${extras.rssPerExtraWorkerMB.toFixed(1)} MB; ${extras.rssPerExtraWorkerEsmHttpMB.toFixed(1)} MB when the app loads node:http with an ESM import`,
   `- main-thread hand-off rate (workers answer without parsing, a new connection per request): ${extras.dispatchPerSecond.toFixed(0)} connections/s`,
   ...(balancing
-    ? ['', `Balancers, hand-off, Connection: close, 5% of requests 20 ms of CPU and the rest 0.1 ms:`, '', formatBalancers(balancing)]
+    ? [
+        '',
+        `Balancers, hand-off, Connection: close, 5% of requests 20 ms of CPU and the rest 0.1 ms:`,
+        '',
+        formatBalancers(balancing),
+      ]
     : []),
 ].join('\n');
 console.log(report);
@@ -354,12 +401,26 @@ console.log(report);
 fs.mkdirSync(OUT_DIR, { recursive: true });
 fs.writeFileSync(
   `${OUT_DIR}/latest.json`,
-  JSON.stringify(
-    { date: started.toISOString(), machine, node: process.version, loadGenerator: wrkVersion, workers: WORKERS, rounds: ROUNDS, durationSeconds: DURATION_S, summary, extras, balancing },
+  `${JSON.stringify(
+    {
+      date: started.toISOString(),
+      machine,
+      node: process.version,
+      loadGenerator: wrkVersion,
+      workers: WORKERS,
+      rounds: ROUNDS,
+      durationSeconds: DURATION_S,
+      summary,
+      extras,
+      balancing,
+    },
     null,
     2,
-  ) + '\n',
+  )}\n`,
 );
-fs.writeFileSync(`${OUT_DIR}/latest.md`, report + '\n');
-fs.writeFileSync(`${OUT_DIR}/chart.svg`, renderChart(summary, configs, `req/s, N = ${WORKERS}, ${started.toISOString().slice(0, 10)}`));
+fs.writeFileSync(`${OUT_DIR}/latest.md`, `${report}\n`);
+fs.writeFileSync(
+  `${OUT_DIR}/chart.svg`,
+  renderChart(summary, configs, `req/s, N = ${WORKERS}, ${started.toISOString().slice(0, 10)}`),
+);
 console.error(`Wrote ${OUT_DIR}latest.json, latest.md and chart.svg`);

@@ -36,7 +36,15 @@ if (!isMainThread && workerData === 'threads-reuseport') {
   appServer().listen({ port, host: '127.0.0.1', reusePort: true });
 } else if (!isMainThread) {
   // A socketnaut worker: listen() is taken over by the proxy.
-  if (protocol === 'raw') net.createServer((socket) => socket.on('error', () => {}).resume().end(RAW_REPLY)).listen(port);
+  if (protocol === 'raw')
+    net
+      .createServer((socket) =>
+        socket
+          .on('error', () => {})
+          .resume()
+          .end(RAW_REPLY),
+      )
+      .listen(port);
   else appServer().listen(port, '127.0.0.1');
 } else if (config === 'plain') {
   appServer().listen(port, '127.0.0.1', () => console.log('READY'));

@@ -13,7 +13,12 @@ const RECOVERY_MS = 1000;
  * Keeps IDLE connections open that never send a byte. Those the server sheds come back at once, as
  * a pool of clients that retries would: the listener always has connections waiting.
  */
-function idleFlood(port: number): { sockets: Set<net.Socket>; shed: () => number; stop: () => void; opened: Promise<void> } {
+function idleFlood(port: number): {
+  sockets: Set<net.Socket>;
+  shed: () => number;
+  stop: () => void;
+  opened: Promise<void>;
+} {
   const sockets = new Set<net.Socket>();
   const retries = new Set<NodeJS.Timeout>();
   let holding = true;
@@ -51,7 +56,11 @@ function idleFlood(port: number): { sockets: Set<net.Socket>; shed: () => number
 
 for (const transport of transports) {
   t.test(`${transport}: out of file descriptors, the proxy neither crashes nor spins, and recovers`, async (t) => {
-    const proxy = await startChildProxy(t, { transport, workerCount: 2, prefix: ['prlimit', `--nofile=${FD_LIMIT}:${FD_LIMIT}`] });
+    const proxy = await startChildProxy(t, {
+      transport,
+      workerCount: 2,
+      prefix: ['prlimit', `--nofile=${FD_LIMIT}:${FD_LIMIT}`],
+    });
     t.equal((await httpRequest(proxy.port)).status, 200, 'serves before the flood');
     const before = fdsOf(proxy.pid);
 
@@ -77,29 +86,51 @@ for (const transport of transports) {
         const startedAfter = now() - closed;
         attempts.push(
           httpRequest(proxy.port, { deadline: 3000 }).then(
-            (reply) => (reply.status === 200 ? { startedAfter, answeredAfter: now() - closed } : { startedAfter, error: `HTTP ${reply.status}` }),
+            (reply) =>
+              reply.status === 200
+                ? { startedAfter, answeredAfter: now() - closed }
+                : { startedAfter, error: `HTTP ${reply.status}` },
             (err: Error) => ({ startedAfter, error: err.message }),
           ),
         );
       }
       const outcomes = await Promise.all(attempts);
-      const answered = outcomes.flatMap((outcome) => (outcome.answeredAfter === undefined ? [] : [outcome.answeredAfter]));
+      const answered = outcomes.flatMap((outcome) =>
+        outcome.answeredAfter === undefined ? [] : [outcome.answeredAfter],
+      );
       const recovered = answered.length > 0 ? Math.min(...answered) : undefined;
       const failures = new Map<string, number>();
       for (const { error } of outcomes) if (error) failures.set(error, (failures.get(error) ?? 0) + 1);
-      const lateFailures = outcomes.filter((outcome) => outcome.startedAfter >= RECOVERY_MS && outcome.error !== undefined);
+      const lateFailures = outcomes.filter(
+        (outcome) => outcome.startedAfter >= RECOVERY_MS && outcome.error !== undefined,
+      );
       t.comment(
         `${transport}, round ${round}: fds ${before} before, ${fdsDuring} during (limit ${FD_LIMIT}); ` +
           `CPU ${(100 * share).toFixed(0)}% of wall time over ${WINDOW_MS / 1000} s; ${shed} connections shed by the server; ` +
           `recovered ${recovered === undefined ? 'never' : `after ${recovered.toFixed(0)} ms`}` +
-          (failures.size > 0 ? `; requests that failed meanwhile: ${[...failures].map(([message, count]) => `${count}× ${message}`).join(', ')}` : ''),
+          (failures.size > 0
+            ? `; requests that failed meanwhile: ${[...failures].map(([message, count]) => `${count}× ${message}`).join(', ')}`
+            : ''),
       );
       // Both transports keep below the limit on purpose and turn the flood away themselves (their
       // default maxConnections, from the open-file limit).
-      t.ok(shed > 0 && fdsDuring < FD_LIMIT, `round ${round}: the flood was turned away below the limit (${fdsDuring} fds)`);
-      t.ok(share < CPU_SHARE_LIMIT, `round ${round}: CPU stayed under ${100 * CPU_SHARE_LIMIT}% of wall time (${(100 * share).toFixed(0)}%)`);
-      t.ok(recovered !== undefined && recovered <= RECOVERY_MS, `round ${round}: a normal request succeeded within ${RECOVERY_MS} ms of the idle ones closing`);
-      t.same(lateFailures, [], `round ${round}: every request started ${RECOVERY_MS} ms or more after the close succeeded`);
+      t.ok(
+        shed > 0 && fdsDuring < FD_LIMIT,
+        `round ${round}: the flood was turned away below the limit (${fdsDuring} fds)`,
+      );
+      t.ok(
+        share < CPU_SHARE_LIMIT,
+        `round ${round}: CPU stayed under ${100 * CPU_SHARE_LIMIT}% of wall time (${(100 * share).toFixed(0)}%)`,
+      );
+      t.ok(
+        recovered !== undefined && recovered <= RECOVERY_MS,
+        `round ${round}: a normal request succeeded within ${RECOVERY_MS} ms of the idle ones closing`,
+      );
+      t.same(
+        lateFailures,
+        [],
+        `round ${round}: every request started ${RECOVERY_MS} ms or more after the close succeeded`,
+      );
     }
     t.same(
       proxy.events.filter((event) => event.event === 'worker-exit'),

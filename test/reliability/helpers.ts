@@ -160,15 +160,24 @@ export interface ChildProxy {
 export async function startChildProxy(t: Test, options: ChildProxyOptions = {}): Promise<ChildProxy> {
   const { prefix = [], nodeArgs: extraNodeArgs = [], ...childOptions } = options;
   const script = reliabilityFixture('proxy-child.js').pathname;
-  const nodeArgs = [...extraNodeArgs, ...(options.exposeGc ? ['--expose-gc'] : []), script, JSON.stringify(childOptions)];
-  const [file, ...args] = prefix.length > 0 ? [...prefix, process.execPath, ...nodeArgs] : [process.execPath, ...nodeArgs];
+  const nodeArgs = [
+    ...extraNodeArgs,
+    ...(options.exposeGc ? ['--expose-gc'] : []),
+    script,
+    JSON.stringify(childOptions),
+  ];
+  const [file, ...args] =
+    prefix.length > 0 ? [...prefix, process.execPath, ...nodeArgs] : [process.execPath, ...nodeArgs];
   const child = spawn(file!, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: childEnv() });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   child.stdout!.resume();
   // 'close' comes after the last message over IPC and the last of stderr, unlike 'exit'.
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  const exited = once(child, 'exit').then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as NodeJS.Signals | null,
+  }));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -192,25 +201,39 @@ export async function startChildProxy(t: Test, options: ChildProxyOptions = {}):
     else call?.resolve(message.result);
   });
   void exited.then(({ code, signal }) => {
-    for (const call of pending.values()) call.reject(new Error(`proxy child exited (${code ?? signal}) before answering:\n${stderr}`));
+    for (const call of pending.values())
+      call.reject(new Error(`proxy child exited (${code ?? signal}) before answering:\n${stderr}`));
     pending.clear();
   });
 
-  const next = (name: string, match: (event: ChildEvent) => boolean = () => true, timeout = 10_000): Promise<ChildEvent> =>
+  const next = (
+    name: string,
+    match: (event: ChildEvent) => boolean = () => true,
+    timeout = 10_000,
+  ): Promise<ChildEvent> =>
     new Promise((resolve, reject) => {
       const settle = (outcome: () => void): void => {
         clearTimeout(timer);
         waiters.delete(waiter);
         outcome();
       };
-      const timer = setTimeout(() => settle(() => reject(new Error(`no '${name}' event from the proxy child within ${timeout} ms`))), timeout);
+      const timer = setTimeout(
+        () => settle(() => reject(new Error(`no '${name}' event from the proxy child within ${timeout} ms`))),
+        timeout,
+      );
       const waiter = (event: ChildEvent): void => {
         if (event.event === name && match(event)) settle(() => resolve(event));
       };
       waiters.add(waiter);
       // A child that is gone sends nothing more: fail now, and clear the timer, rather than at the deadline.
       void closed.then(() =>
-        settle(() => reject(new Error(`proxy child exited (${child.exitCode ?? child.signalCode}) before a '${name}' event:\n${stderr}`))),
+        settle(() =>
+          reject(
+            new Error(
+              `proxy child exited (${child.exitCode ?? child.signalCode}) before a '${name}' event:\n${stderr}`,
+            ),
+          ),
+        ),
       );
     });
 
@@ -223,7 +246,9 @@ export async function startChildProxy(t: Test, options: ChildProxyOptions = {}):
 
   const ready = await Promise.race([
     next('ready', undefined, 30_000),
-    exited.then(({ code, signal }) => Promise.reject(new Error(`proxy child exited (${code ?? signal}) before it was ready:\n${stderr}`))),
+    exited.then(({ code, signal }) =>
+      Promise.reject(new Error(`proxy child exited (${code ?? signal}) before it was ready:\n${stderr}`)),
+    ),
   ]);
   return {
     child,
@@ -253,7 +278,11 @@ export interface Reply {
 /** One HTTP request, with a deadline: a request that neither answers nor fails is a failure too. */
 export function httpRequest(
   port: number,
-  options: http.RequestOptions & { body?: Buffer | string; deadline?: number; onSocket?: (socket: net.Socket) => void } = {},
+  options: http.RequestOptions & {
+    body?: Buffer | string;
+    deadline?: number;
+    onSocket?: (socket: net.Socket) => void;
+  } = {},
 ): Promise<Reply> {
   const { body, deadline = 10_000, onSocket, ...rest } = options;
   return new Promise((resolve, reject) => {
@@ -263,7 +292,12 @@ export function httpRequest(
       res.on('error', fail);
       res.on('end', () => {
         clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), threadId: Number(res.headers['x-thread-id']) });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks),
+          threadId: Number(res.headers['x-thread-id']),
+        });
       });
     });
     const timer = setTimeout(() => req.destroy(new Error(`no reply within ${deadline} ms`)), deadline);

@@ -47,7 +47,12 @@ for (const transport of transports) {
     let ok = 0;
     let running = true;
 
-    const record = (started: number, socket: net.Socket | undefined, known: WeakMap<net.Socket, number>, err: Error): void => {
+    const record = (
+      started: number,
+      socket: net.Socket | undefined,
+      known: WeakMap<net.Socket, number>,
+      err: Error,
+    ): void => {
       const threadId = socket && known.get(socket);
       if (err.message.startsWith('no reply within')) hung.push(`${err.message} (thread ${threadId ?? 'unknown'})`);
       else if (threadId === undefined) unattributed.push({ started, failed: now(), message: err.message });
@@ -108,13 +113,19 @@ for (const transport of transports) {
       killed.add(victim);
       const online = proxy.next('worker-online', undefined, 5000);
       // Half the deaths are the thread being terminated, half the app calling process.exit().
-      const kill = await proxy.command<{ threadId: number; at: number }>('kill', { which: victim, how: i % 2 === 0 ? 'terminate' : 'exit' });
+      const kill = await proxy.command<{ threadId: number; at: number }>('kill', {
+        which: victim,
+        how: i % 2 === 0 ? 'terminate' : 'exit',
+      });
       kills.push(kill);
       const replacement = await online;
       respawnTimes.push(replacement.at - kill.at);
       if (typeof replacement.bootCpuMs === 'number') bootCpu.push(replacement.bootCpuMs);
     }
-    await waitFor(() => workers().length === 2 && workers().every(([threadId]) => (servedBy.get(threadId) ?? 0) > 0), 10_000);
+    await waitFor(
+      () => workers().length === 2 && workers().every(([threadId]) => (servedBy.get(threadId) ?? 0) > 0),
+      10_000,
+    );
     running = false;
     await Promise.all(clients);
 
@@ -135,7 +146,9 @@ for (const transport of transports) {
     t.same(hung, [], 'no request was left without an answer or an error');
     // A connection that failed before its first reply may have been given to the dying worker (it
     // stays a candidate until its exit is seen); it must have failed soon after a kill, not at random.
-    const unexplained = unattributed.filter((failure) => !kills.some((kill) => failure.failed >= kill.at && failure.failed - kill.at <= 1000));
+    const unexplained = unattributed.filter(
+      (failure) => !kills.some((kill) => failure.failed >= kill.at && failure.failed - kill.at <= 1000),
+    );
     t.same(unexplained, [], 'every failure on a new connection came less than a second after a kill');
     t.ok(ok > KILLS * 10, `load ran throughout (${ok} requests)`);
     t.equal(exited.length, KILLS, 'no worker died but the killed ones');

@@ -1,6 +1,16 @@
 import http from 'node:http';
 import t from 'tap';
-import { FIXED_YOUNG_GENERATION, httpRequest, mb, MB, now, observeFor, rssOf, startChildProxy, summary } from './helpers.ts';
+import {
+  FIXED_YOUNG_GENERATION,
+  httpRequest,
+  mb,
+  MB,
+  now,
+  observeFor,
+  rssOf,
+  startChildProxy,
+  summary,
+} from './helpers.ts';
 
 const CLIENTS = 100;
 const READ_RATE = 64 * 1024; // bytes per second, per client
@@ -57,7 +67,12 @@ function slowReader(port: number): SlowReader {
 }
 
 t.test(`pipe: ${CLIENTS} clients reading at 64 KiB/s do not make the main thread buffer`, async (t) => {
-  const proxy = await startChildProxy(t, { transport: 'pipe', workerCount: 2, exposeGc: true, nodeArgs: FIXED_YOUNG_GENERATION });
+  const proxy = await startChildProxy(t, {
+    transport: 'pipe',
+    workerCount: 2,
+    exposeGc: true,
+    nodeArgs: FIXED_YOUNG_GENERATION,
+  });
   for (let i = 0; i < 20; i++) await httpRequest(proxy.port, { path: '/blob?bytes=65536' });
   const baseline = (await proxy.snapshot()).rss;
 
@@ -79,7 +94,9 @@ t.test(`pipe: ${CLIENTS} clients reading at 64 KiB/s do not make the main thread
   const perClient = readers.map((reader) => reader.received());
   // One chunk may arrive just before the check; a resume timer may fire a little early, since it
   // counts from the event loop's cached time.
-  const overLimit = readers.filter((reader) => reader.received() > READ_RATE * (reader.reading() + 0.25) + 64 * 1024).length;
+  const overLimit = readers.filter(
+    (reader) => reader.received() > READ_RATE * (reader.reading() + 0.25) + 64 * 1024,
+  ).length;
   const errors = readers.map((reader) => reader.error()).filter((error) => error !== undefined);
   readers.forEach((reader) => reader.stop());
 
@@ -87,7 +104,9 @@ t.test(`pipe: ${CLIENTS} clients reading at 64 KiB/s do not make the main thread
     `pipe: RSS before ${mb(baseline)}, peak ${mb(peak)} (+${mb(peak - baseline)}), last ${mb(samples.at(-1)!)}; ` +
       `samples: ${samples.map((rss) => (rss / MB).toFixed(0)).join(' ')} MB`,
   );
-  t.comment(`pipe: main thread after GC: V8 heap ${mb(held.heapUsed)}, Buffers ${mb(held.arrayBuffers)}, external ${mb(held.external)}`);
+  t.comment(
+    `pipe: main thread after GC: V8 heap ${mb(held.heapUsed)}, Buffers ${mb(held.arrayBuffers)}, external ${mb(held.external)}`,
+  );
   t.comment(
     `pipe: per client over ${elapsed.toFixed(1)} s, KiB: ${summary(perClient.map((bytes) => bytes / 1024))}; ` +
       `${mb(perClient.reduce((a, b) => a + b, 0))} in all`,
@@ -100,6 +119,9 @@ t.test(`pipe: ${CLIENTS} clients reading at 64 KiB/s do not make the main thread
   );
   const half = Math.floor(samples.length / 2);
   const steadyGrowth = Math.max(...samples.slice(half)) - samples[half]!;
-  t.ok(steadyGrowth < STEADY_GROWTH_LIMIT, `RSS grew by ${mb(steadyGrowth)} over the second half (limit ${mb(STEADY_GROWTH_LIMIT)})`);
+  t.ok(
+    steadyGrowth < STEADY_GROWTH_LIMIT,
+    `RSS grew by ${mb(steadyGrowth)} over the second half (limit ${mb(STEADY_GROWTH_LIMIT)})`,
+  );
   t.ok(peak - baseline < RSS_GROWTH_LIMIT, `RSS grew by ${mb(peak - baseline)} in all (limit ${mb(RSS_GROWTH_LIMIT)})`);
 });

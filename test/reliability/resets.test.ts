@@ -90,75 +90,87 @@ function run(port: number, kind: Kind, rand: () => number): Promise<boolean> {
 }
 
 for (const transport of transports) {
-  t.test(`${transport}: ${CONNECTIONS} connections reset at random points leave no error and no descriptor behind`, async (t) => {
-    const proxy = await startChildProxy(t, { transport, workerCount: 2 });
-    const seed = Number(process.env.RESETS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-    const rand = random(seed);
-    t.comment(`${transport}: seed ${seed} (RESETS_SEED=${seed} repeats this run)`);
-    for (let i = 0; i < 10; i++) await run(proxy.port, 'completes', rand);
-    const baseline = fdsOf(proxy.pid);
+  t.test(
+    `${transport}: ${CONNECTIONS} connections reset at random points leave no error and no descriptor behind`,
+    async (t) => {
+      const proxy = await startChildProxy(t, { transport, workerCount: 2 });
+      const seed = Number(process.env.RESETS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+      const rand = random(seed);
+      t.comment(`${transport}: seed ${seed} (RESETS_SEED=${seed} repeats this run)`);
+      for (let i = 0; i < 10; i++) await run(proxy.port, 'completes', rand);
+      const baseline = fdsOf(proxy.pid);
 
-    const counts = new Map<Kind, number>();
-    let completed = 0;
-    let next = 0;
-    const started = now();
-    const lane = async (): Promise<void> => {
-      while (next < CONNECTIONS) {
-        next++;
-        const kind = kinds[Math.floor(rand() * kinds.length)]!;
-        counts.set(kind, (counts.get(kind) ?? 0) + 1);
-        if ((await run(proxy.port, kind, rand)) && kind === 'completes') completed++;
-      }
-    };
-    await Promise.all(Array.from({ length: CONCURRENCY }, lane));
-    const elapsed = now() - started;
+      const counts = new Map<Kind, number>();
+      let completed = 0;
+      let next = 0;
+      const started = now();
+      const lane = async (): Promise<void> => {
+        while (next < CONNECTIONS) {
+          next++;
+          const kind = kinds[Math.floor(rand() * kinds.length)]!;
+          counts.set(kind, (counts.get(kind) ?? 0) + 1);
+          if ((await run(proxy.port, kind, rand)) && kind === 'completes') completed++;
+        }
+      };
+      await Promise.all(Array.from({ length: CONCURRENCY }, lane));
+      const elapsed = now() - started;
 
-    // The proxy and its workers may take a moment to see the last closes.
-    let fds = fdsOf(proxy.pid);
-    let snapshot = await proxy.snapshot();
-    const openIn = (s: typeof snapshot): number => s.stats.workers.reduce((sum, worker) => sum + worker.connections, 0);
-    let first = true;
-    await waitFor(
-      async () => {
-        if (!first) snapshot = await proxy.snapshot();
-        first = false;
-        fds = fdsOf(proxy.pid);
-        return fds <= baseline + FD_TOLERANCE && openIn(snapshot) === 0;
-      },
-      { timeout: 10_000, interval: 200, what: 'the last closes seen' },
-    ).catch(atDeadline(undefined));
-    const open = openIn(snapshot);
-    t.comment(
-      `${transport}: ${CONNECTIONS} connections in ${(elapsed / 1000).toFixed(1)} s: ` +
-        [...counts].map(([kind, count]) => `${count} ${kind}`).join(', '),
-    );
-    t.comment(`${transport}: proxy fds ${baseline} before, ${fds} after; worker connections after: ${open}; accepted ${snapshot.stats.accepted}`);
+      // The proxy and its workers may take a moment to see the last closes.
+      let fds = fdsOf(proxy.pid);
+      let snapshot = await proxy.snapshot();
+      const openIn = (s: typeof snapshot): number =>
+        s.stats.workers.reduce((sum, worker) => sum + worker.connections, 0);
+      let first = true;
+      await waitFor(
+        async () => {
+          if (!first) snapshot = await proxy.snapshot();
+          first = false;
+          fds = fdsOf(proxy.pid);
+          return fds <= baseline + FD_TOLERANCE && openIn(snapshot) === 0;
+        },
+        { timeout: 10_000, interval: 200, what: 'the last closes seen' },
+      ).catch(atDeadline(undefined));
+      const open = openIn(snapshot);
+      t.comment(
+        `${transport}: ${CONNECTIONS} connections in ${(elapsed / 1000).toFixed(1)} s: ` +
+          [...counts].map(([kind, count]) => `${count} ${kind}`).join(', '),
+      );
+      t.comment(
+        `${transport}: proxy fds ${baseline} before, ${fds} after; worker connections after: ${open}; accepted ${snapshot.stats.accepted}`,
+      );
 
-    t.equal(completed, counts.get('completes'), 'every connection left alone completed');
-    t.ok(fds <= baseline + FD_TOLERANCE, `the proxy's fds came back to within ${FD_TOLERANCE} of the baseline (${baseline} → ${fds})`);
-    t.equal(open, 0, 'the workers count no open connection');
-    t.same(
-      proxy.events.filter((event) => event.event === 'worker-exit' || event.event === 'error'),
-      [],
-      'no worker died and no error was reported',
-    );
-    const { code, signal } = await proxy.shutdown();
-    t.equal(code, 0, `the proxy process exits 0 (${signal ?? 'no signal'})`);
-    t.notMatch(proxy.stderr(), /Uncaught|Error/, 'nothing on stderr');
-  });
+      t.equal(completed, counts.get('completes'), 'every connection left alone completed');
+      t.ok(
+        fds <= baseline + FD_TOLERANCE,
+        `the proxy's fds came back to within ${FD_TOLERANCE} of the baseline (${baseline} → ${fds})`,
+      );
+      t.equal(open, 0, 'the workers count no open connection');
+      t.same(
+        proxy.events.filter((event) => event.event === 'worker-exit' || event.event === 'error'),
+        [],
+        'no worker died and no error was reported',
+      );
+      const { code, signal } = await proxy.shutdown();
+      t.equal(code, 0, `the proxy process exits 0 (${signal ?? 'no signal'})`);
+      t.notMatch(proxy.stderr(), /Uncaught|Error/, 'nothing on stderr');
+    },
+  );
 }
 
 for (const transport of transports) {
-  t.test(`${transport}: an app that resets its own connection with socket.resetAndDestroy() keeps its worker`, async (t) => {
-    const proxy = await startChildProxy(t, { transport, workerCount: 1 });
-    for (let i = 0; i < 3; i++) await run(proxy.port, 'server resets unguarded', () => 0);
-    const reply = await run(proxy.port, 'completes', () => 0);
-    const exits = proxy.events.filter((event) => event.event === 'worker-exit');
-    t.same(
-      exits.map((exit) => exit.reason),
-      [],
-      'no worker died (under the pipe transport the app holds a Unix socket, on which resetAndDestroy() throws)',
-    );
-    t.ok(reply, 'a normal request then succeeds');
-  });
+  t.test(
+    `${transport}: an app that resets its own connection with socket.resetAndDestroy() keeps its worker`,
+    async (t) => {
+      const proxy = await startChildProxy(t, { transport, workerCount: 1 });
+      for (let i = 0; i < 3; i++) await run(proxy.port, 'server resets unguarded', () => 0);
+      const reply = await run(proxy.port, 'completes', () => 0);
+      const exits = proxy.events.filter((event) => event.event === 'worker-exit');
+      t.same(
+        exits.map((exit) => exit.reason),
+        [],
+        'no worker died (under the pipe transport the app holds a Unix socket, on which resetAndDestroy() throws)',
+      );
+      t.ok(reply, 'a normal request then succeeds');
+    },
+  );
 }

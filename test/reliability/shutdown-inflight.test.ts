@@ -26,12 +26,15 @@ function inFlight(port: number, ms: number): InFlight {
   const done = new Promise<{ body: Buffer; complete: boolean; closedAt: number }>((resolve) => {
     const chunks: Buffer[] = [];
     let complete = false;
-    const req = http.get({ host: '127.0.0.1', port, path: `/stream?ms=${ms}&bytes=${BODY_BYTES}`, agent: false }, (res) => {
-      onHeaders();
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => (complete = true));
-      res.on('error', () => {});
-    });
+    const req = http.get(
+      { host: '127.0.0.1', port, path: `/stream?ms=${ms}&bytes=${BODY_BYTES}`, agent: false },
+      (res) => {
+        onHeaders();
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => (complete = true));
+        res.on('error', () => {});
+      },
+    );
     req.on('error', onHeadersFailed);
     req.on('close', () => resolve({ body: Buffer.concat(chunks), complete, closedAt: now() }));
   });
@@ -61,50 +64,60 @@ async function start(t: Test, transport: string, extra: string[] = []): Promise<
 }
 
 for (const transport of transports) {
-  t.test(`${transport}: SIGTERM refuses new connections at once and lets ${IN_FLIGHT} in-flight requests finish`, async (t) => {
-    const launcher = await start(t, transport);
-    const requests = Array.from({ length: IN_FLIGHT }, () => inFlight(launcher.port, 2000));
-    await Promise.all(requests.map((request) => request.headers));
+  t.test(
+    `${transport}: SIGTERM refuses new connections at once and lets ${IN_FLIGHT} in-flight requests finish`,
+    async (t) => {
+      const launcher = await start(t, transport);
+      const requests = Array.from({ length: IN_FLIGHT }, () => inFlight(launcher.port, 2000));
+      await Promise.all(requests.map((request) => request.headers));
 
-    const signalled = now();
-    launcher.child.kill('SIGTERM');
-    const refusal = await firstRefusal(launcher.port, signalled + 5000);
-    const results = await Promise.all(requests.map((request) => request.done));
-    const { code } = await launcher.exited;
+      const signalled = now();
+      launcher.child.kill('SIGTERM');
+      const refusal = await firstRefusal(launcher.port, signalled + 5000);
+      const results = await Promise.all(requests.map((request) => request.done));
+      const { code } = await launcher.exited;
 
-    const expected = pattern(BODY_BYTES);
-    const intact = results.filter((result) => result.complete && result.body.equals(expected)).length;
-    t.comment(
-      `${transport}: new connections refused ${(refusal.at - signalled).toFixed(1)} ms after SIGTERM ` +
-        `(${refusal.connectedBefore} accepted before); ${intact}/${IN_FLIGHT} bodies intact; ` +
-        `closed after the signal, ms: ${summary(results.map((result) => result.closedAt - signalled))}`,
-    );
-    t.ok(refusal.at - signalled < REFUSED_WITHIN_MS, `new connections refused within ${REFUSED_WITHIN_MS} ms`);
-    t.equal(intact, IN_FLIGHT, 'every in-flight response arrived complete, byte for byte');
-    t.equal(code, 0, 'the launcher exits 0');
-  });
+      const expected = pattern(BODY_BYTES);
+      const intact = results.filter((result) => result.complete && result.body.equals(expected)).length;
+      t.comment(
+        `${transport}: new connections refused ${(refusal.at - signalled).toFixed(1)} ms after SIGTERM ` +
+          `(${refusal.connectedBefore} accepted before); ${intact}/${IN_FLIGHT} bodies intact; ` +
+          `closed after the signal, ms: ${summary(results.map((result) => result.closedAt - signalled))}`,
+      );
+      t.ok(refusal.at - signalled < REFUSED_WITHIN_MS, `new connections refused within ${REFUSED_WITHIN_MS} ms`);
+      t.equal(intact, IN_FLIGHT, 'every in-flight response arrived complete, byte for byte');
+      t.equal(code, 0, 'the launcher exits 0');
+    },
+  );
 
-  t.test(`${transport}: with --shutdown-timeout 1000, what is still open closes one second after SIGTERM`, async (t) => {
-    const launcher = await start(t, transport, ['--shutdown-timeout', '1000']);
-    const requests = Array.from({ length: IN_FLIGHT }, () => inFlight(launcher.port, 10_000));
-    await Promise.all(requests.map((request) => request.headers));
+  t.test(
+    `${transport}: with --shutdown-timeout 1000, what is still open closes one second after SIGTERM`,
+    async (t) => {
+      const launcher = await start(t, transport, ['--shutdown-timeout', '1000']);
+      const requests = Array.from({ length: IN_FLIGHT }, () => inFlight(launcher.port, 10_000));
+      await Promise.all(requests.map((request) => request.headers));
 
-    const signalled = now();
-    launcher.child.kill('SIGTERM');
-    const results = await Promise.all(requests.map((request) => request.done));
-    const { code } = await launcher.exited;
-    const exitedAt = now();
+      const signalled = now();
+      launcher.child.kill('SIGTERM');
+      const results = await Promise.all(requests.map((request) => request.done));
+      const { code } = await launcher.exited;
+      const exitedAt = now();
 
-    const closedAfter = results.map((result) => result.closedAt - signalled);
-    t.comment(
-      `${transport}: connections closed after the signal, ms: ${summary(closedAfter)}; ` +
-        `launcher exited after ${(exitedAt - signalled).toFixed(0)} ms`,
-    );
-    t.equal(results.filter((result) => result.complete).length, 0, 'no unfinished response was passed off as complete');
-    t.ok(
-      closedAfter.every((ms) => ms >= 700 && ms <= 1300),
-      `every connection closed 1 ± 0.3 s after the signal (${Math.min(...closedAfter).toFixed(0)} to ${Math.max(...closedAfter).toFixed(0)} ms)`,
-    );
-    t.equal(code, 0, 'the launcher exits 0');
-  });
+      const closedAfter = results.map((result) => result.closedAt - signalled);
+      t.comment(
+        `${transport}: connections closed after the signal, ms: ${summary(closedAfter)}; ` +
+          `launcher exited after ${(exitedAt - signalled).toFixed(0)} ms`,
+      );
+      t.equal(
+        results.filter((result) => result.complete).length,
+        0,
+        'no unfinished response was passed off as complete',
+      );
+      t.ok(
+        closedAfter.every((ms) => ms >= 700 && ms <= 1300),
+        `every connection closed 1 ± 0.3 s after the signal (${Math.min(...closedAfter).toFixed(0)} to ${Math.max(...closedAfter).toFixed(0)} ms)`,
+      );
+      t.equal(code, 0, 'the launcher exits 0');
+    },
+  );
 }

@@ -3,7 +3,19 @@ import http from 'node:http';
 import type net from 'node:net';
 import t from 'tap';
 import WebSocket from 'ws';
-import { atDeadline, fdsOf, FIXED_YOUNG_GENERATION, httpRequest, mb, now, pace, startChildProxy, transports, waitFor, type ChildProxy } from './helpers.ts';
+import {
+  atDeadline,
+  fdsOf,
+  FIXED_YOUNG_GENERATION,
+  httpRequest,
+  mb,
+  now,
+  pace,
+  startChildProxy,
+  transports,
+  waitFor,
+  type ChildProxy,
+} from './helpers.ts';
 
 // Long enough for the process's memory to reach its working size (allocator arenas, V8 heap
 // reservations), with crashes and reloads in it, so that the end is compared with a warm process.
@@ -95,7 +107,13 @@ async function uploadClient(port: number, ledger: Ledger, running: () => boolean
       const body = crypto.randomBytes(UPLOAD_BYTES);
       let socket: net.Socket | undefined;
       try {
-        const reply = await httpRequest(port, { agent, method: 'POST', path: '/upload', body, onSocket: (s) => (socket = s) });
+        const reply = await httpRequest(port, {
+          agent,
+          method: 'POST',
+          path: '/upload',
+          body,
+          onSocket: (s) => (socket = s),
+        });
         if (reply.status !== 200) throw new Error(`HTTP ${reply.status}`);
         known.set(socket!, reply.threadId);
         const { bytes, sha256 } = JSON.parse(reply.body.toString()) as { bytes: number; sha256: string };
@@ -220,64 +238,82 @@ async function drive(
 }
 
 for (const transport of transports) {
-  t.test(`${transport}: a minute of mixed load, a crash every 10 s and a reload every 15 s`, { buffered: true }, async (t) => {
-    // glibc gives each thread an arena of its own and keeps what it freed there: with several worker
-    // threads RSS then drifts by more than any leak would. Two arenas make RSS follow live memory.
-    const proxy = await startChildProxy(t, {
-      transport,
-      workerCount: 2,
-      appConfig: { websocket: true },
-      exposeGc: true,
-      prefix: ['env', 'MALLOC_ARENA_MAX=2'],
-      nodeArgs: FIXED_YOUNG_GENERATION,
-    });
-    const ledger = new Ledger();
-    // Warm-up, then a quiet moment to take the figures the end is compared with.
-    const warmUp = load(proxy.port, ledger);
-    const warmUpReloads = await drive(proxy, ledger, WARM_UP_EVENTS, WARM_UP_MS);
-    await warmUp.stop();
-    await Promise.allSettled(warmUpReloads);
-    t.ok(await settled(proxy), 'the proxy is quiet after warm-up');
-    const warm = await proxy.snapshot();
-    const warmFds = fdsOf(proxy.pid);
-    const okAtWarm = new Map(ledger.ok);
+  t.test(
+    `${transport}: a minute of mixed load, a crash every 10 s and a reload every 15 s`,
+    { buffered: true },
+    async (t) => {
+      // glibc gives each thread an arena of its own and keeps what it freed there: with several worker
+      // threads RSS then drifts by more than any leak would. Two arenas make RSS follow live memory.
+      const proxy = await startChildProxy(t, {
+        transport,
+        workerCount: 2,
+        appConfig: { websocket: true },
+        exposeGc: true,
+        prefix: ['env', 'MALLOC_ARENA_MAX=2'],
+        nodeArgs: FIXED_YOUNG_GENERATION,
+      });
+      const ledger = new Ledger();
+      // Warm-up, then a quiet moment to take the figures the end is compared with.
+      const warmUp = load(proxy.port, ledger);
+      const warmUpReloads = await drive(proxy, ledger, WARM_UP_EVENTS, WARM_UP_MS);
+      await warmUp.stop();
+      await Promise.allSettled(warmUpReloads);
+      t.ok(await settled(proxy), 'the proxy is quiet after warm-up');
+      const warm = await proxy.snapshot();
+      const warmFds = fdsOf(proxy.pid);
+      const okAtWarm = new Map(ledger.ok);
 
-    const soak = load(proxy.port, ledger);
-    const events = [...CRASHES.map((at) => ({ at, what: 'crash' as const })), ...RELOADS.map((at) => ({ at, what: 'reload' as const }))];
-    const reloads = await drive(proxy, ledger, events, SOAK_MS);
-    await soak.stop();
-    const reloadOutcomes = await Promise.allSettled(reloads);
-    t.ok(await settled(proxy), 'the proxy is quiet at the end');
-    const end = await proxy.snapshot();
-    const endFds = fdsOf(proxy.pid);
+      const soak = load(proxy.port, ledger);
+      const events = [
+        ...CRASHES.map((at) => ({ at, what: 'crash' as const })),
+        ...RELOADS.map((at) => ({ at, what: 'reload' as const })),
+      ];
+      const reloads = await drive(proxy, ledger, events, SOAK_MS);
+      await soak.stop();
+      const reloadOutcomes = await Promise.allSettled(reloads);
+      t.ok(await settled(proxy), 'the proxy is quiet at the end');
+      const end = await proxy.snapshot();
+      const endFds = fdsOf(proxy.pid);
 
-    const served = [...ledger.ok].map(([kind, count]) => `${count - (okAtWarm.get(kind) ?? 0)} ${kind}`).join(', ');
-    const byKind = new Map<string, number>();
-    for (const failure of ledger.failures) byKind.set(failure.kind, (byKind.get(failure.kind) ?? 0) + 1);
-    const exits = proxy.events.filter((event) => event.event === 'worker-exit');
-    t.comment(`${transport}: served after warm-up: ${served}`);
-    t.comment(
-      `${transport}: ${ledger.crashes.length} crashes, ${reloadOutcomes.length} reloads, ${exits.length} workers exited; ` +
-        `failures: ${ledger.failures.length} (${[...byKind].map(([kind, count]) => `${count} ${kind}`).join(', ') || 'none'})`,
-    );
-    t.comment(
-      `${transport}: RSS ${mb(warm.rss)} after warm-up, ${mb(end.rss)} at the end (${(((end.rss - warm.rss) / warm.rss) * 100).toFixed(1)}%); ` +
-        `fds ${warmFds} → ${endFds}; main thread V8 heap ${mb(warm.memory.heapUsed)} → ${mb(end.memory.heapUsed)}, ` +
-        `Buffers ${mb(warm.memory.arrayBuffers)} → ${mb(end.memory.arrayBuffers)}; ` +
-        `workers' heaps ${warm.stats.workers.map((w) => mb(w.heapUsed ?? 0)).join(' + ')} → ${end.stats.workers.map((w) => mb(w.heapUsed ?? 0)).join(' + ')}`,
-    );
+      const served = [...ledger.ok].map(([kind, count]) => `${count - (okAtWarm.get(kind) ?? 0)} ${kind}`).join(', ');
+      const byKind = new Map<string, number>();
+      for (const failure of ledger.failures) byKind.set(failure.kind, (byKind.get(failure.kind) ?? 0) + 1);
+      const exits = proxy.events.filter((event) => event.event === 'worker-exit');
+      t.comment(`${transport}: served after warm-up: ${served}`);
+      t.comment(
+        `${transport}: ${ledger.crashes.length} crashes, ${reloadOutcomes.length} reloads, ${exits.length} workers exited; ` +
+          `failures: ${ledger.failures.length} (${[...byKind].map(([kind, count]) => `${count} ${kind}`).join(', ') || 'none'})`,
+      );
+      t.comment(
+        `${transport}: RSS ${mb(warm.rss)} after warm-up, ${mb(end.rss)} at the end (${(((end.rss - warm.rss) / warm.rss) * 100).toFixed(1)}%); ` +
+          `fds ${warmFds} → ${endFds}; main thread V8 heap ${mb(warm.memory.heapUsed)} → ${mb(end.memory.heapUsed)}, ` +
+          `Buffers ${mb(warm.memory.arrayBuffers)} → ${mb(end.memory.arrayBuffers)}; ` +
+          `workers' heaps ${warm.stats.workers.map((w) => mb(w.heapUsed ?? 0)).join(' + ')} → ${end.stats.workers.map((w) => mb(w.heapUsed ?? 0)).join(' + ')}`,
+      );
 
-    t.same(ledger.unexplained(), [], 'every request not on a crashed worker succeeded');
-    t.equal(ledger.crashes.length, WARM_UP_EVENTS.filter((event) => event.what === 'crash').length + CRASHES.length, 'every crash happened');
-    t.equal(reloadOutcomes.filter((outcome) => outcome.status === 'fulfilled').length, RELOADS.length, 'every reload completed');
-    t.ok(
-      exits.every((exit) => exit.reason === 'retired' || ledger.killed.has(exit.threadId!)),
-      'no worker died but the crashed ones',
-    );
-    t.ok([...ledger.ok.keys()].length === 4, 'all four kinds of load ran');
-    t.ok(Math.abs(end.rss - warm.rss) <= RSS_TOLERANCE * warm.rss, `RSS is within 10% of its value after warm-up`);
-    t.ok(Math.abs(endFds - warmFds) <= FD_TOLERANCE, `open fds are within ${FD_TOLERANCE} of their count after warm-up`);
-    const { code } = await proxy.shutdown();
-    t.equal(code, 0, 'the proxy process exits 0');
-  });
+      t.same(ledger.unexplained(), [], 'every request not on a crashed worker succeeded');
+      t.equal(
+        ledger.crashes.length,
+        WARM_UP_EVENTS.filter((event) => event.what === 'crash').length + CRASHES.length,
+        'every crash happened',
+      );
+      t.equal(
+        reloadOutcomes.filter((outcome) => outcome.status === 'fulfilled').length,
+        RELOADS.length,
+        'every reload completed',
+      );
+      t.ok(
+        exits.every((exit) => exit.reason === 'retired' || ledger.killed.has(exit.threadId!)),
+        'no worker died but the crashed ones',
+      );
+      t.ok([...ledger.ok.keys()].length === 4, 'all four kinds of load ran');
+      t.ok(Math.abs(end.rss - warm.rss) <= RSS_TOLERANCE * warm.rss, `RSS is within 10% of its value after warm-up`);
+      t.ok(
+        Math.abs(endFds - warmFds) <= FD_TOLERANCE,
+        `open fds are within ${FD_TOLERANCE} of their count after warm-up`,
+      );
+      const { code } = await proxy.shutdown();
+      t.equal(code, 0, 'the proxy process exits 0');
+    },
+  );
 }

@@ -15,7 +15,13 @@ export const PREAMBLE_MAX_BYTES = 256;
 const NO_ADDRESS: SocketAddress = { family: 'unix', address: '-', port: 0 };
 
 /** `info` is undefined for a connection to a Unix socket, whose ends have no address. */
-export function encodePreamble(token: string, info: ProxySocketAddressInfo | undefined, peer: string, id: number, listener: number): string {
+export function encodePreamble(
+  token: string,
+  info: ProxySocketAddressInfo | undefined,
+  peer: string,
+  id: number,
+  listener: number,
+): string {
   const { remote, local } = info ?? { remote: NO_ADDRESS, local: NO_ADDRESS };
   return `${MAGIC} ${token} ${remote.family} ${remote.address} ${remote.port} ${local.family} ${local.address} ${local.port} ${peer} ${id} ${listener}\n`;
 }
@@ -23,7 +29,14 @@ export function encodePreamble(token: string, info: ProxySocketAddressInfo | und
 export type PreambleResult =
   | { status: 'incomplete' }
   | { status: 'invalid'; reason: string }
-  | { status: 'ok'; info: ProxySocketAddressInfo | undefined; peer: string; id: number; listener: number; length: number };
+  | {
+      status: 'ok';
+      info: ProxySocketAddressInfo | undefined;
+      peer: string;
+      id: number;
+      listener: number;
+      length: number;
+    };
 
 const INCOMPLETE = { status: 'incomplete' } as const;
 
@@ -41,7 +54,8 @@ export function decodePreamble(buffer: Buffer, token: string): PreambleResult {
   if (!remote || !local) return { status: 'invalid', reason: 'malformed address' };
   const id = Number(fields[9]);
   const listener = Number(fields[10]);
-  if (!Number.isSafeInteger(id) || !Number.isSafeInteger(listener)) return { status: 'invalid', reason: 'malformed id' };
+  if (!Number.isSafeInteger(id) || !Number.isSafeInteger(listener))
+    return { status: 'invalid', reason: 'malformed id' };
   const info = remote.family === NO_ADDRESS.family ? undefined : { remote, local };
   return { status: 'ok', info, peer: fields[8]!, id, listener, length: end + 1 };
 }

@@ -16,10 +16,15 @@ export const pipeWorker: PipeWorkerTransport = {
     loadFs().rmSync(pipePath!, { force: true });
     // A connection whose preamble does not arrive is closed here; the proxy sees the close and counts it out.
     const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-      readPrefix(socket, (data) => decodePreamble(data, token), PREAMBLE_DEADLINE_MS, (outcome) => {
-        if (outcome.status === 'ok') sink().accept(socket, outcome.info, outcome.peer, outcome.id, outcome.listener);
-        else socket.destroy();
-      });
+      readPrefix(
+        socket,
+        (data) => decodePreamble(data, token),
+        PREAMBLE_DEADLINE_MS,
+        (outcome) => {
+          if (outcome.status === 'ok') sink().accept(socket, outcome.info, outcome.peer, outcome.id, outcome.listener);
+          else socket.destroy();
+        },
+      );
     });
     (server as net.Server & { [kInternalServer]?: true })[kInternalServer] = true;
     await new Promise<void>((resolve, reject) => {

@@ -101,7 +101,11 @@ export class ReuseportTransport implements Transport {
   }
 
   counters(): { accepted: number; refused: number; forwarded: number } {
-    return { accepted: this.sharedCounts.count('accepted'), refused: this.sharedCounts.count('refused'), forwarded: this.sharedCounts.count('forwarded') };
+    return {
+      accepted: this.sharedCounts.count('accepted'),
+      refused: this.sharedCounts.count('refused'),
+      forwarded: this.sharedCounts.count('forwarded'),
+    };
   }
 
   workerBoot(id: number, slot: number): ReuseportBoot {
@@ -132,10 +136,16 @@ export class ReuseportTransport implements Transport {
     this.#lendBank();
     if (member.listeners > 0 || this.#bank.length > 0) return;
     // One that holds two gives one up; otherwise there is one more listener in the group.
-    const richest = [...this.#members.values()].reduce((most, candidate) => (candidate.listeners > most.listeners ? candidate : most));
+    const richest = [...this.#members.values()].reduce((most, candidate) =>
+      candidate.listeners > most.listeners ? candidate : most,
+    );
     if (richest.listeners > 1) this.#post(richest, { type: 'return-listeners', count: 1 });
     else if (this.#listenerCount() + this.#opening < this.#serving().length) {
-      void this.#openListener().then(() => this.#lendBank(), (err: unknown) => this.#settings.log.warn(`Could not open another listener on the public port: ${(err as Error).message}`));
+      void this.#openListener().then(
+        () => this.#lendBank(),
+        (err: unknown) =>
+          this.#settings.log.warn(`Could not open another listener on the public port: ${(err as Error).message}`),
+      );
     }
   }
 
@@ -170,14 +180,18 @@ export class ReuseportTransport implements Transport {
     for (const other of this.#members.values()) this.#post(other, { type: 'peer-gone', index: member.index });
     // Its listeners closed with it; while no worker can hold one, the port stays open here.
     if (!this.#stopped && !this.#portOpen && this.#opening === 0) {
-      void this.#openListener().then(() => this.#lendBank(), (err: unknown) => this.#settings.log.error(`The public port has no listener: ${(err as Error).message}`));
+      void this.#openListener().then(
+        () => this.#lendBank(),
+        (err: unknown) => this.#settings.log.error(`The public port has no listener: ${(err as Error).message}`),
+      );
     }
   }
 
   stopAccepting(): void {
     this.#stopped = true;
     for (const server of this.#bank.splice(0)) server.close();
-    for (const member of this.#members.values()) if (member.listeners > 0) this.#post(member, { type: 'close-listeners' });
+    for (const member of this.#members.values())
+      if (member.listeners > 0) this.#post(member, { type: 'close-listeners' });
   }
 
   async close(): Promise<void> {

@@ -206,7 +206,8 @@ export class SharedCounts {
       const keys = this.#holderKeys;
       const mine: [number, number, number][] = [];
       for (let slot = 0; slot < this.layout.peers; slot++) {
-        if (keys[slot * 3 + 2] === holder + 1) mine.push([keys[slot * 3]!, keys[slot * 3 + 1]!, this.#holderCounts[slot]!]);
+        if (keys[slot * 3 + 2] === holder + 1)
+          mine.push([keys[slot * 3]!, keys[slot * 3 + 1]!, this.#holderCounts[slot]!]);
       }
       for (const [lo, hi, count] of mine) {
         const slot = this.#find(keys, 3, [lo, hi], holder);
@@ -235,7 +236,10 @@ export class SharedCounts {
   // Linear probing. A table's entry is `width` Int32s: the key's halves, and for the holder table the
   // holder + 1. An entry of all zeros is empty.
   #home(key: [number, number], holder: number | undefined): number {
-    const mixed = Math.imul(key[0] ^ Math.imul(key[1], 0x9e3779b1) ^ Math.imul((holder ?? -1) + 1, 0x85ebca6b), 0xc2b2ae35);
+    const mixed = Math.imul(
+      key[0] ^ Math.imul(key[1], 0x9e3779b1) ^ Math.imul((holder ?? -1) + 1, 0x85ebca6b),
+      0xc2b2ae35,
+    );
     return (mixed >>> 0) & (this.layout.peers - 1);
   }
 
@@ -270,7 +274,13 @@ export class SharedCounts {
     return -1;
   }
 
-  #decrement(keys: Int32Array, counts: Int32Array, width: number, key: [number, number], holder: number | undefined): void {
+  #decrement(
+    keys: Int32Array,
+    counts: Int32Array,
+    width: number,
+    key: [number, number],
+    holder: number | undefined,
+  ): void {
     const slot = this.#find(keys, width, key, holder);
     if (slot === -1) return;
     if (--counts[slot]! <= 0) this.#remove(keys, counts, width, slot);

@@ -179,7 +179,10 @@ class Acceptor {
       const accepting = [...this.#peers].filter(([index]) => counts.stateOf(index) === ACCEPTING);
       // A PROXY header, read only by the worker that serves, cannot name the client here.
       const key = clientKey(socket.remoteAddress ?? '', this.#boot.ipv6PrefixBits);
-      const candidates = [{ id: me, slot: this.#boot.slot, connections: 0 }, ...accepting.map(([index, peer]) => ({ id: index, slot: peer.slot, connections: 0 }))];
+      const candidates = [
+        { id: me, slot: this.#boot.slot, connections: 0 },
+        ...accepting.map(([index, peer]) => ({ id: index, slot: peer.slot, connections: 0 })),
+      ];
       const picked = pickByKey(candidates, key);
       return picked && picked.id !== me ? { index: picked.id, peer: this.#peers.get(picked.id)! } : undefined;
     }
@@ -194,6 +197,8 @@ class Acceptor {
     // when it holds far more than another; not for the ups and downs of short connections.
     const mine = counts.heldBy(me);
     const excess = this.#busy ? 1 : leastHeld + 4;
-    return least !== undefined && mine > leastHeld + excess ? { index: least, peer: this.#peers.get(least)! } : undefined;
+    return least !== undefined && mine > leastHeld + excess
+      ? { index: least, peer: this.#peers.get(least)! }
+      : undefined;
   }
 }
