@@ -1,4 +1,4 @@
-// Shared by the app-*.test.ts files: an app written the way people write it, importing nothing of
+// Shared by the tests in test/apps: an app written the way people write it, importing nothing of
 // socketnaut, runs unchanged under the launcher, and sees each client's own connection, both through
 // its framework's client IP and through the socket: the client's address and port as the remote end,
 // the public end the client connected to as the local end. In both transports, and behind HAProxy

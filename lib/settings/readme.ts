@@ -1,4 +1,4 @@
-// The README's tables of settings, rendered from the settings table; test/settings-table.test.ts
+// The README's tables of settings, rendered from the settings table; test/main/settings-table.test.ts
 // fails when README.md's differ.
 import { settingsOf } from '../settings.ts';
 import { commandFlags, describeDefault, envLabel, flagLabel, meaning } from './command-line.ts';

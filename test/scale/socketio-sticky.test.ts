@@ -1,0 +1,109 @@
+import http from 'node:http';
+import t from 'tap';
+import { io, type Socket } from 'socket.io-client';
+import { fixture, transports } from '../helpers.ts';
+import { startLauncher } from '../launcher.ts';
+
+const app = fixture('socketio-echo.js').pathname;
+const CLIENTS = 50;
+const MESSAGES = 20;
+
+interface ClientRun {
+  address: string;
+  /** Every error, disconnection or wrong answer the client met; empty when all went well. */
+  problems: string[];
+  threads: Set<number>;
+  acked: number;
+}
+
+/** What engine.io-client tells of a failed transport: the HTTP status, and the body when there is one. */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const { description, context } = err as Error & { description?: unknown; context?: { responseText?: string } };
+  const body = typeof context?.responseText === 'string' ? ` ${context.responseText}` : '';
+  return `${err.message}${description === undefined ? '' : ` (${String(description)}${body})`}`;
+}
+
+/** One long-polling client on its own address: connects, then emits MESSAGES echoes, each with an ack. */
+async function runClient(port: number, address: string): Promise<ClientRun> {
+  const run: ClientRun = { address, problems: [], threads: new Set(), acked: 0 };
+  // No keep-alive: each poll is a new connection, which the launcher balances afresh.
+  const socket: Socket = io(`http://127.0.0.1:${port}`, {
+    transports: ['polling'],
+    agent: new http.Agent({ localAddress: address, keepAlive: false }) as never,
+    forceNew: true,
+    reconnection: false,
+    timeout: 5000,
+  });
+  socket.on('disconnect', (reason, details) => {
+    if (reason !== 'io client disconnect')
+      run.problems.push(`disconnect: ${reason}${details ? ` ${describe(details)}` : ''}`);
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('connect_error', (err) => reject(new Error(`connect_error: ${describe(err)}`)));
+    });
+    for (let n = 0; n < MESSAGES && socket.connected; n++) {
+      const reply = (await socket.timeout(5000).emitWithAck('echo', n)) as { n: number; threadId: number };
+      if (reply.n !== n) run.problems.push(`echo ${n} answered ${reply.n}`);
+      run.threads.add(reply.threadId);
+      run.acked++;
+    }
+  } catch (err) {
+    run.problems.push((err as Error).message);
+  } finally {
+    socket.close();
+  }
+  return run;
+}
+
+function runAll(port: number): Promise<ClientRun[]> {
+  return Promise.all(Array.from({ length: CLIENTS }, (_, i) => runClient(port, `127.0.0.${100 + i}`)));
+}
+
+for (const transport of transports) {
+  t.test(
+    `${transport} × ip-hash: 50 long-polling clients each keep their session, and every echo comes back`,
+    async (t) => {
+      const launcher = await startLauncher(t, [
+        app,
+        '--workers',
+        '4',
+        '--balance',
+        'ip-hash',
+        '--transport',
+        transport,
+      ]);
+      const runs = await runAll(launcher.port);
+      const problems = runs.flatMap((run) => run.problems.map((problem) => `${run.address}: ${problem}`));
+      t.same(problems, [], 'no client met an error');
+      t.equal(
+        runs.reduce((sum, run) => sum + run.acked, 0),
+        CLIENTS * MESSAGES,
+        'every echo was acknowledged',
+      );
+      t.same(
+        runs.filter((run) => run.threads.size !== 1).map((run) => run.address),
+        [],
+        'each client stayed on one worker',
+      );
+      const workers = new Set(runs.flatMap((run) => [...run.threads]));
+      t.ok(workers.size > 1, `the clients were spread over ${workers.size} workers`);
+    },
+  );
+}
+
+// The same run without stickiness: the requests of one session reach workers that never heard of it.
+t.test('least-connections: the same clients lose their sessions', async (t) => {
+  const launcher = await startLauncher(t, [app, '--workers', '4', '--balance', 'least-connections']);
+  const runs = await runAll(launcher.port);
+  const failed = runs.filter((run) => run.problems.length > 0);
+  t.ok(failed.length > 0, `${failed.length} of ${CLIENTS} clients failed`);
+  const problems = failed.flatMap((run) => run.problems);
+  t.ok(
+    problems.some((problem) => problem.includes('Session ID unknown')),
+    `the failures are lost sessions: ${problems.slice(0, 3).join('; ')}`,
+  );
+  t.ok(runs.reduce((sum, run) => sum + run.acked, 0) < CLIENTS * MESSAGES, 'not every echo came back');
+});
