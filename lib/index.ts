@@ -10,7 +10,7 @@ export { createServiceAgent, ServiceAgent, type ServiceAgentOptions } from './wo
 export type { ServiceProxyOptions } from './options.ts';
 export type { ProxySocketAddressInfo, SocketAddress } from './protocol/address-info.ts';
 export type { BalancerName } from './balancers/balancer.ts';
-export type { TransportName } from './transports/transport.ts';
+export type { TransportName } from './transports/delivery.ts';
 export type { ServiceProxyAgent } from './main/worker-view.ts';
 export { launch, type LaunchOptions, type Launched } from './launcher/launch.ts';
 export { Level, logger, formatter, consoleHandler } from './logging.ts';

@@ -10,7 +10,7 @@ import type { ServerDefaults } from './protocol/messages.ts';
 import type { ProxyProtocolSettings } from './proxy-protocol/gate.ts';
 import { resolveSetting, type SettingName } from './settings.ts';
 import { parseSubnet } from './settings/checks.ts';
-import type { TransportName } from './transports/transport.ts';
+import type { TransportName } from './transports/delivery.ts';
 
 export { MAX_TIMER_MS } from './settings/checks.ts';
 

@@ -26,7 +26,7 @@ import {
   workerURL,
 } from './settings/checks.ts';
 import { required, type Setting, type Side, setting } from './settings/setting.ts';
-import { transportNames } from './transports/transport.ts';
+import { transportNames } from './transports/delivery.ts';
 
 export type { Setting, Side } from './settings/setting.ts';
 

@@ -20,7 +20,11 @@ const IDLE_STOP_MS = 1_000;
  * short ones; what tells them apart is how long that has lasted, so a worker's score grows with the
  * time it has gone without its loop ever being idle.
  */
+let balancers = 0;
+
 export class LeastLoadedBalancer implements Balancer {
+  /** Each balancer reads the workers' event loops over windows of its own (one per port). */
+  readonly #mark = `least-loaded:${++balancers}`;
   #load = new Map<number, number>();
   readonly #saturatedSince = new Map<number, number>();
   #sampledAt = -Infinity;
@@ -65,7 +69,7 @@ export class LeastLoadedBalancer implements Balancer {
     this.#sampledAt = now;
     const load = new Map<number, number>();
     for (const candidate of candidates) {
-      const utilization = candidate.eventLoopUtilization?.('balance') ?? 0;
+      const utilization = candidate.eventLoopUtilization?.(this.#mark) ?? 0;
       if (utilization < SATURATED) {
         this.#saturatedSince.delete(candidate.id);
         load.set(candidate.id, utilization);

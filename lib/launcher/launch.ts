@@ -22,7 +22,7 @@ import { AUTO_PREFERS_REUSEPORT } from '../main/transport-choice.ts';
 import type { ServiceProxyAgent } from '../main/worker-view.ts';
 import { workerBounds } from '../options.ts';
 import { resolveSetting, type SettingName } from '../settings.ts';
-import type { TransportName } from '../transports/transport.ts';
+import type { TransportName } from '../transports/delivery.ts';
 import { loadEnvFiles } from './env-file.ts';
 import { besideProxy, boundPort, formatHost, listen } from './ports.ts';
 import { watchApp, watchRoots } from './watch.ts';

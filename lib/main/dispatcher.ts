@@ -3,20 +3,20 @@ import type { Logger } from 'streams-logger';
 import type { Balancer } from '../balancers/index.ts';
 import { Level } from '../logging.ts';
 import type { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
-import type { DispatchOutcome, DispatchTarget, Route, Transport } from '../transports/index.ts';
+import type { Delivery, DispatchOutcome, Route } from '../transports/index.ts';
 import { ConnectionQueue } from './connection-queue.ts';
 import type { ConnectionLedger } from './ledger.ts';
 import type { WorkerPool } from './pool.ts';
 import type { ConnectionCounters } from './stats.ts';
-import type { WorkerHandle } from './worker-handle.ts';
+import type { WorkerRecord } from './worker-record.ts';
 
 export interface DispatcherSettings {
   /** Which of the workers' servers the connections are for: 0 for the public port's. */
-  listener: number;
+  server: number;
   /** The connections come to a Unix socket. */
   unix: boolean;
   /** The workers that may take a connection now. */
-  candidates: () => readonly WorkerHandle[];
+  candidates: () => readonly WorkerRecord[];
   ledger: ConnectionLedger;
   pool: WorkerPool;
   balancer: Balancer;
@@ -49,7 +49,7 @@ export class Dispatcher {
     proxyHeaderRejected: 0,
     forwarded: 0,
   };
-  readonly #candidates: () => readonly WorkerHandle[];
+  readonly #candidates: () => readonly WorkerRecord[];
   readonly #ledger: ConnectionLedger;
   readonly #pool: WorkerPool;
   readonly #balancer: Balancer;
@@ -58,15 +58,15 @@ export class Dispatcher {
   readonly #overloadResponse: string | Buffer | undefined;
   readonly #log: Logger;
   /** The workers that could not take a connection, kept only for connections that met one. */
-  readonly #refusedBy = new WeakMap<net.Socket, WorkerHandle[]>();
-  #transport: Transport | undefined;
+  readonly #refusedBy = new WeakMap<net.Socket, WorkerRecord[]>();
+  #delivery: Delivery | undefined;
   #closed = false;
   /** Given with each connection to the transport: which server it is for, and who hears its fate. */
-  readonly route: Route;
+  readonly route: Route<WorkerRecord>;
 
   constructor(settings: DispatcherSettings) {
     this.#candidates = settings.candidates;
-    this.route = { listener: settings.listener, outcome: this.outcome, unix: settings.unix };
+    this.route = { server: settings.server, outcome: this.outcome, unix: settings.unix };
     this.#ledger = settings.ledger;
     this.#pool = settings.pool;
     this.#balancer = settings.balancer;
@@ -87,28 +87,27 @@ export class Dispatcher {
     return this.#queue.length;
   }
 
-  /** What becomes of each connection given to a transport. */
-  readonly outcome: DispatchOutcome = {
-    delivered: (target, socket) => this.#ledger.delivered(accountOf(target), this.#peerOf(socket)),
-    refused: (target, socket) => {
-      const handle = target as WorkerHandle;
-      this.#ledger.unassign(handle.account);
+  /** What becomes of each connection given to a delivery. */
+  readonly outcome: DispatchOutcome<WorkerRecord> = {
+    delivered: (record, socket) => this.#ledger.delivered(record.account, this.#peerOf(socket)),
+    refused: (record, socket) => {
+      this.#ledger.unassign(record.account);
       this.counters.redispatched++;
-      this.#log.debug(`Worker ${handle.threadId} refused a connection; offering it to another worker`);
-      this.#refusedBy.set(socket, [...(this.#refusedBy.get(socket) ?? []), handle]);
+      this.#log.debug(`Worker ${record.threadId} refused a connection; offering it to another worker`);
+      this.#refusedBy.set(socket, [...(this.#refusedBy.get(socket) ?? []), record]);
       this.#dispatch(socket);
     },
-    dropped: (target, socket) => {
-      this.#ledger.unassign(accountOf(target));
+    dropped: (record, socket) => {
+      this.#ledger.unassign(record.account);
       this.#turnAway(socket, false);
     },
-    ended: (target, socket) =>
-      this.#ledger.ended(accountOf(target), 1, this.#ledger.trackPeers ? [this.#peerOf(socket)] : undefined),
+    ended: (record, socket) =>
+      this.#ledger.ended(record.account, 1, this.#ledger.trackPeers ? [this.#peerOf(socket)] : undefined),
   };
 
-  /** Connections accepted before this are queued; from now on they go to workers through `transport`. */
-  useTransport(transport: Transport): void {
-    this.#transport = transport;
+  /** Connections accepted before this are queued; from now on they go to workers through `delivery`. */
+  useDelivery(delivery: Delivery): void {
+    this.#delivery = delivery;
   }
 
   readonly onConnection = (socket: net.Socket): void => {
@@ -186,7 +185,7 @@ export class Dispatcher {
   /** Where the main thread may read a connection, a PROXY header is read here, before a worker is chosen. */
   #prepare(socket: net.Socket): void {
     const gate = this.#gate;
-    if (!gate || !this.#transport?.readsOnMainThread) {
+    if (!gate || !this.#delivery?.readsOnMainThread) {
       this.#dispatch(socket);
       return;
     }
@@ -205,23 +204,23 @@ export class Dispatcher {
       this.#turnAway(socket, !socket.destroyed);
       return;
     }
-    const transport = this.#transport;
+    const delivery = this.#delivery;
     const ready = this.#candidates();
     const refusedBy = this.#refusedBy.get(socket);
-    const candidates = refusedBy ? ready.filter((handle) => !refusedBy.includes(handle)) : ready;
-    const handle = transport && this.#balancer.pick(candidates, socket);
-    if (!handle) {
+    const candidates = refusedBy ? ready.filter((record) => !refusedBy.includes(record)) : ready;
+    const record = delivery && this.#balancer.pick(candidates, socket);
+    if (!record) {
       this.#enqueue(socket);
       return;
     }
-    if (handle.connections > 0) this.#pool.growIfAllBusy();
-    this.#ledger.assign(handle.account);
+    if (record.connections > 0) this.#pool.growIfAllBusy();
+    this.#ledger.assign(record.account);
     this.counters.dispatched++;
-    transport.dispatch(handle, socket, this.route);
+    delivery.deliver(record, socket, this.route);
   }
 
   #enqueue(socket: net.Socket): void {
-    if (this.#transport) this.#pool.growForWaiting();
+    if (this.#delivery) this.#pool.growForWaiting();
     if (socket.listenerCount('error') === 0) socket.on('error', ignoreError);
     if (this.#queue.push(socket)) {
       this.counters.queued++;
@@ -256,8 +255,4 @@ export class Dispatcher {
     socket.end(response);
     setTimeout(() => socket.destroy(), TURN_AWAY_LINGER_MS).unref();
   }
-}
-
-function accountOf(target: DispatchTarget): WorkerHandle['account'] {
-  return (target as WorkerHandle).account;
 }

@@ -1,7 +1,7 @@
 import type { Logger } from 'streams-logger';
 import type { WorkerPool } from './pool.ts';
 import { startSuccessor } from './succession.ts';
-import type { WorkerHandle } from './worker-handle.ts';
+import type { WorkerRecord } from './worker-record.ts';
 
 const MB = 1024 * 1024;
 /** How often each worker's heap is read. */
@@ -50,11 +50,11 @@ export class MemoryWatch {
   readonly #settings: MemoryWatchSettings;
   readonly #limit: number;
   /** Readings over the limit in a row, by worker. */
-  readonly #over = new WeakMap<WorkerHandle, number>();
+  readonly #over = new WeakMap<WorkerRecord, number>();
   /** Workers started to replace one recycled for its memory. */
-  readonly #successors = new WeakSet<WorkerHandle>();
+  readonly #successors = new WeakSet<WorkerRecord>();
   /** Workers reported instead of recycled, which are not recycled for their memory again. */
-  readonly #reported = new WeakSet<WorkerHandle>();
+  readonly #reported = new WeakSet<WorkerRecord>();
   #timer: NodeJS.Timeout | undefined;
   #checking = false;
 
@@ -76,28 +76,28 @@ export class MemoryWatch {
     if (this.#checking) return;
     this.#checking = true;
     try {
-      const handles = [...this.#pool.handles].filter(
-        (handle) => handle.status === 'serving' && !handle.replacing && !this.#reported.has(handle),
+      const records = [...this.#pool.records].filter(
+        (record) => record.status === 'serving' && !record.replacing && !this.#reported.has(record),
       );
-      const readings = await Promise.all(handles.map((handle) => withTimeout(handle.heapUsed(), READING_TIMEOUT_MS)));
-      handles.forEach((handle, i) => this.#judge(handle, readings[i]));
+      const readings = await Promise.all(records.map((record) => withTimeout(record.heapUsed(), READING_TIMEOUT_MS)));
+      records.forEach((record, i) => this.#judge(record, readings[i]));
     } finally {
       this.#checking = false;
     }
   }
 
-  #judge(handle: WorkerHandle, heapUsed: number | undefined): void {
+  #judge(record: WorkerRecord, heapUsed: number | undefined): void {
     if (heapUsed === undefined || heapUsed <= this.#limit) {
-      this.#over.delete(handle);
+      this.#over.delete(record);
       return;
     }
-    const over = (this.#over.get(handle) ?? 0) + 1;
-    this.#over.set(handle, over);
-    if (over < READINGS_OVER || handle.status !== 'serving' || handle.replacing) return;
-    const what = `Worker ${handle.threadId} (slot ${handle.slot}) uses ${Math.round(heapUsed / MB)} MB of heap, over maxMemoryRestart (${this.#settings.maxMemoryRestart} MB)`;
-    const uptime = performance.now() - handle.startedAt;
-    if (this.#successors.has(handle) && uptime < RECYCLE_GUARD_MS) {
-      this.#reported.add(handle);
+    const over = (this.#over.get(record) ?? 0) + 1;
+    this.#over.set(record, over);
+    if (over < READINGS_OVER || record.status !== 'serving' || record.replacing) return;
+    const what = `Worker ${record.threadId} (slot ${record.slot}) uses ${Math.round(heapUsed / MB)} MB of heap, over maxMemoryRestart (${this.#settings.maxMemoryRestart} MB)`;
+    const uptime = performance.now() - record.startedAt;
+    if (this.#successors.has(record) && uptime < RECYCLE_GUARD_MS) {
+      this.#reported.add(record);
       this.counters.memoryOverLimit++;
       this.#settings.log.warn(
         `${what} ${Math.round(uptime / 1000)} s after it replaced a worker recycled for the same: it is left serving, not recycled again. ` +
@@ -106,22 +106,22 @@ export class MemoryWatch {
       return;
     }
     this.#settings.log.warn(`${what}: recycling it; its successor serves first`);
-    void this.#recycle(handle);
+    void this.#recycle(record);
   }
 
-  async #recycle(handle: WorkerHandle): Promise<void> {
-    const successor = await startSuccessor(this.#pool, handle, (started) => this.#successors.add(started));
+  async #recycle(record: WorkerRecord): Promise<void> {
+    const successor = await startSuccessor(this.#pool, record, (started) => this.#successors.add(started));
     if (!successor) {
       // Its successor could not start: it keeps serving, and is not tried again.
-      this.#reported.add(handle);
+      this.#reported.add(record);
       this.#settings.log.warn(
-        `Worker ${handle.threadId} (slot ${handle.slot}) could not be recycled: its successor did not start`,
+        `Worker ${record.threadId} (slot ${record.slot}) could not be recycled: its successor did not start`,
       );
       return;
     }
-    if (handle.state !== 'ready') return;
+    if (record.state !== 'ready') return;
     this.counters.memoryRestarts++;
-    handle.endReason = 'recycled: over maxMemoryRestart';
-    this.#pool.retire(handle, 'SIGTERM', this.#settings.drainTimeout);
+    record.endFor('recycled: over maxMemoryRestart');
+    this.#pool.retire(record, 'SIGTERM', this.#settings.drainTimeout);
   }
 }

@@ -2,11 +2,24 @@ import { EventEmitter } from 'node:events';
 import type { WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
 import { acceptWorkerLogRecord } from '../logging.ts';
-import type { FromWorker, ToWorker, WorkerBootData } from '../protocol/messages.ts';
+import type net from 'node:net';
+import type { FromWorker, ListenRequest, WorkerBootData } from '../protocol/messages.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { RestartBackoff } from './restart-backoff.ts';
 import { replaceEach } from './succession.ts';
-import { startWorker, type WorkerHandle } from './worker-handle.ts';
+import { type Succession, startWorker, type WorkerRecord } from './worker-record.ts';
+
+/** Where the pool passes on what workers report that is not about their own lives. */
+export interface WorkerReports {
+  /** Connections that closed: `count` handed over, with their peers when asked for; `pipeIds` piped. */
+  closed(record: WorkerRecord, count: number, peers: string[] | undefined, pipeIds: number[] | undefined): void;
+  listen(record: WorkerRecord, request: number, listen: ListenRequest): void;
+  unlisten(record: WorkerRecord, server: number): void;
+  /** The worker gave back a listener of the public port it accepted on. */
+  listenerReturned(record: WorkerRecord, server: net.Server): void;
+  proxyHeaderRejected(): void;
+  handoffLatencies(seconds: readonly number[]): void;
+}
 
 export interface PoolSettings {
   minWorkers: number;
@@ -18,6 +31,7 @@ export interface PoolSettings {
   boot: (id: number, slot: number) => Omit<WorkerBootData, 'port' | 'heartbeat'>;
   /** Give each worker a heartbeat, by which a stalled one is told (see stall-watch.ts). */
   heartbeats?: boolean;
+  reports: WorkerReports;
   log: Logger;
   /** Starts the thread; tests give a stand-in. */
   spawn?: typeof startWorker;
@@ -28,17 +42,16 @@ export { HEALTHY_UPTIME_MS, RESTART_BASE_DELAY_MS, RESTART_FACTOR, RESTART_MAX_D
 const EXIT_GRACE_MS = 1_000;
 
 /**
- * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (handle), 'worker-stalled'
- * (handle), 'worker-resumed' (handle, once a stalled one turns again), 'worker-retiring' (handle),
- * 'worker-exit' (handle, code, reason), 'bootstrap-failure' (handle), and passes on what workers report:
- * 'connections-closed' (handle, message), 'proxy-header-rejected', 'handoff-latency' (seconds),
- * 'listen' (handle, request, listen), 'unlisten' (handle, listener) and 'listener-returned' (handle, server).
+ * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (record), 'worker-stalled'
+ * (record), 'worker-resumed' (record, once a stalled one turns again), 'worker-retiring' (record),
+ * 'worker-exit' (record, code, reason) and 'bootstrap-failure' (record). Hears every message of every
+ * worker, and passes on to `reports` those not about the worker's life.
  */
 export class WorkerPool extends EventEmitter {
   /** Every worker not yet exited, in start order. */
-  readonly #handles = new Set<WorkerHandle>();
+  readonly #records = new Set<WorkerRecord>();
   /** The workers that can take a connection now: ready, and not stalled. The balancer picks among these. */
-  readonly #ready: WorkerHandle[] = [];
+  readonly #ready: WorkerRecord[] = [];
   readonly #settings: PoolSettings;
   readonly #spawn: typeof startWorker;
   #nextId = 0;
@@ -55,16 +68,16 @@ export class WorkerPool extends EventEmitter {
     this.#spawn = settings.spawn ?? startWorker;
   }
 
-  get handles(): ReadonlySet<WorkerHandle> {
-    return this.#handles;
+  get records(): ReadonlySet<WorkerRecord> {
+    return this.#records;
   }
 
-  get ready(): readonly WorkerHandle[] {
+  get ready(): readonly WorkerRecord[] {
     return this.#ready;
   }
 
   get size(): number {
-    return this.#handles.size;
+    return this.#records.size;
   }
 
   /** Workers that died unexpectedly and were replaced. */
@@ -73,7 +86,7 @@ export class WorkerPool extends EventEmitter {
   }
 
   get starting(): number {
-    return [...this.#handles].filter((handle) => handle.state === 'starting').length;
+    return [...this.#records].filter((record) => record.state === 'starting').length;
   }
 
   /** Whether restarts are being held back after failures. */
@@ -91,34 +104,31 @@ export class WorkerPool extends EventEmitter {
    * Starts a worker if the pool is below `maxWorkers`; or, to replace `successorOf` in a reload, in
    * that worker's slot and regardless of the bound.
    */
-  grow(successorOf?: WorkerHandle): WorkerHandle | undefined {
-    if (this.#closed || (!successorOf && this.#handles.size >= this.#settings.maxWorkers)) return undefined;
+  grow(successorOf?: WorkerRecord, succession: Succession = 'reload'): WorkerRecord | undefined {
+    if (this.#closed || (!successorOf && this.#records.size >= this.#settings.maxWorkers)) return undefined;
     const id = ++this.#nextId;
     const slot = successorOf?.slot ?? this.#freeSlot();
     const heartbeat = this.#settings.heartbeats ? new Heartbeat() : undefined;
     const boot = { ...this.#settings.boot(id, slot), heartbeat: heartbeat?.buffer };
-    const handle = this.#spawn(id, slot, this.#restartsBySlot.get(slot) ?? 0, boot, this.#settings.workerOptions);
-    handle.heartbeat = heartbeat;
-    handle.successor = successorOf !== undefined;
-    this.#handles.add(handle);
-    handle.account.onIdle = () => this.#stopIfDrained(handle);
+    const restarts = this.#restartsBySlot.get(slot) ?? 0;
+    const origin = { id, slot, restarts, succession: successorOf && succession, heartbeat };
+    const record = this.#spawn(origin, boot, this.#settings.workerOptions);
+    this.#records.add(record);
+    record.account.onIdle = () => this.#stopIfDrained(record);
     const startTimer = setTimeout(() => {
-      if (handle.state !== 'starting') return;
+      if (record.state !== 'starting') return;
       this.#settings.log.error(
-        `Worker ${handle.threadId} did not start serving within ${this.#settings.workerStartTimeout} ms`,
+        `Worker ${record.threadId} did not start serving within ${this.#settings.workerStartTimeout} ms`,
       );
-      void handle.worker.terminate();
+      void record.worker.terminate();
     }, this.#settings.workerStartTimeout).unref();
 
-    handle.port.on('message', (message: FromWorker) => this.#onMessage(handle, message));
-    handle.worker.on('error', (err) => {
-      handle.uncaughtError = err;
-    });
-    handle.worker.once('exit', (code) => {
+    record.port.on('message', (message: FromWorker) => this.#onMessage(record, message));
+    record.worker.once('exit', (code) => {
       clearTimeout(startTimer);
-      this.#onExit(handle, code);
+      this.#onExit(record, code);
     });
-    return handle;
+    return record;
   }
 
   /** A connection waits for a worker and none can take it: start one, unless one is starting; after failures, once the backoff allows. */
@@ -128,16 +138,16 @@ export class WorkerPool extends EventEmitter {
 
   /** Every ready worker holds connections: start another while below maxWorkers, one at a time. */
   growIfAllBusy(): void {
-    if (this.starting > 0 || this.#handles.size >= this.#settings.maxWorkers) return;
-    for (const handle of this.#ready) if (handle.connections === 0) return;
+    if (this.starting > 0 || this.#records.size >= this.#settings.maxWorkers) return;
+    for (const record of this.#ready) if (record.connections === 0) return;
     this.grow();
   }
 
   /** Keeps at least `minWorkers` alive, restarting after failures with exponential backoff. */
   replenish(): void {
-    if (this.#handles.size >= this.#settings.minWorkers) return;
+    if (this.#records.size >= this.#settings.minWorkers) return;
     this.#afterBackoff(() => {
-      for (let i = this.#handles.size; i < this.#settings.minWorkers; i++) this.grow();
+      for (let i = this.#records.size; i < this.#settings.minWorkers; i++) this.grow();
     });
   }
 
@@ -148,37 +158,36 @@ export class WorkerPool extends EventEmitter {
 
   #freeSlot(): number {
     const taken = new Set<number>();
-    for (const handle of this.#handles) if (handle.state !== 'retiring') taken.add(handle.slot);
+    for (const record of this.#records) if (record.state !== 'retiring') taken.add(record.slot);
     let slot = 0;
     while (taken.has(slot)) slot++;
     return slot;
   }
 
   /**
-   * Stops giving `handle` connections and lets it finish them, emitting `signal` to the app's own
+   * Stops giving `record` connections and lets it finish them, emitting `signal` to the app's own
    * listeners in the worker first; after `timeout` ms, if given, it is stopped.
    */
-  retire(handle: WorkerHandle, signal: NodeJS.Signals | undefined, timeout?: number): void {
-    this.#leaveReady(handle);
-    if (handle.state !== 'exited') this.emit('worker-retiring', handle);
-    handle.retire(signal);
-    if (timeout === undefined || handle.state === 'exited') return;
-    const deadline = setTimeout(() => void handle.worker.terminate(), timeout).unref();
-    void handle.exited.then(() => clearTimeout(deadline));
+  retire(record: WorkerRecord, signal: NodeJS.Signals | undefined, timeout?: number): void {
+    this.#leaveReady(record);
+    if (record.state !== 'exited') this.emit('worker-retiring', record);
+    record.retire(signal);
+    if (timeout === undefined || record.state === 'exited') return;
+    const deadline = setTimeout(() => void record.worker.terminate(), timeout).unref();
+    void record.exited.then(() => clearTimeout(deadline));
   }
 
   /** A stalled worker takes no connection; it takes them again, and those waiting, once it turns again. */
-  setStalled(handle: WorkerHandle, stalled: boolean): void {
-    if (handle.stalled === stalled) return;
-    handle.stalled = stalled;
+  setStalled(record: WorkerRecord, stalled: boolean): void {
+    if (!record.setStalled(stalled)) return;
     if (stalled) {
-      this.#leaveReady(handle);
-      this.emit('worker-stalled', handle);
+      this.#leaveReady(record);
+      this.emit('worker-stalled', record);
       return;
     }
-    if (handle.state !== 'ready') return;
-    this.#ready.push(handle);
-    this.emit('worker-resumed', handle);
+    if (record.state !== 'ready') return;
+    this.#ready.push(record);
+    this.emit('worker-resumed', record);
   }
 
   /** Starts no worker from now on. */
@@ -198,104 +207,102 @@ export class WorkerPool extends EventEmitter {
    * stops whatever is left. Call close() first, so that none is started meanwhile.
    */
   async retireAll(timeout: number, signal: NodeJS.Signals | undefined): Promise<PromiseSettledResult<number>[]> {
-    const handles = [...this.#handles];
-    for (const handle of handles) this.retire(handle, signal, timeout);
-    await Promise.all(handles.map((handle) => handle.exited));
-    const results = await Promise.allSettled(handles.map((handle) => handle.worker.terminate()));
-    await Promise.all(handles.map((handle) => handle.portClosed));
+    const records = [...this.#records];
+    for (const record of records) this.retire(record, signal, timeout);
+    await Promise.all(records.map((record) => record.exited));
+    const results = await Promise.allSettled(records.map((record) => record.worker.terminate()));
+    await Promise.all(records.map((record) => record.portClosed));
     return results;
   }
 
   #reapIdleWorkers(): void {
     const now = performance.now();
-    for (const handle of [...this.#ready]) {
+    for (const record of [...this.#ready]) {
       if (this.#ready.length <= this.#settings.minWorkers) return;
-      if (handle.connections === 0 && now - handle.account.idleSince >= this.#settings.idleTimeout) {
-        this.#settings.log.debug(`Retiring idle worker ${handle.threadId}`);
-        this.retire(handle, 'SIGTERM');
+      if (record.connections === 0 && now - record.account.idleSince >= this.#settings.idleTimeout) {
+        this.#settings.log.debug(`Retiring idle worker ${record.threadId}`);
+        this.retire(record, 'SIGTERM');
       }
     }
   }
 
-  #onMessage(handle: WorkerHandle, message: FromWorker): void {
+  // The main thread's one switch over what workers say.
+  #onMessage(record: WorkerRecord, message: FromWorker): void {
+    const { reports } = this.#settings;
     switch (message.type) {
-      case 'closed':
-        this.emit('connections-closed', handle, message);
+      case 'ready':
+        if (!record.transition('ready')) break;
+        this.#ready.push(record);
+        this.emit('worker-ready', record);
         break;
-      case 'proxy-header-rejected':
-        this.emit('proxy-header-rejected');
+      case 'stopped':
+        if (record.state === 'ready' && record.transition('retiring')) this.emit('worker-retiring', record);
+        this.#leaveReady(record);
         break;
-      case 'listen':
-        this.emit('listen', handle, message.request, message.listen);
+      case 'drained':
+        record.markDrained();
+        this.#stopIfDrained(record);
         break;
-      case 'unlisten':
-        this.emit('unlisten', handle, message.listener);
-        break;
-      case 'handoff-latencies':
-        for (const seconds of message.seconds) this.emit('handoff-latency', seconds);
+      case 'bootstrap-error':
+        record.bootstrapFailed(message.error);
         break;
       case 'log':
         acceptWorkerLogRecord(message.record);
         break;
-      case 'ready':
-        if (handle.state !== 'starting') break;
-        handle.markReady();
-        this.#ready.push(handle);
-        this.emit('worker-ready', handle);
+      case 'closed':
+        reports.closed(record, message.count, message.peers, message.pipeIds);
         break;
-      case 'stopped':
-        if (handle.state === 'ready') {
-          handle.state = 'retiring';
-          this.emit('worker-retiring', handle);
-        }
-        this.#leaveReady(handle);
+      case 'listen':
+        reports.listen(record, message.request, message.listen);
         break;
-      case 'drained':
-        handle.drained = true;
-        this.#stopIfDrained(handle);
+      case 'unlisten':
+        reports.unlisten(record, message.listener);
         break;
       case 'listener':
-        this.emit('listener-returned', handle, message.server);
+        reports.listenerReturned(record, message.server);
         break;
-      case 'bootstrap-error':
-        handle.bootstrapError = message.error;
+      case 'proxy-header-rejected':
+        reports.proxyHeaderRejected();
         break;
+      case 'handoff-latencies':
+        reports.handoffLatencies(message.seconds);
+        break;
+      default:
+        message satisfies never;
     }
   }
 
   // With the pipe transport a connection can be on its way over the worker's Unix socket after the
   // worker said it was drained: the worker ends only once the main thread counts none either. It
   // ends itself, so that its app's 'exit' listeners run; one that does not is stopped.
-  #stopIfDrained(handle: WorkerHandle): void {
-    if (!handle.drained || handle.connections !== 0 || handle.state === 'exited' || handle.exitRequested) return;
-    handle.exitRequested = true;
-    handle.port.postMessage({ type: 'exit' } satisfies ToWorker);
-    const backstop = setTimeout(() => void handle.worker.terminate(), EXIT_GRACE_MS).unref();
-    void handle.exited.then(() => clearTimeout(backstop));
+  #stopIfDrained(record: WorkerRecord): void {
+    if (!record.drained || record.connections !== 0 || !record.requestExit()) return;
+    const backstop = setTimeout(() => void record.worker.terminate(), EXIT_GRACE_MS).unref();
+    void record.exited.then(() => clearTimeout(backstop));
   }
 
-  #onExit(handle: WorkerHandle, code: number): void {
-    const failed = handle.state === 'starting' || (handle.state === 'ready' && !this.#closed);
-    const reason = handle.exitReason(failed, code);
-    handle.markExited(reason);
-    this.#handles.delete(handle);
-    this.#leaveReady(handle);
-    handle.port.close();
+  #onExit(record: WorkerRecord, code: number): void {
+    const failed = record.state === 'starting' || (record.state === 'ready' && !this.#closed);
+    const reason = record.exitReason(failed, code);
+    record.transition('exited', reason);
+    this.#records.delete(record);
+    this.#leaveReady(record);
+    record.port.close();
     // A successor that never served (code that fails to load, at a reload) is no crash of the pool.
-    if (!handle.successor || handle.readyAt !== 0) {
-      this.#backoff.record(failed, handle.readyAt ? performance.now() - handle.readyAt : 0);
+    if (!record.succession || record.readyAt !== 0) {
+      this.#backoff.record(failed, record.readyAt ? performance.now() - record.readyAt : 0);
       if (failed) {
         this.#restarts++;
-        this.#restartsBySlot.set(handle.slot, handle.restarts + 1);
+        this.#restartsBySlot.set(record.slot, record.restarts + 1);
       }
-      if (handle.readyAt === 0 && failed) this.emit('bootstrap-failure', handle);
+      if (record.readyAt === 0 && failed) this.emit('bootstrap-failure', record);
     }
-    this.emit('worker-exit', handle, code, reason);
+    this.emit('worker-exit', record, code, reason);
     this.replenish();
   }
 
-  #leaveReady(handle: WorkerHandle): void {
-    const index = this.#ready.indexOf(handle);
+  #leaveReady(record: WorkerRecord): void {
+    const index = this.#ready.indexOf(record);
     if (index !== -1) this.#ready.splice(index, 1);
   }
 }

@@ -1,24 +1,22 @@
-import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import type tls from 'node:tls';
 import type { Logger } from 'streams-logger';
 import { loadTls } from '../builtins.ts';
 import { ERR_WORKER_BOOTSTRAP } from '../errors.ts';
 import { createLogger } from '../logging.ts';
-import { resolveOptions, type ResolvedOptions, type ServiceProxyOptions } from '../options.ts';
-import type { ConcreteTransportName } from '../protocol/messages.ts';
-import { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
-import type { TransportSettings } from '../transports/index.ts';
+import { type ResolvedOptions, resolveOptions, type ServiceProxyOptions } from '../options.ts';
+import type { ConcreteTransportName, WorkerBootData } from '../protocol/messages.ts';
+import type { DeliverySettings, Transport } from '../transports/index.ts';
 import { ConnectionLedger } from './ledger.ts';
-import { Listeners } from './listeners.ts';
-import { WorkerPool } from './pool.ts';
+import { WorkerPool, type WorkerReports } from './pool.ts';
+import { PublicPort } from './public-port.ts';
+import { SharedPorts } from './shared-ports.ts';
 import { collectStats, type ProxyStats } from './stats.ts';
-import { resolveStopOptions, type ReloadOptions, type ShutdownOptions, type StopSettings } from './stop-options.ts';
-import { guardHandshakes } from './tls-handshakes.ts';
+import { type ReloadOptions, resolveStopOptions, type ShutdownOptions, type StopSettings } from './stop-options.ts';
 import { openTransport } from './transport-choice.ts';
-import type { WorkerHandle } from './worker-handle.ts';
-import { WorkerHealth, type HealthReport } from './worker-health.ts';
+import { type HealthReport, WorkerHealth } from './worker-health.ts';
+import type { WorkerRecord } from './worker-record.ts';
 import { ServiceProxyAgent } from './worker-view.ts';
 
 export type { ReloadOptions, ShutdownOptions } from './stop-options.ts';
@@ -37,10 +35,12 @@ export class ServiceProxy extends EventEmitter {
   readonly #options: ResolvedOptions;
   readonly #ledger: ConnectionLedger;
   readonly #pool: WorkerPool;
-  readonly #listeners: Listeners;
   readonly #health: WorkerHealth;
+  readonly #public: PublicPort;
+  readonly #sharedPorts: SharedPorts;
   readonly #token = randomBytes(16).toString('hex');
   readonly #ticketKeys = randomBytes(48);
+  #transport: Transport | undefined;
   #reloads = 0;
   #readyEmitted = false;
   #bootstrapFailureReported = false;
@@ -50,7 +50,6 @@ export class ServiceProxy extends EventEmitter {
   constructor(options: ServiceProxyOptions) {
     super();
     const resolved = resolveOptions(options);
-    const terminatesTls = resolved.server instanceof loadTls().Server;
     this.#options = resolved;
     this.server = resolved.server;
     this.minWorkers = resolved.minWorkers;
@@ -66,6 +65,7 @@ export class ServiceProxy extends EventEmitter {
       heartbeats: resolved.stallTimeout > 0,
       log: this.log,
       boot: (id, slot) => this.#bootData(id, slot),
+      reports: this.#reports,
     });
     this.#health = new WorkerHealth(this.#pool, {
       minWorkers: resolved.minWorkers,
@@ -74,32 +74,26 @@ export class ServiceProxy extends EventEmitter {
       drainTimeout: resolved.shutdownTimeout,
       log: this.log,
     });
-    this.#listeners = new Listeners({
+    const terminatesTls = this.server instanceof loadTls().Server;
+    this.#public = new PublicPort({
+      options: resolved,
       ledger: this.#ledger,
       pool: this.#pool,
-      balance: resolved.balance,
-      perIpPrefix: resolved.perIpPrefix,
-      gate: resolved.proxyProtocol && new ProxyHeaderGate(resolved.proxyProtocol),
-      queueLimit: resolved.queueLimit,
-      queueTimeout: resolved.queueTimeout,
-      overloadResponse: resolved.overloadResponse,
+      terminatesTls,
       log: this.log,
+      onError: (err) => this.#reportError(err),
     });
-    this.#routePoolEvents();
-
-    // Hand-off needs sockets nothing has read from, and the pipe transport reads only once connected.
-    if (terminatesTls) guardHandshakes(this.server as tls.Server, this.#listeners.public, resolved.handshakeTimeout);
-    else {
-      (this.server as net.Server & { pauseOnConnect: boolean }).pauseOnConnect = true;
-      this.server.on('connection', this.#listeners.public.onConnection);
-    }
-    this.server.on('error', this.#onServerError);
+    const { balance, perIpPrefix, queueLimit, queueTimeout } = resolved;
+    const { log } = this;
+    const [ledger, pool] = [this.#ledger, this.#pool];
+    this.#sharedPorts = new SharedPorts({ ledger, pool, balance, perIpPrefix, queueLimit, queueTimeout, log });
+    this.#followWorkers();
     this.#start(terminatesTls).catch((err: unknown) => this.#reportError(err as Error));
   }
 
   /** One entry per live worker, with its `worker`, `threadId` and open `connections`. */
   get agents(): ServiceProxyAgent[] {
-    return [...this.#pool.handles].map(ServiceProxyAgent.of);
+    return [...this.#pool.records].map(ServiceProxyAgent.of);
   }
 
   /** True from the moment shutdown() is called: the proxy takes no new connection, and `/ready` answers 503. */
@@ -114,7 +108,7 @@ export class ServiceProxy extends EventEmitter {
 
   /** The transport in use, once chosen. */
   get transport(): ConcreteTransportName | undefined {
-    return this.#listeners.transport?.name;
+    return this.#transport?.name;
   }
 
   /**
@@ -127,75 +121,106 @@ export class ServiceProxy extends EventEmitter {
   stats(since = 'stats', minInterval = 0): Promise<ProxyStats> {
     return collectStats(since, minInterval, {
       transport: this.transport,
-      counters: this.#listeners.publicCounters,
-      queued: this.#listeners.public.queued,
-      listeners: this.#listeners.stats(),
+      counters: this.#public.counters(this.#transport?.intake),
+      queued: this.#public.dispatcher.queued,
+      listeners: this.#sharedPorts.stats(),
       restarts: this.#pool.restarts,
       reloads: this.#reloads,
       health: this.#health.counters,
-      workers: [...this.#pool.handles],
+      workers: [...this.#pool.records],
     });
   }
 
-  #bootData(id: number, slot: number): ReturnType<ConstructorParameters<typeof WorkerPool>[0]['boot']> {
-    const transport = this.#listeners.transport!;
+  /** Everything a worker is told at boot, here alone. */
+  #bootData(id: number, slot: number): Omit<WorkerBootData, 'port' | 'heartbeat'> {
+    const { intake, deliveries } = this.#transport!;
+    const { tcp } = deliveries;
     return {
       socketnautWorker: 1,
       moduleURL: this.#options.workerURL.href,
-      transport: transport.name,
-      pipePath: transport.pipePathFor(id),
+      transport: this.#transport!.name,
+      pipePath: tcp.pipePathFor(id),
       token: this.#token,
       publicAddress: this.#options.publicAddress,
       logLevel: this.log.level,
       trackPeers: this.#ledger.trackPeers,
       serverDefaults: this.#options.serverDefaults,
       ticketKeys: this.#ticketKeys,
-      proxyHeaderTimeout: transport.readsOnMainThread ? undefined : this.#options.proxyProtocol?.timeout,
-      reuseport: transport.workerBoot?.(id, slot),
+      proxyHeaderTimeout: tcp.readsOnMainThread ? undefined : this.#options.proxyProtocol?.timeout,
+      reuseport: intake.workerBoot(id, slot),
       userWorkerData: undefined,
     };
   }
 
-  #routePoolEvents(): void {
+  /** What workers report beyond their own lives, each to its one owner. */
+  readonly #reports: WorkerReports = {
+    closed: (record, count, peers, pipeIds) => {
+      this.#ledger.ended(record.account, count, peers);
+      if (pipeIds) for (const delivery of this.#transport?.deliveries.all ?? []) delivery.workerClosed(record, pipeIds);
+    },
+    listen: (record, request, listen) => this.#sharedPorts.listen(record, request, listen),
+    unlisten: (record, server) => this.#sharedPorts.unlisten(record, server),
+    listenerReturned: (record, server) => this.#transport?.intake.listenerReturned(record, server),
+    proxyHeaderRejected: () => this.#public.dispatcher.headerRejectedInWorker(),
+    handoffLatencies: (seconds) => {
+      if (!this.#options.measureHandoffLatency) return;
+      for (const value of seconds) this.emit('handoff-latency', value);
+    },
+  };
+
+  /** The pool's news of each worker's life, passed on in this order: intake, ports, then users. */
+  #followWorkers(): void {
     const pool = this.#pool;
-    const listeners = this.#listeners;
-    pool.on('worker-ready', (handle: WorkerHandle) => {
+    pool.on('worker-ready', (record: WorkerRecord) => {
       this.#bootstrapFailureReported = false;
-      this.log.debug(`Worker ${handle.threadId} is serving`);
-      this.emit('worker-online', ServiceProxyAgent.of(handle));
-      listeners.workerReady();
+      const intake = this.#transport?.intake;
+      record.countOwnConnections(intake?.ownConnections(record));
+      intake?.add(record);
+      this.#public.dispatcher.workerReady();
+      this.#sharedPorts.workerReady();
+      this.log.debug(`Worker ${record.threadId} is serving`);
+      this.emit('worker-online', ServiceProxyAgent.of(record));
       this.#maybeEmitReady();
     });
-    pool.on('worker-resumed', () => listeners.workerReady());
-    pool.on('worker-exit', (handle: WorkerHandle, code: number, reason: string) => {
-      listeners.workerExited(handle);
-      // Reported already, or (a reload's successor) by reload()'s rejection.
-      const reportedElsewhere = handle.readyAt === 0 && (this.#bootstrapFailureReported || handle.successor);
-      const expected = reason === 'retired' || handle.endReason !== undefined;
-      const level = expected || reportedElsewhere ? 'debug' : 'warn';
-      // A crash of a serving worker is logged with its stack, as Node prints an uncaught error.
-      const stack = handle.readyAt !== 0 && !expected ? handle.uncaughtError?.stack : undefined;
-      this.log[level](
-        `Worker ${handle.threadId} (slot ${handle.slot}) exited (code ${code}): ${reason}${stack ? `\n${stack}` : ''}`,
-      );
-      this.emit('worker-exit', ServiceProxyAgent.of(handle), code, reason);
+    pool.on('worker-resumed', (record: WorkerRecord) => {
+      this.#transport?.intake.add(record);
+      this.#public.dispatcher.workerReady();
+      this.#sharedPorts.workerReady();
     });
-    pool.on('bootstrap-failure', (handle: WorkerHandle) => this.#onBootstrapFailure(handle));
-    pool.on('connections-closed', listeners.workerClosed.bind(listeners));
-    pool.on('proxy-header-rejected', () => listeners.public.headerRejectedInWorker());
-    pool.on('listen', listeners.listen.bind(listeners));
-    pool.on('unlisten', listeners.unlisten.bind(listeners));
+    pool.on('worker-stalled', (record: WorkerRecord) => this.#transport?.intake.rest(record, false));
+    pool.on('worker-retiring', (record: WorkerRecord) => this.#transport?.intake.rest(record, true));
+    pool.on('worker-exit', (record: WorkerRecord, code: number, reason: string) => {
+      // The deliveries count out what they carry for the worker first; the ledger then, whatever else it held.
+      for (const delivery of this.#transport?.deliveries.all ?? []) delivery.workerExited(record);
+      this.#transport?.intake.remove(record);
+      this.#ledger.workerExited(record.account);
+      this.#sharedPorts.workerExited(record);
+      this.#public.dispatcher.workerExited();
+      this.#logExit(record, code, reason);
+      this.emit('worker-exit', ServiceProxyAgent.of(record), code, reason);
+    });
+    pool.on('bootstrap-failure', (record: WorkerRecord) => this.#onBootstrapFailure(record));
+  }
+
+  #logExit(record: WorkerRecord, code: number, reason: string): void {
+    // Reported already, or (a reload's successor) by reload()'s rejection.
+    const reportedElsewhere =
+      record.readyAt === 0 && (this.#bootstrapFailureReported || record.succession === 'reload');
+    const expected = reason === 'retired' || record.endReason !== undefined;
+    const level = expected || reportedElsewhere ? 'debug' : 'warn';
+    // A crash of a serving worker is logged with its stack, as Node prints an uncaught error.
+    const stack = record.readyAt !== 0 && !expected ? record.uncaughtError?.stack : undefined;
+    this.log[level](
+      `Worker ${record.threadId} (slot ${record.slot}) exited (code ${code}): ${reason}${stack ? `\n${stack}` : ''}`,
+    );
   }
 
   async #start(terminatesTls: boolean): Promise<void> {
     const { transport: requested, proxyProtocol, balance, measureHandoffLatency } = this.#options;
-    const recordLatency = measureHandoffLatency
-      ? (seconds: number) => this.emit('handoff-latency', seconds)
-      : undefined;
     const ledger = this.#ledger;
-    const settings: TransportSettings = {
+    const settings: DeliverySettings = {
       token: this.#token,
-      recordLatency,
+      recordLatency: measureHandoffLatency ? (seconds) => this.emit('handoff-latency', seconds) : undefined,
       peerOf: ledger.trackPeers ? (socket) => ledger.peerOf(socket) : undefined,
       maxWorkers: this.maxWorkers,
     };
@@ -207,37 +232,37 @@ export class ServiceProxy extends EventEmitter {
       fixedPool: this.minWorkers === this.maxWorkers,
       log: this.log,
     };
-    const transport = await openTransport(choice, settings, () =>
-      this.#listeners.reuseportSettings(this.server, this.#options),
-    );
-    const { name } = transport;
-    if (this.#shutdown) return void transport.stopAccepting?.();
-    const budget = transport.connectionBudget();
+    const transport = await openTransport(choice, settings, () => this.#public.reuseportSettings(this.maxWorkers));
+    if (this.#shutdown) {
+      transport.intake.stopAccepting();
+      await Promise.all(transport.deliveries.all.map((delivery) => delivery.close(0)));
+      return;
+    }
+    this.#transport = transport;
+    const { name, intake, deliveries } = transport;
+    const budget = deliveries.tcp.connectionBudget();
     if (budget !== undefined) {
-      this.#ledger.defaultMaxConnections(budget);
+      ledger.defaultMaxConnections(budget);
       this.log.debug(
-        `Transport ${name}: at most ${this.#ledger.maxConnections} connections at once, within the open-file limit`,
+        `Transport ${name}: at most ${ledger.maxConnections} connections at once, within the open-file limit`,
       );
     }
-    if (recordLatency && name === 'handoff') this.#pool.on('handoff-latency', recordLatency);
     this.log.info(`Transport: ${name}; workers: ${this.minWorkers} to ${this.maxWorkers}`);
-    this.#listeners.useTransport(transport, settings);
+    // Where workers admit connections themselves, the main thread counts in the same memory.
+    if (intake.sharedCounts) ledger.useCounts(intake.sharedCounts);
+    this.#public.dispatcher.useDelivery(deliveries.tcp);
+    this.#sharedPorts.useDeliveries(deliveries);
     this.#pool.start();
     this.#health.start();
-    if (this.#pool.size === 0 && this.#listeners.public.queued > 0) this.#pool.grow();
+    if (this.#pool.size === 0 && this.#public.dispatcher.queued > 0) this.#pool.grow();
     this.#maybeEmitReady();
   }
 
-  readonly #onServerError = (err: NodeJS.ErrnoException): void => {
-    if (err.syscall === 'accept') this.#listeners.public.acceptFailed(err);
-    else if (this.server.listenerCount('error') === 1) this.#reportError(err);
-  };
-
-  #onBootstrapFailure(handle: WorkerHandle): void {
-    if (this.#pool.ready.length === 0) this.#listeners.public.turnAwayWaiting();
+  #onBootstrapFailure(record: WorkerRecord): void {
+    if (this.#pool.ready.length === 0) this.#public.dispatcher.turnAwayWaiting();
     if (this.#bootstrapFailureReported) return;
     this.#bootstrapFailureReported = true;
-    const cause = handle.error;
+    const cause = record.error;
     const err = new ERR_WORKER_BOOTSTRAP(
       this.#options.workerURL.href,
       cause?.message ?? 'the worker exited while starting',
@@ -253,7 +278,7 @@ export class ServiceProxy extends EventEmitter {
   }
 
   #maybeEmitReady(): void {
-    if (this.#readyEmitted || !this.#listeners.transport || this.#pool.ready.length < this.minWorkers) return;
+    if (this.#readyEmitted || !this.#transport || this.#pool.ready.length < this.minWorkers) return;
     this.#readyEmitted = true;
     this.emit('ready');
   }
@@ -299,16 +324,15 @@ export class ServiceProxy extends EventEmitter {
   }
 
   async #runShutdown({ timeout, signal }: StopSettings): Promise<PromiseSettledResult<number>[]> {
-    // The connection listeners stay: a TLS handshake under way now still ends in 'secureConnection',
-    // and the dispatcher closes what arrives from now on.
-    this.server.off('error', this.#onServerError);
-    this.server.close();
+    this.#public.close();
     this.#pool.close();
     this.#health.close();
-    this.#listeners.close();
+    this.#transport?.intake.stopAccepting();
+    this.#sharedPorts.close();
     const started = performance.now();
     const results = await this.#pool.retireAll(timeout, signal);
-    await this.#listeners.closeTransports(Math.max(0, timeout - (performance.now() - started)));
+    const left = Math.max(0, timeout - (performance.now() - started));
+    await Promise.all((this.#transport?.deliveries.all ?? []).map((delivery) => delivery.close(left)));
     return results;
   }
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'streams-logger';
 import type { WorkerPool } from './pool.ts';
 import { startSuccessor } from './succession.ts';
-import type { WorkerHandle } from './worker-handle.ts';
+import type { WorkerRecord } from './worker-record.ts';
 
 /** A worker whose loop has been quiet this long is stalled: it takes no new connection until it turns. */
 export const STALL_MS = 1_000;
@@ -29,8 +29,8 @@ export interface StallCounters {
   stallRestarts: number;
 }
 
-function describe(handle: WorkerHandle): string {
-  return `Worker ${handle.threadId} (slot ${handle.slot})`;
+function describe(record: WorkerRecord): string {
+  return `Worker ${record.threadId} (slot ${record.slot})`;
 }
 
 /**
@@ -66,50 +66,49 @@ export class StallWatch {
     if (now - this.#lastCheck > LATE_CHECK_MS) this.#judgeFrom = now + AFTER_LATE_CHECK_MS;
     this.#lastCheck = now;
     if (now < this.#judgeFrom) return;
-    for (const handle of this.#pool.handles) {
-      const age = handle.heartbeatAgeMs;
+    for (const record of this.#pool.records) {
+      const age = record.heartbeatAgeMs;
       if (age === undefined) continue;
-      if (handle.state === 'ready') this.#judge(handle, age);
-      else if (handle.state === 'retiring' && age >= this.#settings.stallTimeout) this.#stop(handle, age);
+      if (record.state === 'ready') this.#judge(record, age);
+      else if (record.state === 'retiring' && age >= this.#settings.stallTimeout) this.#stop(record, age);
     }
   }
 
-  #judge(handle: WorkerHandle, age: number): void {
+  #judge(record: WorkerRecord, age: number): void {
     const stalled = age >= STALL_MS;
-    if (stalled !== handle.stalled) {
-      this.#pool.setStalled(handle, stalled);
+    if (stalled !== record.stalled) {
+      this.#pool.setStalled(record, stalled);
       if (stalled) {
         this.counters.stalls++;
         this.#settings.log.warn(
-          `${describe(handle)}: its event loop has not turned for ${age} ms; it takes no new connection until it does`,
+          `${describe(record)}: its event loop has not turned for ${age} ms; it takes no new connection until it does`,
         );
       } else {
-        this.#settings.log.warn(`${describe(handle)}: its event loop turns again; it takes connections again`);
+        this.#settings.log.warn(`${describe(record)}: its event loop turns again; it takes connections again`);
       }
     }
-    if (stalled && age >= this.#settings.stallTimeout && !handle.replacing) void this.#replace(handle);
+    if (stalled && age >= this.#settings.stallTimeout && !record.replacing) void this.#replace(record);
   }
 
-  async #replace(handle: WorkerHandle): Promise<void> {
+  async #replace(record: WorkerRecord): Promise<void> {
     this.counters.stallRestarts++;
     this.#settings.log.warn(
-      `${describe(handle)}: stalled for ${handle.heartbeatAgeMs!} ms (stallTimeout); starting its successor`,
+      `${describe(record)}: stalled for ${record.heartbeatAgeMs!} ms (stallTimeout); starting its successor`,
     );
-    const successor = await startSuccessor(this.#pool, handle);
-    if (handle.state === 'exited') return;
-    const age = handle.heartbeatAgeMs!;
+    const successor = await startSuccessor(this.#pool, record);
+    if (record.state === 'exited') return;
+    const age = record.heartbeatAgeMs!;
     // Whether or not a successor could start, a thread still stalled serves no one.
-    if (age >= STALL_MS) this.#stop(handle, age);
+    if (age >= STALL_MS) this.#stop(record, age);
     else if (successor) {
-      this.#settings.log.warn(`${describe(handle)} turned again while its successor started: it drains and stops`);
-      this.#pool.retire(handle, 'SIGTERM', this.#settings.drainTimeout);
+      this.#settings.log.warn(`${describe(record)} turned again while its successor started: it drains and stops`);
+      this.#pool.retire(record, 'SIGTERM', this.#settings.drainTimeout);
     }
   }
 
-  #stop(handle: WorkerHandle, age: number): void {
-    if (handle.endReason !== undefined) return;
-    handle.endReason = `stalled: its event loop had not turned for ${age} ms`;
-    this.#settings.log.warn(`${describe(handle)} is stopped: its event loop has not turned for ${age} ms`);
-    this.#pool.retire(handle, undefined, 0);
+  #stop(record: WorkerRecord, age: number): void {
+    if (!record.endFor(`stalled: its event loop had not turned for ${age} ms`)) return;
+    this.#settings.log.warn(`${describe(record)} is stopped: its event loop has not turned for ${age} ms`);
+    this.#pool.retire(record, undefined, 0);
   }
 }

@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import type { ConcreteTransportName } from '../protocol/messages.ts';
-import type { WorkerHandle, WorkerStatus } from './worker-handle.ts';
+import type { WorkerRecord, WorkerStatus } from './worker-record.ts';
 import type { HealthCounters } from './worker-health.ts';
 
 /** What the proxy has done with the connections it accepted, since it started. */
@@ -75,25 +75,25 @@ export interface StatsSources {
   restarts: number;
   reloads: number;
   health: HealthCounters;
-  workers: WorkerHandle[];
+  workers: WorkerRecord[];
 }
 
 export async function collectStats(since: string, minInterval: number, sources: StatsSources): Promise<ProxyStats> {
   const now = performance.now();
   const workers = await Promise.all(
     sources.workers.map(
-      async (handle): Promise<WorkerStats> => ({
-        slot: handle.slot,
-        threadId: handle.threadId,
-        state: handle.state,
-        status: handle.status,
-        heartbeatAgeMs: handle.heartbeatAgeMs,
-        connections: handle.connections,
-        totalConnections: handle.account.given,
-        eventLoopUtilization: handle.eventLoopUtilization(since, minInterval),
-        heapUsed: await handle.heapUsed(),
-        uptimeMs: now - handle.startedAt,
-        restarts: handle.restarts,
+      async (record): Promise<WorkerStats> => ({
+        slot: record.slot,
+        threadId: record.threadId,
+        state: record.state,
+        status: record.status,
+        heartbeatAgeMs: record.heartbeatAgeMs,
+        connections: record.connections,
+        totalConnections: record.account.given,
+        eventLoopUtilization: record.eventLoopUtilization(since, minInterval),
+        heapUsed: await record.heapUsed(),
+        uptimeMs: now - record.startedAt,
+        restarts: record.restarts,
       }),
     ),
   );

@@ -1,35 +1,35 @@
-import type { WorkerHandle } from './worker-handle.ts';
+import type { WorkerRecord } from './worker-record.ts';
 
 /** What replacing workers needs of the pool. */
 export interface Succession {
-  readonly handles: ReadonlySet<WorkerHandle>;
-  grow(successorOf?: WorkerHandle): WorkerHandle | undefined;
-  retire(handle: WorkerHandle, signal: NodeJS.Signals | undefined, timeout?: number): void;
+  readonly records: ReadonlySet<WorkerRecord>;
+  grow(successorOf?: WorkerRecord, succession?: 'reload' | 'recycle'): WorkerRecord | undefined;
+  retire(record: WorkerRecord, signal: NodeJS.Signals | undefined, timeout?: number): void;
 }
 
-function replaceable(handle: WorkerHandle): boolean {
-  return (handle.state === 'ready' || handle.state === 'starting') && !handle.replacing;
+function replaceable(record: WorkerRecord): boolean {
+  return (record.state === 'ready' || record.state === 'starting') && !record.replacing;
 }
 
 /**
- * Starts a successor in `handle`'s slot, marking `handle` as being replaced meanwhile. Resolves with
- * the successor once it serves; or undefined, leaving `handle` as it was, if none could start or it
+ * Starts a successor in `record`'s slot, marking `record` as being replaced meanwhile. Resolves with
+ * the successor once it serves; or undefined, leaving `record` as it was, if none could start or it
  * exited first.
  */
 export async function startSuccessor(
   pool: Succession,
-  handle: WorkerHandle,
-  prepare?: (successor: WorkerHandle) => void,
-): Promise<WorkerHandle | undefined> {
-  const successor = replaceable(handle) ? pool.grow(handle) : undefined;
+  record: WorkerRecord,
+  prepare?: (successor: WorkerRecord) => void,
+): Promise<WorkerRecord | undefined> {
+  const successor = replaceable(record) ? pool.grow(record, 'recycle') : undefined;
   if (!successor) return undefined;
   prepare?.(successor);
-  handle.replacing = true;
+  record.replacementStarted();
   const served = await successor.serving.then(
     () => true,
     () => false,
   );
-  handle.replacing = served;
+  record.replacementEnded(served);
   return served ? successor : undefined;
 }
 
@@ -43,21 +43,21 @@ export async function replaceEach(
   timeout: number,
   signal: NodeJS.Signals | undefined,
 ): Promise<void> {
-  const retired: WorkerHandle[] = [];
-  for (const handle of [...pool.handles].filter(replaceable)) {
-    if (!replaceable(handle)) continue;
-    const successor = pool.grow(handle);
+  const retired: WorkerRecord[] = [];
+  for (const record of [...pool.records].filter(replaceable)) {
+    if (!replaceable(record)) continue;
+    const successor = pool.grow(record, 'reload');
     if (!successor) break;
-    handle.replacing = true;
+    record.replacementStarted();
     try {
       await successor.serving;
     } finally {
-      handle.replacing = false;
+      record.replacementEnded(false);
     }
     // It may have died while its successor started; the successor already took its place.
-    if (!pool.handles.has(handle)) continue;
-    pool.retire(handle, signal, timeout);
-    retired.push(handle);
+    if (!pool.records.has(record)) continue;
+    pool.retire(record, signal, timeout);
+    retired.push(record);
   }
-  await Promise.all(retired.map((handle) => handle.exited));
+  await Promise.all(retired.map((record) => record.exited));
 }

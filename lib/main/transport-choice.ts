@@ -2,8 +2,9 @@ import type { Logger } from 'streams-logger';
 import type { BalancerName } from '../balancers/index.ts';
 import { ERR_HANDOFF_UNSUPPORTED, ERR_REUSEPORT_UNSUPPORTED } from '../errors.ts';
 import { probeHandoff } from '../transports/handoff/probe.ts';
-import { createTransport, type Transport, type TransportName, type TransportSettings } from '../transports/index.ts';
-import { ReuseportTransport, type ReuseportSettings } from '../transports/reuseport/main.ts';
+import { Deliveries, type DeliverySettings, type Transport, type TransportName } from '../transports/index.ts';
+import { MainThreadIntake } from '../transports/main-thread/main.ts';
+import { ReuseportIntake, type ReuseportSettings } from '../transports/reuseport/main.ts';
 import { probeReuseport } from '../transports/reuseport/probe.ts';
 
 export interface TransportChoice {
@@ -19,20 +20,29 @@ export interface TransportChoice {
 /** Whether `auto` tries reuseport first, where it can run (see the README's Transports). */
 export const AUTO_PREFERS_REUSEPORT = false;
 
-/** The transport to use, found and opened once at start-up; rejects when the one asked for cannot run here. */
+/**
+ * The transport to use, found and opened once at start-up: the main thread accepts and pipes, or moves
+ * the sockets (hand-off); or the workers accept (reuseport), the main thread moving the few it accepts
+ * meanwhile. Rejects when the one asked for cannot run here.
+ */
 export async function openTransport(
   choice: TransportChoice,
-  settings: TransportSettings,
+  settings: DeliverySettings,
   reuseport: () => ReuseportSettings,
 ): Promise<Transport> {
   const { requested, terminatesTls, proxyProtocol, balance, fixedPool, log } = choice;
-  if (requested === 'pipe' || (requested === 'auto' && terminatesTls)) return createTransport('pipe', settings);
+  const mainThread = (name: 'handoff' | 'pipe'): Transport => ({
+    name,
+    intake: new MainThreadIntake(),
+    deliveries: new Deliveries(name, settings),
+  });
+  if (requested === 'pipe' || (requested === 'auto' && terminatesTls)) return mainThread('pipe');
   // Sticking to a client behind a balancer needs the PROXY header read before the worker is
   // chosen, and only the pipe transport may read on the main thread.
   const stickyBehindBalancer = proxyProtocol && balance === 'ip-hash';
   if (requested === 'auto' && stickyBehindBalancer) {
     log.info('PROXY protocol with ip-hash: using the pipe transport, so that ip-hash sees the real client');
-    return createTransport('pipe', settings);
+    return mainThread('pipe');
   }
   if (stickyBehindBalancer)
     log.warn(
@@ -42,7 +52,8 @@ export async function openTransport(
     let unavailable = await probeReuseport();
     if (!unavailable) {
       try {
-        return await ReuseportTransport.open(settings, reuseport());
+        const intake = await ReuseportIntake.open(reuseport());
+        return { name: 'reuseport', intake, deliveries: new Deliveries('handoff', settings) };
       } catch (err) {
         unavailable = `a second listener cannot join the server's port; is it listening with reusePort: true? (${(err as Error).message})`;
       }
@@ -51,10 +62,10 @@ export async function openTransport(
     log.debug(`The reuseport transport is unavailable (${unavailable})`);
   }
   const unsupported = await probeHandoff();
-  if (!unsupported) return createTransport('handoff', settings);
+  if (!unsupported) return mainThread('handoff');
   if (requested === 'auto') {
     log.debug(`Socket hand-off is unavailable (${unsupported}); using the pipe transport`);
-    return createTransport('pipe', settings);
+    return mainThread('pipe');
   }
   throw new ERR_HANDOFF_UNSUPPORTED(`this runtime cannot move sockets between threads (${unsupported})`);
 }

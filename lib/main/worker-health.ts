@@ -2,7 +2,7 @@ import type { Logger } from 'streams-logger';
 import { MemoryWatch, type MemoryCounters } from './memory-watch.ts';
 import type { WorkerPool } from './pool.ts';
 import { StallWatch, type StallCounters } from './stall-watch.ts';
-import type { WorkerHandle, WorkerStatus } from './worker-handle.ts';
+import type { WorkerRecord, WorkerStatus } from './worker-record.ts';
 
 /** How recently a worker must have shown life for the process to be live, when stalls are not watched. */
 const LIVE_WINDOW_MS = 30_000;
@@ -59,7 +59,7 @@ export class WorkerHealth {
     this.#stalls = stallTimeout > 0 ? new StallWatch(pool, { stallTimeout, drainTimeout, log }) : undefined;
     this.#memory =
       maxMemoryRestart !== undefined ? new MemoryWatch(pool, { maxMemoryRestart, drainTimeout, log }) : undefined;
-    pool.on('worker-exit', (handle: WorkerHandle) => this.#sawLife(handle, performance.now()));
+    pool.on('worker-exit', (record: WorkerRecord) => this.#sawLife(record, performance.now()));
   }
 
   start(): void {
@@ -86,13 +86,13 @@ export class WorkerHealth {
   report(stopping: boolean, listening: boolean): HealthReport {
     const now = performance.now();
     const workers: WorkerHealthEntry[] = [];
-    for (const handle of this.#pool.handles) {
-      if (handle.state === 'ready' || handle.state === 'retiring') this.#sawLife(handle, now);
+    for (const record of this.#pool.records) {
+      if (record.state === 'ready' || record.state === 'retiring') this.#sawLife(record, now);
       workers.push({
-        slot: handle.slot,
-        threadId: handle.threadId,
-        status: handle.status,
-        heartbeatAgeMs: handle.heartbeatAgeMs,
+        slot: record.slot,
+        threadId: record.threadId,
+        status: record.status,
+        heartbeatAgeMs: record.heartbeatAgeMs,
       });
     }
     const { minWorkers, stallTimeout } = this.#settings;
@@ -109,8 +109,8 @@ export class WorkerHealth {
     };
   }
 
-  #sawLife(handle: WorkerHandle, now: number): void {
-    if (handle.readyAt === 0) return;
-    this.#lastLiveAt = Math.max(this.#lastLiveAt, now - (handle.heartbeatAgeMs ?? 0));
+  #sawLife(record: WorkerRecord, now: number): void {
+    if (record.readyAt === 0) return;
+    this.#lastLiveAt = Math.max(this.#lastLiveAt, now - (record.heartbeatAgeMs ?? 0));
   }
 }

@@ -3,8 +3,8 @@ import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threa
 import t, { type Test } from 'tap';
 import type { Logger } from 'streams-logger';
 import type { ConnectionLedger as Ledger } from '../../lib/main/ledger.ts';
-import type { PoolSettings, WorkerPool as Pool } from '../../lib/main/pool.ts';
-import type { WorkerHandle as Handle } from '../../lib/main/worker-handle.ts';
+import type { PoolSettings, WorkerPool as Pool, WorkerReports } from '../../lib/main/pool.ts';
+import type { WorkerRecord as Handle } from '../../lib/main/worker-record.ts';
 import type { FromWorker, ToWorker, WorkerBootData } from '../../lib/protocol/messages.ts';
 import { observeFor, waitFor, withDeadline } from '../helpers.ts';
 
@@ -17,25 +17,25 @@ const { WorkerPool, HEALTHY_UPTIME_MS, RESTART_BASE_DELAY_MS, RESTART_FACTOR } =
   RESTART_BASE_DELAY_MS: number;
   RESTART_FACTOR: number;
 };
-const { WorkerHandle } = (await import(new URL('../../dist/lib/main/worker-handle.js', import.meta.url).href)) as {
-  WorkerHandle: typeof Handle;
+const { WorkerRecord } = (await import(new URL('../../dist/lib/main/worker-record.js', import.meta.url).href)) as {
+  WorkerRecord: typeof Handle;
 };
 const { ConnectionLedger } = (await import(new URL('../../dist/lib/main/ledger.js', import.meta.url).href)) as {
   ConnectionLedger: typeof Ledger;
 };
 
-// Built as the brief has it, (id, slot, restarts, worker, port, pipePath); a version without the
-// trailing pipePath ignores it.
-const HandleClass = WorkerHandle as unknown as new (
-  id: number,
-  slot: number,
-  restarts: number,
-  worker: Worker,
-  port: MessagePort,
-  pipePath: string | undefined,
-) => Handle;
-
 let nextThreadId = 1000;
+
+/** What the workers report beyond their own lives, heard as events. */
+const reported = new EventEmitter();
+const reports: WorkerReports = {
+  closed: () => {},
+  listen: () => {},
+  unlisten: () => {},
+  listenerReturned: () => {},
+  proxyHeaderRejected: () => reported.emit('proxy-header-rejected'),
+  handoffLatencies: () => {},
+};
 
 /** Stands in for a worker thread: exits on a later turn of the loop, once, as a thread does. */
 class FakeWorker extends EventEmitter {
@@ -102,11 +102,11 @@ function harness(t: Test, settings: Partial<PoolSettings> & { onSpawn?: (fake: F
   const errors: string[] = [];
   const ports: MessagePort[] = [];
   const spawns = new EventEmitter();
-  const spawn: PoolSettings['spawn'] = (id, slot, restarts, boot) => {
+  const spawn: PoolSettings['spawn'] = (origin, boot) => {
     const { port1, port2 } = new MessageChannel();
     ports.push(port1, port2);
     const worker = new FakeWorker();
-    const handle = new HandleClass(id, slot, restarts, worker as unknown as Worker, port1, boot.pipePath);
+    const handle = new WorkerRecord(origin, worker as unknown as Worker, port1);
     const fake: Fake = {
       handle,
       worker,
@@ -135,6 +135,7 @@ function harness(t: Test, settings: Partial<PoolSettings> & { onSpawn?: (fake: F
     idleTimeout: 60_000,
     boot: (id) => ({ pipePath: `/nonexistent/fake-${id}.sock` }) as Omit<WorkerBootData, 'port'>,
     log: quietLog(errors),
+    reports,
     spawn,
     ...overrides,
   });
@@ -189,7 +190,7 @@ const retired = (fake: Fake): boolean => fake.received.some((message) => message
  * message arrives later) or stopped it.
  */
 const ended = (fake: Fake): boolean =>
-  (fake.handle as Handle & { exitRequested?: boolean }).exitRequested === true || fake.worker.terminateCalls > 0;
+  fake.handle.exitRequested || fake.worker.terminateCalls > 0;
 
 t.test('start() starts minWorkers, each in its own slot, none ready until it says so', async (t) => {
   const { pool, spawned } = harness(t, { minWorkers: 3, maxWorkers: 5 });
@@ -224,7 +225,7 @@ t.test('start() starts minWorkers, each in its own slot, none ready until it say
     'each ready, with readyAt set',
   );
   t.same(
-    [...pool.handles],
+    [...pool.records],
     spawned.map((f) => f.handle),
   );
   // A second 'ready' from a worker changes nothing.
@@ -235,7 +236,7 @@ t.test('start() starts minWorkers, each in its own slot, none ready until it say
   pool.on('worker-ready', onReady);
   t.teardown(() => pool.off('worker-ready', onReady));
   // Messages keep their order: once the one after it is heard, the repeated 'ready' was handled.
-  const after = until(pool, 'proxy-header-rejected');
+  const after = until(reported, 'proxy-header-rejected');
   spawned[0]!.post({ type: 'ready' });
   spawned[0]!.post({ type: 'proxy-header-rejected' });
   await after;
@@ -328,7 +329,7 @@ t.test('a worker that dies after serving HEALTHY_UPTIME_MS is replaced at once',
   t.equal(pool.backingOff, false, 'no backoff');
   t.equal(pool.restarts, 1, 'counted as a restart');
   t.equal(first.handle.state, 'exited');
-  t.notOk(pool.handles.has(first.handle), 'the dead worker left the pool');
+  t.notOk(pool.records.has(first.handle), 'the dead worker left the pool');
   t.same([spawned[1]!.handle.slot, spawned[1]!.handle.restarts], [0, 1]);
   await withDeadline(first.handle.portClosed, 2000, "the dead worker's channel closed");
   t.pass("the pool closed the dead worker's channel");
@@ -394,7 +395,7 @@ t.test("'bootstrap-failure' for a worker that exits before 'ready', with what it
     code: undefined,
   };
   fake.post({ type: 'bootstrap-error', error });
-  await waitFor(() => first.bootstrapError !== undefined);
+  await waitFor(() => first.error !== undefined);
   const exit = exitOf(pool, fake);
   void fake.worker.exit(1);
   const [, , reason] = await exit;
@@ -596,7 +597,7 @@ t.test('replaceAll replaces each worker in its slot, and resolves once the old o
     'resolved once the old ones exited',
   );
   t.same(
-    [...pool.handles],
+    [...pool.records],
     successors.map((f) => f.handle),
   );
   t.equal(pool.restarts, 0);

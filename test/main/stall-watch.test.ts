@@ -4,7 +4,7 @@ import t, { type Test } from 'tap';
 import type { Logger } from 'streams-logger';
 import type { WorkerPool as Pool } from '../../lib/main/pool.ts';
 import type { StallWatch as Watch } from '../../lib/main/stall-watch.ts';
-import type { WorkerHandle as Handle } from '../../lib/main/worker-handle.ts';
+import type { WorkerRecord as Handle } from '../../lib/main/worker-record.ts';
 import type { FromWorker, ToWorker, WorkerBootData } from '../../lib/protocol/messages.ts';
 import { observeFor, waitFor } from '../helpers.ts';
 
@@ -15,7 +15,7 @@ const { StallWatch, STALL_MS } = (await import(dist('main/stall-watch.js'))) as 
   StallWatch: typeof Watch;
   STALL_MS: number;
 };
-const { WorkerHandle } = (await import(dist('main/worker-handle.js'))) as { WorkerHandle: typeof Handle };
+const { WorkerRecord } = (await import(dist('main/worker-record.js'))) as { WorkerRecord: typeof Handle };
 const { HEARTBEAT_TURN, heartbeatClock } = (await import(
   dist('protocol/messages.js')
 )) as typeof import('../../lib/protocol/messages.ts');
@@ -62,11 +62,19 @@ function harness(t: Test, stallTimeout: number) {
     heartbeats: true,
     boot: () => ({}) as Omit<WorkerBootData, 'port' | 'heartbeat'>,
     log,
-    spawn: (id, slot, restarts, boot) => {
+    reports: {
+      closed() {},
+      listen() {},
+      unlisten() {},
+      listenerReturned() {},
+      proxyHeaderRejected() {},
+      handoffLatencies() {},
+    },
+    spawn: (origin, boot) => {
       const { port1, port2 } = new MessageChannel();
       ports.push(port1, port2);
       const worker = new FakeWorker();
-      const handle = new WorkerHandle(id, slot, restarts, worker as unknown as Worker, port1);
+      const handle = new WorkerRecord(origin, worker as unknown as Worker, port1);
       const cells = new Int32Array(boot.heartbeat!);
       port2.on('message', (message: ToWorker) => {
         if (message.type === 'exit') void worker.terminate();

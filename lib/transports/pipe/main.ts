@@ -4,17 +4,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { connectionBudget } from '../../fd-budget.ts';
 import { addressInfoOf, storedAddressInfo } from '../../protocol/address-info.ts';
-import type { DispatchTarget, LatencyRecorder, Route, Transport, TransportSettings } from '../transport.ts';
+import type { Delivery, DeliverySettings, DispatchTarget, LatencyRecorder, Route } from '../delivery.ts';
 import { encodePreamble } from './preamble.ts';
 import { SlotTable } from './slot-table.ts';
 import { Splice } from './splice.ts';
 
-/** The client's socket, its worker's Unix socket, and its connection still to be counted out. */
+/** The client's socket and its worker's Unix socket; `countOut` is called once, when either side is done. */
 interface Spliced {
   splice: Splice;
   target: DispatchTarget;
-  route: Route;
-  counted: boolean;
+  countOut: (() => void) | undefined;
 }
 
 /** A piped connection holds three descriptors: the client's and both ends of the Unix socket. */
@@ -28,7 +27,7 @@ const STALL_LIMIT_S = 5;
  * each connection, so it counts each out itself: when the worker reports it closed, when the client
  * goes, or when the worker exits, whichever comes first.
  */
-export class PipeTransport implements Transport {
+export class PipeDelivery implements Delivery {
   readonly name = 'pipe';
   readonly readsOnMainThread = true;
   readonly #token: string;
@@ -40,7 +39,7 @@ export class PipeTransport implements Transport {
   #onEmpty: (() => void) | undefined;
   #sweep: NodeJS.Timeout | undefined;
 
-  constructor(settings: TransportSettings) {
+  constructor(settings: DeliverySettings) {
     this.#token = settings.token;
     this.#recordLatency = settings.recordLatency;
     this.#maxWorkers = settings.maxWorkers;
@@ -56,7 +55,7 @@ export class PipeTransport implements Transport {
     return path.join(this.#dir, `${id}.sock`);
   }
 
-  dispatch(target: DispatchTarget, client: net.Socket, route: Route): void {
+  deliver<T extends DispatchTarget>(target: T, client: net.Socket, route: Route<T>): void {
     const { outcome } = route;
     // A client that reset before it was accepted has no address left to pass on.
     const info = route.unix ? undefined : (storedAddressInfo(client) ?? addressInfoOf(client));
@@ -77,14 +76,14 @@ export class PipeTransport implements Transport {
     upstream.once('error', onConnectError);
     upstream.once('connect', () => {
       upstream.off('error', onConnectError);
-      const spliced: Spliced = { splice, target, route, counted: true };
+      const spliced: Spliced = { splice, target, countOut: () => outcome.ended(target, client) };
       const id = client.destroyed ? undefined : this.#spliced.add(spliced);
       if (id === undefined) {
         splice.abandon();
         outcome.dropped(target, client);
         return;
       }
-      upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id, route.listener));
+      upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id, route.server));
       splice.join();
       outcome.delivered(target, client);
       client.once('close', () => {
@@ -138,9 +137,9 @@ export class PipeTransport implements Transport {
   }
 
   #countOut(spliced: Spliced): void {
-    if (!spliced.counted) return;
-    spliced.counted = false;
-    spliced.route.outcome.ended(spliced.target, spliced.splice.client);
+    const { countOut } = spliced;
+    spliced.countOut = undefined;
+    countOut?.();
   }
 
   // Each connection's client leaves the table when it closes, so what is left with a finished worker

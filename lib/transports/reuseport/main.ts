@@ -4,8 +4,8 @@ import { MessageChannel } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
 import { connectionBudget } from '../../fd-budget.ts';
 import type { ReuseportBoot, ToWorker } from '../../protocol/messages.ts';
-import { HandoffTransport } from '../handoff/main.ts';
-import type { DispatchTarget, Route, Transport, TransportSettings } from '../transport.ts';
+import type { DispatchTarget } from '../delivery.ts';
+import type { Intake, OwnConnections, OwnCounters } from '../intake.ts';
 import { ACCEPTING, RESTING, SharedCounts } from './shared-counts.ts';
 
 export interface ReuseportSettings {
@@ -18,6 +18,8 @@ export interface ReuseportSettings {
   limits(): { maxConnections: number; maxConnectionsPerIp: number; perIpPrefix: number };
   balance: string;
   trusted: net.BlockList | undefined;
+  /** The pool's bound: the shared counts have a place for each worker that may live at once. */
+  maxWorkers: number;
   log: Logger;
 }
 
@@ -40,12 +42,9 @@ const MAX_PEER_TABLE = 2 ** 22;
  * thread accepts on it until a worker can hold it), so that no connection in its queue is lost.
  * Connections the main thread accepts meanwhile, and those of the app's other servers, are handed off.
  */
-export class ReuseportTransport implements Transport {
-  readonly name = 'reuseport';
-  readonly readsOnMainThread = false;
+export class ReuseportIntake implements Intake {
   readonly sharedCounts: SharedCounts;
 
-  readonly #handoff: HandoffTransport;
   readonly #settings: ReuseportSettings;
   readonly #address: net.AddressInfo;
   /** Listeners no worker holds: the main thread accepts on them meanwhile. */
@@ -61,8 +60,7 @@ export class ReuseportTransport implements Transport {
   #opening = 0;
   #stopped = false;
 
-  private constructor(settings: TransportSettings, reuseport: ReuseportSettings, counts: SharedCounts) {
-    this.#handoff = new HandoffTransport(settings);
+  private constructor(reuseport: ReuseportSettings, counts: SharedCounts) {
     this.#settings = reuseport;
     this.#address = reuseport.server.address() as net.AddressInfo;
     this.sharedCounts = counts;
@@ -74,33 +72,22 @@ export class ReuseportTransport implements Transport {
    * The transport, once a second listener has joined the public server's port: that shows the
    * server listens with SO_REUSEPORT. Rejects with the reason when it cannot.
    */
-  static async open(settings: TransportSettings, reuseport: ReuseportSettings): Promise<ReuseportTransport> {
+  static async open(reuseport: ReuseportSettings): Promise<ReuseportIntake> {
     const limits = reuseport.limits();
-    const budget = connectionBudget(1, settings.maxWorkers) ?? 0;
+    // Each connection a worker accepts is one descriptor of the process.
+    const budget = connectionBudget(1, reuseport.maxWorkers) ?? 0;
     const peers = limits.maxConnectionsPerIp === 0 ? 0 : peerTableSize(Math.max(limits.maxConnections, budget));
-    const counts = new SharedCounts({ workers: 4 * settings.maxWorkers + 4, peers });
-    const transport = new ReuseportTransport(settings, reuseport, counts);
-    await transport.#openListener();
-    return transport;
+    const counts = new SharedCounts({ workers: 4 * reuseport.maxWorkers + 4, peers });
+    const intake = new ReuseportIntake(reuseport, counts);
+    await intake.#openListener();
+    return intake;
   }
 
   get #portOpen(): boolean {
     return this.#bank.length > 0 || [...this.#members.values()].some((member) => member.listeners > 0);
   }
 
-  connectionBudget(): number | undefined {
-    return this.#handoff.connectionBudget();
-  }
-
-  pipePathFor(): undefined {
-    return undefined;
-  }
-
-  dispatch(target: DispatchTarget, socket: net.Socket, route: Route): void {
-    this.#handoff.dispatch(target, socket, route);
-  }
-
-  counters(): { accepted: number; refused: number; forwarded: number } {
+  ownCounters(): OwnCounters {
     return {
       accepted: this.sharedCounts.count('accepted'),
       refused: this.sharedCounts.count('refused'),
@@ -128,7 +115,7 @@ export class ReuseportTransport implements Transport {
     };
   }
 
-  workerServing(target: DispatchTarget): void {
+  add(target: DispatchTarget): void {
     const member = this.#memberOf(target);
     if (!member || this.#stopped) return;
     if (!member.meshed) this.#mesh(member);
@@ -150,14 +137,14 @@ export class ReuseportTransport implements Transport {
   }
 
   /** The connections worker `target` accepted, or was moved, itself: open now, and since it started. */
-  ownConnections(target: DispatchTarget): { open(): number; total(): number } | undefined {
+  ownConnections(target: DispatchTarget): OwnConnections | undefined {
     const member = this.#memberOf(target);
     if (!member) return undefined;
     const counts = this.sharedCounts;
     return { open: () => counts.heldBy(member.index), total: () => counts.totalOf(member.index) };
   }
 
-  workerResting(target: DispatchTarget, retiring: boolean): void {
+  rest(target: DispatchTarget, retiring: boolean): void {
     const member = this.#memberOf(target);
     if (!member) return;
     this.sharedCounts.setState(member.index, RESTING);
@@ -171,7 +158,7 @@ export class ReuseportTransport implements Transport {
     this.#lendBank();
   }
 
-  workerExited(target: DispatchTarget): void {
+  remove(target: DispatchTarget): void {
     const member = this.#memberOf(target);
     if (!member) return;
     this.#members.delete(target.id);
@@ -192,10 +179,6 @@ export class ReuseportTransport implements Transport {
     for (const server of this.#bank.splice(0)) server.close();
     for (const member of this.#members.values())
       if (member.listeners > 0) this.#post(member, { type: 'close-listeners' });
-  }
-
-  async close(): Promise<void> {
-    await this.#handoff.close();
   }
 
   #memberOf(target: DispatchTarget): Member | undefined {
