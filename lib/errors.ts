@@ -127,6 +127,12 @@ export const ERR_WORKER_EXITED = defineError(
   (threadId, reason) => `Worker ${threadId} exited before it served: ${reason}`,
 );
 
+export const ERR_WORKER_START = defineError(
+  'SOCKETNAUT_ERR_WORKER_START',
+  Error,
+  (reason) => `A worker could not be started: ${reason}`,
+);
+
 /** A bad command line or environment variable for the launcher, which prints it and exits 2. */
 export const ERR_USAGE = defineError('SOCKETNAUT_ERR_USAGE', Error, (message) => message);
 

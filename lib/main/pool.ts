@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
+import { ERR_WORKER_START, withCause } from '../errors.ts';
 import { acceptWorkerLogRecord } from '../logging.ts';
 import type net from 'node:net';
 import type { FromWorker, ListenRequest, WorkerBootData } from '../protocol/messages.ts';
@@ -44,7 +45,7 @@ const EXIT_GRACE_MS = 1_000;
 /**
  * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (record), 'worker-stalled'
  * (record), 'worker-resumed' (record, once a stalled one turns again), 'worker-retiring' (record),
- * 'worker-exit' (record, code, reason) and 'bootstrap-failure' (record). Hears every message of every
+ * 'worker-exit' (record, code, reason), 'bootstrap-failure' (record) and 'start-failed' (error). Hears every message of every
  * worker, and passes on to `reports` those not about the worker's life.
  */
 export class WorkerPool extends EventEmitter {
@@ -109,10 +110,19 @@ export class WorkerPool extends EventEmitter {
     const id = ++this.#nextId;
     const slot = successorOf?.slot ?? this.#freeSlot();
     const heartbeat = this.#settings.heartbeats ? new Heartbeat() : undefined;
-    const boot = { ...this.#settings.boot(id, slot), heartbeat: heartbeat?.buffer };
     const restarts = this.#restartsBySlot.get(slot) ?? 0;
     const origin = { id, slot, restarts, succession: successorOf && succession, heartbeat };
-    const record = this.#spawn(origin, boot, this.#settings.workerOptions);
+    let record: WorkerRecord;
+    try {
+      const boot = { ...this.#settings.boot(id, slot), heartbeat: heartbeat?.buffer };
+      record = this.#spawn(origin, boot, this.#settings.workerOptions);
+    } catch (err) {
+      // Called from timers too (restarts, growth): a throw would be uncaught on the main thread.
+      const coded =
+        err instanceof ERR_WORKER_START ? err : withCause(new ERR_WORKER_START((err as Error).message), err);
+      this.emit('start-failed', coded);
+      return undefined;
+    }
     this.#records.add(record);
     record.account.onIdle = () => this.#stopIfDrained(record);
     const startTimer = setTimeout(() => {

@@ -200,6 +200,7 @@ export class ServiceProxy extends EventEmitter {
       this.emit('worker-exit', ServiceProxyAgent.of(record), code, reason);
     });
     pool.on('bootstrap-failure', (record: WorkerRecord) => this.#onBootstrapFailure(record));
+    pool.on('start-failed', (err: Error) => this.#reportError(err));
   }
 
   #logExit(record: WorkerRecord, code: number, reason: string): void {

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { MessageChannel } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
+import { ERR_WORKER_START } from '../../errors.ts';
 import { connectionBudget } from '../../fd-budget.ts';
 import type { ReuseportBoot, ToWorker } from '../../protocol/messages.ts';
 import type { DispatchTarget } from '../delivery.ts';
@@ -97,7 +98,7 @@ export class ReuseportIntake implements Intake {
 
   workerBoot(id: number, slot: number): ReuseportBoot {
     const index = this.#freeIndexes.shift();
-    if (index === undefined) throw new Error('No place left in the shared connection counts for another worker');
+    if (index === undefined) throw new ERR_WORKER_START('no place is left in the shared connection counts');
     this.sharedCounts.startWorker(index);
     const { balance, trusted } = this.#settings;
     const limits = this.#settings.limits();
