@@ -1,23 +1,8 @@
-export type LimitName = 'maxConnections' | 'maxConnectionsPerIp';
+import type { AdmissionCounts, AdmissionLimits, LimitName } from '../limits.ts';
 
-export interface AdmissionLimits {
-  maxConnections: number;
-  maxConnectionsPerIp: number;
-}
+export type { AdmissionCounts, AdmissionLimits, LimitName } from '../limits.ts';
 
-/**
- * The counts limits are checked against: open connections in all and per peer. Kept here on the main
- * thread, or in shared memory where workers admit connections themselves (the reuseport transport).
- * A peer '' is counted only in the total.
- */
-export interface AdmissionCounts {
-  readonly open: number;
-  openFrom(peer: string): number;
-  /** Counts a new connection in, or returns the limit it would break. */
-  admit(peer: string, limits: AdmissionLimits): LimitName | undefined;
-  release(peer: string): void;
-}
-
+/** The counts kept on the main thread. */
 export class LocalCounts implements AdmissionCounts {
   readonly #perPeer = new Map<string, number>();
   #open = 0;

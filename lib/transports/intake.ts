@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import type { AdmissionCounts } from '../limits.ts';
 import type { ReuseportBoot } from '../protocol/messages.ts';
 import type { DispatchTarget } from './delivery.ts';
 
@@ -15,17 +16,6 @@ export interface OwnCounters {
   accepted: number;
   refused: number;
   forwarded: number;
-}
-
-/** Counts of connections held in common by the main thread and workers that admit connections themselves. */
-export interface SharedAdmissionCounts {
-  readonly open: number;
-  openFrom(peer: string): number;
-  admit(
-    peer: string,
-    limits: { maxConnections: number; maxConnectionsPerIp: number },
-  ): 'maxConnections' | 'maxConnectionsPerIp' | undefined;
-  release(peer: string): void;
 }
 
 /**
@@ -47,7 +37,7 @@ export interface Intake {
   ownConnections(target: DispatchTarget): OwnConnections | undefined;
   ownCounters(): OwnCounters;
   /** Counts the main thread must admit its own connections against, where workers admit theirs. */
-  readonly sharedCounts: SharedAdmissionCounts | undefined;
+  readonly sharedCounts: AdmissionCounts | undefined;
   /** Stops accepting on the public port. */
   stopAccepting(): void;
 }

@@ -6,7 +6,7 @@ import { connectionBudget } from '../../fd-budget.ts';
 import { addressInfoOf, storedAddressInfo } from '../../protocol/address-info.ts';
 import type { Delivery, DeliverySettings, DispatchTarget, LatencyRecorder, Route } from '../delivery.ts';
 import { encodePreamble } from './preamble.ts';
-import { SlotTable } from './slot-table.ts';
+import { IdTable } from './id-table.ts';
 import { Splice } from './splice.ts';
 
 /** The client's socket and its worker's Unix socket; `countOut` is called once, when either side is done. */
@@ -35,7 +35,7 @@ export class PipeDelivery implements Delivery {
   readonly #maxWorkers: number;
   readonly #dir: string;
   /** Spliced connections by the id their worker knows them by, until the client's side closes. */
-  readonly #spliced = new SlotTable<Spliced>();
+  readonly #spliced = new IdTable<Spliced>();
   #onEmpty: (() => void) | undefined;
   #sweep: NodeJS.Timeout | undefined;
 

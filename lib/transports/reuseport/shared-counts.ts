@@ -3,7 +3,7 @@
 // Totals are atomic cells; the per-peer counts are two open-addressing tables under one lock, one
 // by peer (for admission) and one by peer and holder (so that a dead worker's share can be undone).
 
-export type LimitName = 'maxConnections' | 'maxConnectionsPerIp';
+import type { AdmissionLimits, LimitName } from '../../limits.ts';
 
 export interface SharedCountsLayout {
   /** Worker indexes there may be at once, retiring workers included. */
@@ -11,8 +11,6 @@ export interface SharedCountsLayout {
   /** Entries of each peer table, a power of 2; 0 when no per-peer limit applies. */
   peers: number;
 }
-
-export type Limits = Record<'maxConnections' | 'maxConnectionsPerIp', number>;
 
 /** A worker index's state, as other workers read it before moving a connection to it. */
 export const GONE = 0;
@@ -124,7 +122,7 @@ export class SharedCounts {
   }
 
   /** Counts a new connection in, or returns the limit it would break. `peer` '' is counted only in the total. */
-  admit(peer: string, limits: Limits): LimitName | undefined {
+  admit(peer: string, limits: AdmissionLimits): LimitName | undefined {
     const total = Atomics.add(this.#cells, OPEN, 1);
     if (limits.maxConnections > 0 && total >= limits.maxConnections) {
       Atomics.sub(this.#cells, OPEN, 1);

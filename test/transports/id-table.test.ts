@@ -1,8 +1,8 @@
 import t from 'tap';
 
 // Internal: the pipe transport's table of live connections, by the id its workers report back.
-const { SlotTable } = (await import(new URL('../../dist/lib/transports/pipe/slot-table.js', import.meta.url).href)) as {
-  SlotTable: new <T>() => {
+const { IdTable } = (await import(new URL('../../dist/lib/transports/pipe/id-table.js', import.meta.url).href)) as {
+  IdTable: new <T>() => {
     readonly size: number;
     add(entry: T): number | undefined;
     get(id: number): T | undefined;
@@ -13,7 +13,7 @@ const { SlotTable } = (await import(new URL('../../dist/lib/transports/pipe/slot
 };
 
 t.test('entries are found by the id they were given, until deleted', async (t) => {
-  const table = new SlotTable<string>();
+  const table = new IdTable<string>();
   const a = table.add('a')!;
   const b = table.add('b')!;
   t.not(a, b);
@@ -26,12 +26,12 @@ t.test('entries are found by the id they were given, until deleted', async (t) =
   t.same([...table.entries()], [[b, 'b']]);
 });
 
-t.test('a reused slot does not answer to the id of its previous entry', async (t) => {
-  const table = new SlotTable<string>();
+t.test('a reused cell does not answer to the id of its previous entry', async (t) => {
+  const table = new IdTable<string>();
   const first = table.add('first')!;
   table.delete(first);
   const second = table.add('second')!;
-  t.not(second, first, 'a new id for the same slot');
+  t.not(second, first, 'a new id for the same cell');
   t.equal(table.get(first), undefined, 'the stale id finds nothing');
   table.delete(first);
   t.equal(table.get(second), 'second', 'deleting by the stale id leaves the new entry');
@@ -39,7 +39,7 @@ t.test('a reused slot does not answer to the id of its previous entry', async (t
 });
 
 t.test('ids stay safe integers over many reuses', async (t) => {
-  const table = new SlotTable<number>();
+  const table = new IdTable<number>();
   const seen = new Set<number>();
   const unsafe: number[] = [];
   for (let i = 0; i < 10_000; i++) {
@@ -54,7 +54,7 @@ t.test('ids stay safe integers over many reuses', async (t) => {
 });
 
 t.test('unknown and malformed ids find nothing and delete nothing', async (t) => {
-  const table = new SlotTable<string>();
+  const table = new IdTable<string>();
   const id = table.add('kept')!;
   for (const bad of [id + 1, 2 ** 40, 0, 7, -id, id + 0.5, NaN, Infinity]) {
     if (bad === id) continue;
@@ -69,7 +69,7 @@ t.test('unknown and malformed ids find nothing and delete nothing', async (t) =>
 });
 
 t.test('after clear(), no earlier id is given out again', async (t) => {
-  const table = new SlotTable<string>();
+  const table = new IdTable<string>();
   const before = [table.add('a')!, table.add('b')!];
   table.clear();
   const after = [table.add('c')!, table.add('d')!];
