@@ -12,7 +12,7 @@ import { startStatusLine } from '../main/status.ts';
 import { AUTO_PREFERS_REUSEPORT } from '../main/transport-choice.ts';
 import type { ServiceProxyAgent } from '../main/worker-view.ts';
 import { workerBounds } from '../options.ts';
-import { type OptionsOf, resolveSettings } from '../settings/resolve.ts';
+import { type OptionsOf, resolveSettings, sharedSettings } from '../settings/resolve.ts';
 import type { TransportName } from '../transports/transport.ts';
 import { loadEnvFiles } from './env-file.ts';
 import { besideProxy, boundPort, formatHost, listen } from './ports.ts';
@@ -64,28 +64,17 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     : net.createServer();
   await listen(server, resolved.port, resolved.host, joinsReusePort(resolved.transport, resolved.pool, terminatesTls));
 
+  // The pool's bounds come from `pool`, which `workers` may have set.
+  const { minWorkers, maxWorkers, ...shared } = sharedSettings(resolved);
   let proxy: ServiceProxy;
   try {
     proxy = new ServiceProxy({
+      ...shared,
+      ...resolved.pool,
       server,
       workerURL: pathToFileURL(appPath),
-      ...resolved.pool,
-      transport: resolved.transport,
-      balance: resolved.balance,
-      maxConnections: resolved.maxConnections,
-      maxConnectionsPerIp: resolved.maxConnectionsPerIp,
-      perIpPrefix: resolved.perIpPrefix,
-      handshakeTimeout: resolved.handshakeTimeout,
-      queueLimit: resolved.queueLimit,
-      queueTimeout: resolved.queueTimeout,
       overloadResponse: OVERLOADED,
       measureHandoffLatency: resolved.metrics !== undefined,
-      shutdownTimeout: resolved.shutdownTimeout,
-      stallTimeout: resolved.stallTimeout,
-      maxMemoryRestart: resolved.maxMemoryRestart,
-      proxyProtocol: resolved.proxyProtocol,
-      proxyProtocolFrom: resolved.proxyProtocolFrom,
-      proxyProtocolTimeout: resolved.proxyProtocolTimeout,
       serverDefaults: { headersTimeout: resolved.headersTimeout, requestTimeout: resolved.requestTimeout },
       workerOptions: {
         env: { ...process.env, PORT: String(boundPort(server)), ...(resolved.host ? { HOST: resolved.host } : {}) },

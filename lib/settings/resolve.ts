@@ -33,6 +33,11 @@ export type ResolvedOf<S extends Side> = {
   [K in keyof Table as K extends NameOf<S> ? K : never]: Resolved<Table[K]>;
 };
 
+/** The settings of both sides once checked: those launch() hands on to the proxy. */
+export type SharedSettings = {
+  [K in keyof Table as Table[K]['appliesTo'] extends 'both' ? K : never]: Resolved<Table[K]>;
+};
+
 /** The value of a setting given as `value`, checked; its default when not given. Errors name it `label`. */
 export function resolveSetting<K extends SettingName>(
   name: K,
@@ -54,4 +59,12 @@ export function resolveSettings<S extends Side>(side: S, options: OptionsOf<S>):
   return Object.fromEntries(
     settingsOf(side).map(([name]) => [name, resolveSetting(name, given[name])]),
   ) as ResolvedOf<S>;
+}
+
+/** Out of the launcher's checked options, the settings of both sides, which launch() hands on to the proxy. */
+export function sharedSettings(resolved: SharedSettings): SharedSettings {
+  const values: Record<string, unknown> = resolved;
+  return Object.fromEntries(
+    settingsOf('launcher').flatMap(([name, entry]) => (entry.appliesTo === 'both' ? [[name, values[name]]] : [])),
+  ) as SharedSettings;
 }
