@@ -1,11 +1,12 @@
 // The one table of settings: the options of createServiceProxy() and launch(), and the launcher's
-// flags and environment variables. Their checks, defaults, --help and the README's tables come from it.
+// flags and environment variables. Their checks, defaults, types (lib/settings/resolve.ts), --help and the
+// README's tables come from it.
 import net from 'node:net';
 import { SyslogLevel } from 'streams-logger';
 import { balancerNames } from './balancers/balancer.ts';
+import type { ServerDefaults } from './protocol/messages.ts';
 import {
   boolean,
-  checkValue,
   fields,
   host,
   hostAndPort,
@@ -280,7 +281,10 @@ export const settings = {
   }),
   serverDefaults: setting({
     appliesTo: 'proxy',
-    check: fields('an object', { headersTimeout: optional(headersTimeout), requestTimeout: optional(requestTimeout) }),
+    check: fields<ServerDefaults>('an object', {
+      headersTimeout: optional(headersTimeout),
+      requestTimeout: optional(requestTimeout),
+    }),
     help: "`{ headersTimeout, requestTimeout }` in ms, for HTTP servers in the workers left at Node's defaults",
   }),
   proxyProtocol: setting({
@@ -372,20 +376,6 @@ export const settings = {
 };
 
 export type SettingName = keyof typeof settings;
-
-type Resolved<S> = S extends Setting<infer T, infer D> ? (undefined extends D ? T | undefined : T) : never;
-
-/** The value of a setting given as `value`, checked; its default when not given. Errors name it `label`. */
-export function resolveSetting<K extends SettingName>(
-  name: K,
-  value: unknown,
-  label: string = name,
-): Resolved<(typeof settings)[K]> {
-  const entry: Setting<unknown> = settings[name];
-  return (value === undefined && !entry.required ? entry.default : checkValue(entry.check, label, value)) as Resolved<
-    (typeof settings)[K]
-  >;
-}
 
 /** The settings that apply to `side`, in the table's order. */
 export function settingsOf(side: Side): [SettingName, Setting<unknown>][] {

@@ -3,17 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { BalancerName } from '../balancers/balancer.ts';
 import { loadTls } from '../builtins.ts';
-import {
-  ERR_APP_FAILED,
-  ERR_APP_NOT_FOUND,
-  ERR_INVALID_OPTION,
-  describeValue,
-  withCause,
-  type SocketnautError,
-} from '../errors.ts';
-import type { Level } from '../logging.ts';
+import { ERR_APP_FAILED, ERR_APP_NOT_FOUND, ERR_INVALID_OPTION, withCause, type SocketnautError } from '../errors.ts';
 import { serveHealth, type HealthServer } from '../main/health.ts';
 import { serveMetrics, type MetricsServer } from '../main/metrics.ts';
 import { ServiceProxy } from '../main/service-proxy.ts';
@@ -21,70 +12,17 @@ import { startStatusLine } from '../main/status.ts';
 import { AUTO_PREFERS_REUSEPORT } from '../main/transport-choice.ts';
 import type { ServiceProxyAgent } from '../main/worker-view.ts';
 import { workerBounds } from '../options.ts';
-import { resolveSetting, type SettingName } from '../settings.ts';
+import { type OptionsOf, resolveSettings, sharedSettings } from '../settings/resolve.ts';
 import type { TransportName } from '../transports/delivery.ts';
 import { loadEnvFiles } from './env-file.ts';
 import { besideProxy, boundPort, formatHost, listen } from './ports.ts';
 import { watchApp, watchRoots } from './watch.ts';
 
-export interface LaunchOptions {
-  /** Path of the app's main module: the module every worker runs. */
-  app: string;
-  port?: number;
-  host?: string;
-  /** Sets both minWorkers and maxWorkers, when neither is given. Default: available parallelism. */
-  workers?: number;
-  minWorkers?: number;
-  maxWorkers?: number;
-  transport?: TransportName;
-  balance?: BalancerName;
-  /** PEM key and certificate: TLS then ends at the proxy. */
-  tlsKey?: string | Buffer;
-  tlsCert?: string | Buffer;
-  logLevel?: Level;
-  /**
-   * How long open connections may take to finish, in milliseconds: at shutdown (SIGINT/SIGTERM), and
-   * on an old worker at a reload (SIGHUP).
-   */
-  shutdownTimeout?: number;
-  /** Failed starts of the app, with none serving, before launch gives up. */
-  maxStartAttempts?: number;
-  /**
-   * How long a worker's event loop may stay stuck before the worker is replaced, in milliseconds: 0
-   * (never), or 1000 and more. Stuck for 1 s, a worker already gets no new connection.
-   */
-  stallTimeout?: number;
-  /** MB of V8 heap in use above which a worker is recycled, its successor serving first. */
-  maxMemoryRestart?: number;
-  maxConnections?: number;
-  maxConnectionsPerIp?: number;
-  /** IPv6 clients are one client per network of this many bits (64), for maxConnectionsPerIp and ip-hash. */
-  perIpPrefix?: number;
-  /** How long a TLS handshake may take, in milliseconds, when TLS ends at the proxy. */
-  handshakeTimeout?: number;
-  queueLimit?: number;
-  queueTimeout?: number;
-  /** Deadline for a request's headers in the app's HTTP server, in milliseconds. */
-  headersTimeout?: number;
-  /** Deadline for a whole request in the app's HTTP server, in milliseconds. */
-  requestTimeout?: number;
-  /** Serve Prometheus metrics at http://<host>:<port>/metrics, apart from the app's port. */
-  metrics?: { port: number; host?: string };
-  /** Serve the probes /ready and /live at http://<host>:<port>, apart from the app's port. */
-  health?: { port: number; host?: string };
-  /** Print a line about the pool every this many seconds, up to 2147483 (JSON lines when not on a terminal). */
-  statusInterval?: number;
-  /** Connections open with a PROXY protocol header from a balancer in front. */
-  proxyProtocol?: boolean;
-  proxyProtocolFrom?: string[];
-  proxyProtocolTimeout?: number;
-  /** A rolling reload when a file of the app changes, with a line about each on stderr. */
-  watch?: boolean;
-  /** The directories watched, instead of the app module's; implies `watch`. */
-  watchPath?: string[];
-  /** Files of variables set in process.env, unless already there, before the workers start; later files win. */
-  envFile?: string[];
-}
+/**
+ * The options of launch(): one for each setting of the launcher in the table of settings
+ * (lib/settings.ts), whose help README.md's table of the launcher's flags shows.
+ */
+export interface LaunchOptions extends OptionsOf<'launcher'> {}
 
 export interface Launched {
   proxy: ServiceProxy;
@@ -126,28 +64,17 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     : net.createServer();
   await listen(server, resolved.port, resolved.host, joinsReusePort(resolved.transport, resolved.pool, terminatesTls));
 
+  // The pool's bounds come from `pool`, which `workers` may have set.
+  const { minWorkers, maxWorkers, ...shared } = sharedSettings(resolved);
   let proxy: ServiceProxy;
   try {
     proxy = new ServiceProxy({
+      ...shared,
+      ...resolved.pool,
       server,
       workerURL: pathToFileURL(appPath),
-      ...resolved.pool,
-      transport: resolved.transport,
-      balance: resolved.balance,
-      maxConnections: resolved.maxConnections,
-      maxConnectionsPerIp: resolved.maxConnectionsPerIp,
-      perIpPrefix: resolved.perIpPrefix,
-      handshakeTimeout: resolved.handshakeTimeout,
-      queueLimit: resolved.queueLimit,
-      queueTimeout: resolved.queueTimeout,
       overloadResponse: OVERLOADED,
       measureHandoffLatency: resolved.metrics !== undefined,
-      shutdownTimeout: resolved.shutdownTimeout,
-      stallTimeout: resolved.stallTimeout,
-      maxMemoryRestart: resolved.maxMemoryRestart,
-      proxyProtocol: resolved.proxyProtocol,
-      proxyProtocolFrom: resolved.proxyProtocolFrom,
-      proxyProtocolTimeout: resolved.proxyProtocolTimeout,
       serverDefaults: { headersTimeout: resolved.headersTimeout, requestTimeout: resolved.requestTimeout },
       workerOptions: {
         env: { ...process.env, PORT: String(boundPort(server)), ...(resolved.host ? { HOST: resolved.host } : {}) },
@@ -208,52 +135,21 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
   };
 }
 
-/** The options checked as the table of settings says, with their defaults. */
+/** The launcher's options: every setting checked in the table's order, then the pool's size from them. */
 function resolveLaunchOptions(options: LaunchOptions) {
-  if (options === null || typeof options !== 'object') {
-    throw new ERR_INVALID_OPTION('options', 'an object', describeValue(options));
-  }
-  const value = <K extends SettingName & keyof LaunchOptions>(name: K) => resolveSetting(name, options[name]);
-  const tlsKey = value('tlsKey');
-  const tlsCert = value('tlsCert');
+  const { workers, ...checked } = resolveSettings('launcher', options);
+  const { tlsKey, tlsCert } = checked;
   if ((tlsKey === undefined) !== (tlsCert === undefined)) {
     const [missing, given] = tlsKey === undefined ? ['tlsKey', 'tlsCert'] : ['tlsCert', 'tlsKey'];
     throw new ERR_INVALID_OPTION(missing, `given with ${given}`, 'undefined');
   }
   // `workers` applies only when neither bound is given.
-  const workers = value('workers');
   const fixedCount = options.minWorkers === undefined && options.maxWorkers === undefined;
   return {
-    app: value('app'),
-    port: value('port'),
-    host: value('host'),
-    pool: fixedCount ? { workerCount: workers ?? os.availableParallelism() } : workerBounds(options),
-    transport: value('transport'),
-    balance: value('balance'),
-    tlsKey,
-    tlsCert,
-    logLevel: value('logLevel'),
-    shutdownTimeout: value('shutdownTimeout'),
-    stallTimeout: value('stallTimeout'),
-    maxMemoryRestart: value('maxMemoryRestart'),
-    maxStartAttempts: value('maxStartAttempts'),
-    maxConnections: value('maxConnections'),
-    maxConnectionsPerIp: value('maxConnectionsPerIp'),
-    perIpPrefix: value('perIpPrefix'),
-    handshakeTimeout: value('handshakeTimeout'),
-    queueLimit: value('queueLimit'),
-    queueTimeout: value('queueTimeout'),
-    headersTimeout: value('headersTimeout'),
-    requestTimeout: value('requestTimeout'),
-    metrics: value('metrics'),
-    health: value('health'),
-    statusInterval: value('statusInterval'),
-    proxyProtocol: value('proxyProtocol'),
-    proxyProtocolFrom: value('proxyProtocolFrom'),
-    proxyProtocolTimeout: value('proxyProtocolTimeout'),
-    watch: value('watch'),
-    watchPath: value('watchPath'),
-    envFile: value('envFile'),
+    ...checked,
+    pool: fixedCount
+      ? { workerCount: workers ?? os.availableParallelism() }
+      : workerBounds({ ...checked, workerCount: undefined }, options),
   };
 }
 

@@ -2,10 +2,12 @@
 import type { Check } from './checks.ts';
 
 export type Side = 'launcher' | 'proxy';
+/** launch() and the launcher's command line, createServiceProxy(), or both. */
+export type AppliesTo = Side | 'both';
 
-export interface Setting<T, D extends T | undefined = T | undefined> {
-  /** launch() and the launcher's command line, createServiceProxy(), or both. */
-  appliesTo: Side | 'both';
+// `A` keeps each entry's own appliesTo in the table's type, from which the option types are derived.
+export interface Setting<T, D extends T | undefined = T | undefined, A extends AppliesTo = AppliesTo> {
+  appliesTo: A;
   /** The launcher's flag, without its dashes. */
   flag?: string;
   /** A one-letter alias of the flag. */
@@ -27,11 +29,15 @@ export interface Setting<T, D extends T | undefined = T | undefined> {
   help: string;
 }
 
-export function setting<T, const D extends T | undefined = undefined>(entry: Setting<T, D>): Setting<T, D> {
+export function setting<T, const D extends T | undefined = undefined, const A extends AppliesTo = AppliesTo>(
+  entry: Setting<T, D, A>,
+): Setting<T, D, A> {
   return entry;
 }
 
 /** A setting without a default, which must be given. */
-export function required<T>(entry: Omit<Setting<T>, 'required' | 'default' | 'defaultText'>): Setting<T, T> {
+export function required<T, const A extends AppliesTo>(
+  entry: Omit<Setting<T, T, A>, 'required' | 'default' | 'defaultText'>,
+): Setting<T, T, A> & { required: true } {
   return { ...entry, required: true };
 }
