@@ -11,7 +11,8 @@ export type { ServiceProxyOptions } from './options.ts';
 export type { ProxySocketAddressInfo, SocketAddress } from './protocol/address-info.ts';
 export type { BalancerName } from './balancers/balancer.ts';
 export type { TransportName } from './transports/delivery.ts';
-export type { ServiceProxyAgent } from './main/worker-view.ts';
+// WorkerView was first published as ServiceProxyAgent; both names stay.
+export type { WorkerView, WorkerView as ServiceProxyAgent } from './main/worker-view.ts';
 export { launch, type LaunchOptions, type Launched } from './launcher/launch.ts';
 export { Level, logger, formatter, consoleHandler } from './logging.ts';
 export type { SocketnautError } from './errors.ts';

@@ -10,7 +10,7 @@ import { serveMetrics, type MetricsServer } from '../main/metrics.ts';
 import { ServiceProxy } from '../main/service-proxy.ts';
 import { startStatusLine } from '../main/status.ts';
 import { AUTO_PREFERS_REUSEPORT } from '../main/transport-choice.ts';
-import type { ServiceProxyAgent } from '../main/worker-view.ts';
+import type { WorkerView } from '../main/worker-view.ts';
 import { workerBounds } from '../options.ts';
 import { type OptionsOf, resolveSettings, sharedSettings } from '../settings/resolve.ts';
 import type { TransportName } from '../transports/delivery.ts';
@@ -166,7 +166,7 @@ function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
         reject(err);
       }
     };
-    const onExit = (handle: ServiceProxyAgent): void => {
+    const onExit = (handle: WorkerView): void => {
       if (handle.readyAt !== 0 || ++failures < attempts) return;
       cleanup();
       const cause = (firstError?.cause ?? firstError) as Error | undefined;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ERR_INVALID_OPTION } from '../errors.ts';
 import type { ServiceProxy } from '../main/service-proxy.ts';
-import type { ServiceProxyAgent } from '../main/worker-view.ts';
+import type { WorkerView } from '../main/worker-view.ts';
 
 /** Left out below every watched directory, as are directories (and files) whose names start with '.'. */
 export const UNWATCHED_DIRECTORIES: readonly string[] = ['node_modules', 'dist', 'build', 'out', 'coverage'];
@@ -156,7 +156,7 @@ async function locateSyntaxError(files: readonly string[]): Promise<string | und
   return undefined;
 }
 
-type LoadError = NonNullable<ServiceProxyAgent['error']>;
+type LoadError = NonNullable<WorkerView['error']>;
 
 /** The error of a module that failed to load, with the file and line it failed at. */
 async function describeLoadError(error: LoadError | Error, files: readonly string[]): Promise<string> {
@@ -206,7 +206,7 @@ export function watchApp(settings: WatchSettings): AppWatcher {
     changed.clear();
     reloading = true;
     const failures: LoadError[] = [];
-    const onExit = (agent: ServiceProxyAgent): void => {
+    const onExit = (agent: WorkerView): void => {
       if (agent.readyAt === 0 && agent.error) failures.push(agent.error);
     };
     proxy.on('worker-exit', onExit);

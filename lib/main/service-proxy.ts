@@ -17,7 +17,7 @@ import { type ReloadOptions, resolveStopOptions, type ShutdownOptions, type Stop
 import { openTransport } from './transport-choice.ts';
 import { type HealthReport, WorkerHealth } from './worker-health.ts';
 import type { WorkerRecord } from './worker-record.ts';
-import { ServiceProxyAgent } from './worker-view.ts';
+import { WorkerView } from './worker-view.ts';
 
 export type { ReloadOptions, ShutdownOptions } from './stop-options.ts';
 export type { HealthReport, WorkerHealthEntry } from './worker-health.ts';
@@ -92,8 +92,8 @@ export class ServiceProxy extends EventEmitter {
   }
 
   /** One entry per live worker, with its `worker`, `threadId` and open `connections`. */
-  get agents(): ServiceProxyAgent[] {
-    return [...this.#pool.records].map(ServiceProxyAgent.of);
+  get agents(): WorkerView[] {
+    return [...this.#pool.records].map(WorkerView.of);
   }
 
   /** True from the moment shutdown() is called: the proxy takes no new connection, and `/ready` answers 503. */
@@ -179,7 +179,7 @@ export class ServiceProxy extends EventEmitter {
       this.#public.dispatcher.workerReady();
       this.#sharedPorts.workerReady();
       this.log.debug(`Worker ${record.threadId} is serving`);
-      this.emit('worker-online', ServiceProxyAgent.of(record));
+      this.emit('worker-online', WorkerView.of(record));
       this.#maybeEmitReady();
     });
     pool.on('worker-resumed', (record: WorkerRecord) => {
@@ -197,7 +197,7 @@ export class ServiceProxy extends EventEmitter {
       this.#sharedPorts.workerExited(record);
       this.#public.dispatcher.workerExited();
       this.#logExit(record, code, reason);
-      this.emit('worker-exit', ServiceProxyAgent.of(record), code, reason);
+      this.emit('worker-exit', WorkerView.of(record), code, reason);
     });
     pool.on('bootstrap-failure', (record: WorkerRecord) => this.#onBootstrapFailure(record));
     pool.on('start-failed', (err: Error) => this.#reportError(err));

@@ -1,10 +1,10 @@
 import type { Worker } from 'node:worker_threads';
 import type { Lifecycle, WorkerRecord, WorkerStatus } from './worker-record.ts';
 
-const views = new WeakMap<WorkerRecord, ServiceProxyAgent>();
+const views = new WeakMap<WorkerRecord, WorkerView>();
 
 /** What a user can read about one worker of a ServiceProxy: `proxy.agents`, and the workers' events. */
-export class ServiceProxyAgent {
+export class WorkerView {
   readonly #record: WorkerRecord;
 
   private constructor(record: WorkerRecord) {
@@ -12,10 +12,10 @@ export class ServiceProxyAgent {
   }
 
   /** The one view of `record`, so that views of the same worker compare equal. */
-  static of(record: WorkerRecord): ServiceProxyAgent {
+  static of(record: WorkerRecord): WorkerView {
     let view = views.get(record);
     if (!view) {
-      view = new ServiceProxyAgent(record);
+      view = new WorkerView(record);
       views.set(record, view);
     }
     return view;
