@@ -189,8 +189,7 @@ const retired = (fake: Fake): boolean => fake.received.some((message) => message
  * Whether the pool has ended the worker: told it to end itself (the handle notes that at once, the
  * message arrives later) or stopped it.
  */
-const ended = (fake: Fake): boolean =>
-  fake.handle.exitRequested || fake.worker.terminateCalls > 0;
+const ended = (fake: Fake): boolean => fake.handle.exitRequested || fake.worker.terminateCalls > 0;
 
 t.test('start() starts minWorkers, each in its own slot, none ready until it says so', async (t) => {
   const { pool, spawned } = harness(t, { minWorkers: 3, maxWorkers: 5 });
