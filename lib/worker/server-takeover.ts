@@ -4,6 +4,7 @@ import type http from 'node:http';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { ServerDefaults } from '../protocol/messages.ts';
+import { askedAddress } from './listen-args.ts';
 
 // Node's own defaults: a server that still has them was not configured by its author.
 const NODE_HEADERS_TIMEOUT = 60_000;
@@ -73,14 +74,18 @@ export function takeOverServer(
 ): void {
   if (defaults && isHttpServer(server)) applyServerDefaults(server, defaults);
   let listening = false;
+  // Frameworks read address() in the 'listening' event (Fastify throws on null), so it is never null
+  // while the server seems to listen: without the proxy's address, it is the one the app asked for.
+  let address: net.AddressInfo | string | null = null;
   Object.defineProperty(server, 'listening', { configurable: true, get: () => listening });
-  server.address = () => (listening ? publicAddress : null);
+  server.address = () => (listening ? address : null);
 
   server.listen = function listen(...args: unknown[]): net.Server {
     const callback = args.at(-1);
     if (typeof callback === 'function') server.once('listening', callback as () => void);
     if (!listening && !agent.stopping) {
       listening = true;
+      address = publicAddress ?? askedAddress(args);
       process.nextTick(() => {
         server.emit('listening');
         agent.markServing();

@@ -1,5 +1,6 @@
 import type net from 'node:net';
-import type { FromWorker, ListenFailure, ListenRequest, ToWorker } from '../protocol/messages.ts';
+import type { FromWorker, ListenFailure, ToWorker } from '../protocol/messages.ts';
+import { parseListenArgs } from './listen-args.ts';
 
 type ListenResult = Extract<ToWorker, { type: 'listen-result' }>;
 
@@ -130,38 +131,4 @@ function listenError(failure: ListenFailure): NodeJS.ErrnoException {
   if (failure.address !== undefined) err.address = failure.address;
   if (failure.port !== undefined) err.port = failure.port;
   return err;
-}
-
-function toPort(value: unknown): number | undefined {
-  if (value === undefined || value === null) return 0;
-  const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  return typeof port === 'number' && Number.isInteger(port) && port >= 0 && port <= 65535 ? port : undefined;
-}
-
-/** listen()'s overloads, as net.Server reads them; undefined for those left to Node (a handle, an fd, a bad port). */
-function parseListenArgs(args: unknown[]): { request: ListenRequest; callback: unknown } | undefined {
-  const callback = typeof args.at(-1) === 'function' ? args.at(-1) : undefined;
-  const rest = callback ? args.slice(0, -1) : args;
-  const [first, second, third] = rest;
-  let request: Omit<ListenRequest, 'key'>;
-  if (typeof first === 'object' && first !== null) {
-    const options = first as net.ListenOptions & { fd?: unknown; _handle?: unknown };
-    if (options.handle !== undefined || options.fd !== undefined || options._handle !== undefined) return undefined;
-    if (typeof options.path === 'string') request = { path: options.path, backlog: options.backlog };
-    else {
-      const port = toPort(options.port);
-      if (port === undefined) return undefined;
-      request = { port, host: options.host, backlog: options.backlog, ipv6Only: options.ipv6Only };
-    }
-  } else if (typeof first === 'string' && !/^\d+$/.test(first)) {
-    request = { path: first, backlog: typeof second === 'number' ? second : undefined };
-  } else {
-    const port = toPort(first);
-    if (port === undefined) return undefined;
-    const host = typeof second === 'string' ? second : undefined;
-    const backlog = typeof second === 'number' ? second : typeof third === 'number' ? third : undefined;
-    request = { port, host, backlog };
-  }
-  const key = request.path !== undefined ? `path:${request.path}` : `tcp:${request.host ?? ''}:${request.port}`;
-  return { request: { ...request, key }, callback };
 }
