@@ -23,10 +23,9 @@ function toPort(value: unknown): number | undefined {
   return typeof port === 'number' && Number.isInteger(port) && port >= 0 && port <= 65535 ? port : undefined;
 }
 
-/** The listen() as the main thread can open it, and its callback; undefined for what is left to Node (a handle, an fd, a bad port). */
-export function parseListenArgs(args: unknown[]): { request: ListenRequest; callback: unknown } | undefined {
-  const callback = typeof args.at(-1) === 'function' ? args.at(-1) : undefined;
-  const rest = callback ? args.slice(0, -1) : args;
+/** The listen() as the main thread can open it; undefined for what is left to Node (a handle, an fd, a bad port). */
+export function parseListenArgs(args: unknown[]): ListenRequest | undefined {
+  const rest = typeof args.at(-1) === 'function' ? args.slice(0, -1) : args;
   const [first, second, third] = rest;
   let request: Omit<ListenRequest, 'key'>;
   if (typeof first === 'object' && first !== null) {
@@ -48,7 +47,7 @@ export function parseListenArgs(args: unknown[]): { request: ListenRequest; call
     request = { port, host, backlog };
   }
   const key = request.path !== undefined ? `path:${request.path}` : `tcp:${request.host ?? ''}:${request.port}`;
-  return { request: { ...request, key }, callback };
+  return { ...request, key };
 }
 
 /**
@@ -57,7 +56,7 @@ export function parseListenArgs(args: unknown[]): { request: ListenRequest; call
  * to listen on the proxy's address while the proxy has none to give.
  */
 export function askedAddress(args: unknown[]): net.AddressInfo | string {
-  const request = parseListenArgs(args)?.request;
+  const request = parseListenArgs(args);
   if (request?.path !== undefined) return request.path;
   const address = request?.host ?? '::';
   return { address, family: net.isIPv6(address) ? 'IPv6' : 'IPv4', port: request?.port ?? 0 };

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { seemToListen, type ServerAddress } from '../protocol/seeming-listen.ts';
 import { askedAddress, namesPath, requestedPort } from './listen-args.ts';
 import type { SharedServers } from './shared-servers.ts';
 
@@ -40,18 +41,7 @@ export function interceptListen({ claim, publicAddress, publicPort, shared }: Li
   } as net.Server['listen'];
 }
 
-function pretendToListen(server: net.Server, args: unknown[], publicAddress: net.AddressInfo | string): net.Server {
-  let listening = true;
-  const callback = args.at(-1);
-  if (typeof callback === 'function') server.once('listening', callback as () => void);
-  Object.defineProperty(server, 'listening', { configurable: true, get: () => listening });
-  server.address = () => (listening ? publicAddress : null);
-  server.close = function close(done?: (err?: Error) => void): net.Server {
-    listening = false;
-    if (done) server.once('close', done);
-    process.nextTick(() => server.emit('close'));
-    return server;
-  };
-  process.nextTick(() => server.emit('listening'));
+function pretendToListen(server: net.Server, args: unknown[], address: ServerAddress): net.Server {
+  seemToListen(server, (closed) => process.nextTick(closed)).listen(address, args.at(-1));
   return server;
 }
