@@ -27,7 +27,7 @@ export interface ServiceAgentOptions {
 }
 
 // streams-logger costs ~1.8 MB in every worker that loads it, and an agent logs only when asked to.
-// The path is the compiled module's, in dist/.
+// The path is the compiled module's, in dist/; require() of an ES module is why engines says Node 22.12.
 const loadLogging = (): typeof import('../logging.ts') => createRequire(import.meta.url)('../logging.js');
 /** SyslogLevel.DEBUG, without loading the logger to read it. */
 const DEBUG = 7;
