@@ -76,7 +76,3 @@ if (workerContext) {
   forwardLogsTo(workerContext.port);
   logger.setLevel(workerContext.logLevel);
 }
-
-export function levelName(level: number): string {
-  return SyslogLevel[level] ?? String(level);
-}

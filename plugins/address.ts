@@ -19,10 +19,11 @@ function agentOf(socket: net.Socket): ServiceAgent | undefined {
 }
 
 /**
- * The connection's address info, if known without waiting. Undefined for a connection with no IP
- * address (a Unix socket the app listens on itself, outside a worker), as Node's `remoteAddress` is.
+ * The connection's address info, known at once: the agent's for a connection the proxy brought, the
+ * socket's own otherwise. Undefined for a connection with no IP address (a Unix socket the app
+ * listens on itself, outside a worker), as Node's `remoteAddress` is.
  */
-export function addressInfoSync(socket: net.Socket): ProxySocketAddressInfo | undefined {
+export function addressInfo(socket: net.Socket): ProxySocketAddressInfo | undefined {
   let info = known.get(socket);
   if (info) return info;
   const agent = agentOf(socket);
@@ -30,18 +31,6 @@ export function addressInfoSync(socket: net.Socket): ProxySocketAddressInfo | un
   info = addressInfoOf(socket);
   if (info) known.set(socket, info);
   return info;
-}
-
-/** As addressInfoSync(), but asks the proxy (and returns a promise) when the worker does not know yet. */
-export function addressInfo(socket: net.Socket): ProxySocketAddressInfo | undefined | Promise<ProxySocketAddressInfo> {
-  const info = addressInfoSync(socket);
-  if (info) return info;
-  const agent = agentOf(socket);
-  if (!agent) return undefined;
-  return agent.requestProxySocketAddressInfo(socket).then((found) => {
-    known.set(socket, found);
-    return found;
-  });
 }
 
 /** The client's IP address, an IPv4 client in dotted form; undefined only where remoteAddress is. */

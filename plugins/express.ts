@@ -65,15 +65,7 @@ export default function socketnaut(): RequestHandler {
       );
     }
     markRequest(req, PLUGIN);
-    const info = addressInfo(req.socket);
-    if (!(info instanceof Promise)) {
-      decorate(req, info);
-      next();
-      return;
-    }
-    info.then((found) => {
-      decorate(req, found);
-      next();
-    }, next);
+    decorate(req, addressInfo(req.socket));
+    next();
   };
 }

@@ -1,15 +1,9 @@
 // socketnaut for Fastify 5: `await app.register(socketnaut)`.
-import type {
-  FastifyInstance,
-  FastifyPluginCallback,
-  FastifyReply,
-  FastifyRequest,
-  HookHandlerDoneFunction,
-} from 'fastify';
+import type { FastifyInstance, FastifyPluginCallback, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { agentFor } from '../lib/worker/service-agent.ts';
 import { getWorkerContext } from '../lib/worker/context.ts';
-import { addressInfo, addressInfoSync, clientAddressOf, type ProxySocketAddressInfo } from './address.ts';
+import { addressInfo, clientAddressOf, type ProxySocketAddressInfo } from './address.ts';
 import { ERR_PLUGIN_REGISTERED_TWICE, ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from '../lib/errors.ts';
 
 export type { ProxySocketAddressInfo };
@@ -42,18 +36,11 @@ function isFastify(value: unknown): value is FastifyInstance {
 // Getters rather than values set by a hook: they also work in hooks and plugins that run before ours.
 // Like Node's remoteAddress, they are undefined only for a Unix socket the app listens on itself.
 function proxySocketAddressInfo(this: FastifyRequest): ProxySocketAddressInfo {
-  return addressInfoSync(this.raw.socket)!;
+  return addressInfo(this.raw.socket)!;
 }
 
 function clientAddress(this: FastifyRequest): string {
-  return clientAddressOf(addressInfoSync(this.raw.socket));
-}
-
-// Only waits when the worker must ask the proxy, so that handlers always find the address known.
-function resolveAddress(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
-  const info = addressInfo(request.raw.socket);
-  if (info instanceof Promise) info.then(() => done(), done);
-  else done();
+  return clientAddressOf(addressInfo(this.raw.socket));
 }
 
 function socketnaut(fastify: FastifyInstance, _options: unknown, done: (err?: Error) => void): void {
@@ -74,7 +61,6 @@ function socketnaut(fastify: FastifyInstance, _options: unknown, done: (err?: Er
     fastify.decorate(kRegistered, true);
     fastify.decorateRequest('proxySocketAddressInfo', { getter: proxySocketAddressInfo });
     fastify.decorateRequest('clientAddress', { getter: clientAddress });
-    fastify.addHook('onRequest', resolveAddress);
     // Claimed now, before listen() or any other server of the worker can become the proxied one;
     // fastify.listen() then goes through the takeover and opens no port.
     if (getWorkerContext()) agentFor(fastify.server, false);

@@ -69,14 +69,7 @@ export default function socketnaut(): Middleware {
       );
     }
     markRequest(ctx.req, PLUGIN);
-    const info = addressInfo(ctx.req.socket);
-    if (!(info instanceof Promise)) {
-      decorate(ctx, info);
-      return next();
-    }
-    return info.then((found) => {
-      decorate(ctx, found);
-      return next();
-    });
+    decorate(ctx, addressInfo(ctx.req.socket));
+    return next();
   };
 }

@@ -7,8 +7,8 @@ const tls = {
   cert: fs.readFileSync(new URL('../certs/cert.pem', import.meta.url)),
 };
 
-const server = https.createServer(tls, async (req, res) => {
-  const { remote } = await agent.requestProxySocketAddressInfo(req.socket);
+const server = https.createServer(tls, (req, res) => {
+  const { remote } = agent.requestProxySocketAddressInfo(req.socket);
   res.setHeader('content-type', 'text/plain');
   res.end(`Hello over HTTPS, ${remote.address}\n`);
 });

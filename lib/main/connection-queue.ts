@@ -52,13 +52,6 @@ export class ConnectionQueue {
     return true;
   }
 
-  shift(): net.Socket | undefined {
-    const next = this.#waiting.keys().next();
-    if (next.done) return undefined;
-    this.#remove(next.value);
-    return next.value;
-  }
-
   /**
    * Hands each connection waiting now to `each`, oldest first. One that `each` queues again waits
    * for the next call, so that a worker refusing every connection cannot keep this loop going.

@@ -86,16 +86,6 @@ export class ConnectionLedger {
     return this.#maxPerPeer > 0 && peer !== '';
   }
 
-  /** Connections admitted and not yet ended. */
-  get open(): number {
-    return this.#counts.open;
-  }
-
-  /** Open connections from `peer`; always 0 when not tracking peers. */
-  openFrom(peer: string): number {
-    return this.#counts.openFrom(peer);
-  }
-
   /** Counts a new connection in, or returns the limit it would break. */
   admit(peer: string): LimitName | undefined {
     return this.#counts.admit(this.#perPeerLimit(peer) ? peer : '', {

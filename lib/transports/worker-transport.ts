@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import type { ProxySocketAddressInfo } from '../protocol/address-info.ts';
-import type { WorkerBootData } from '../protocol/messages.ts';
+import type { ToWorker, WorkerBootData } from '../protocol/messages.ts';
 
 /** Where a worker's transport delivers the connections it receives: the worker's ServiceAgent. */
 export interface ConnectionSink {
@@ -17,13 +17,18 @@ export interface ConnectionSink {
   recordHandoff(acceptedAt: number): void;
 }
 
+/** The messages from the proxy that are a transport's: the worker's router passes them to its transport. */
+export type TransportMessage = Extract<
+  ToWorker,
+  { type: 'connection' | 'listener' | 'return-listeners' | 'close-listeners' | 'peer' | 'peer-gone' }
+>;
+
 /** The worker's end of a transport. */
 export interface WorkerTransport {
-  /** Starts receiving connections; `sink` gives the agent they go to, once there is one. */
-  start(context: WorkerBootData, sink: () => ConnectionSink): Promise<void>;
+  /** Starts receiving connections. */
+  start(): Promise<void>;
+  receive(message: TransportMessage): void;
 }
 
-/** The pipe transport's worker end, which a worker may also need for a Unix-socket listener of its app. */
-export interface PipeWorkerTransport extends WorkerTransport {
-  listening: boolean;
-}
+/** Makes a worker's end of a transport; `sink` gives the agent connections go to, once there is one. */
+export type WorkerTransportFactory = (context: WorkerBootData, sink: () => ConnectionSink) => WorkerTransport;

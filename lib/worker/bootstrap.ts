@@ -4,10 +4,11 @@ import workerThreads from 'node:worker_threads';
 import { syncBuiltinESMExports } from 'node:module';
 import { ERR_NO_BOOT_DATA } from '../errors.ts';
 import { serializeError, type ConcreteTransportName, type FromWorker, type ToWorker } from '../protocol/messages.ts';
+import { exhaustive } from '../exhaustive.ts';
 import { handoffWorker } from '../transports/handoff/worker.ts';
-import { pipeWorker } from '../transports/pipe/worker.ts';
+import { listenOnPipe, pipeWorker } from '../transports/pipe/worker.ts';
 import { reuseportWorker } from '../transports/reuseport/worker.ts';
-import type { WorkerTransport } from '../transports/worker-transport.ts';
+import type { WorkerTransportFactory } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { interceptListen } from './listen.ts';
@@ -16,7 +17,7 @@ import { sharedServers } from './shared-servers.ts';
 import { deliverSignal, exitWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
 
-const workerTransports: Record<ConcreteTransportName, WorkerTransport> = {
+const workerTransports: Record<ConcreteTransportName, WorkerTransportFactory> = {
   handoff: handoffWorker,
   pipe: pipeWorker,
   reuseport: reuseportWorker,
@@ -35,11 +36,10 @@ syncBuiltinESMExports();
 reportClientAddresses();
 
 const sink = () => currentAgent()!;
+const transport = workerTransports[context.transport](context, sink);
 const shared = sharedServers({
   post,
-  takePipedConnections: async (pipePath) => {
-    if (!pipeWorker.listening) await pipeWorker.start({ ...context, pipePath }, sink);
-  },
+  takePipedConnections: (pipePath) => listenOnPipe(pipePath, context.token, sink),
 })!;
 
 // The proxied server first: its agent tells the keep-alive connections of every server to close.
@@ -51,8 +51,17 @@ const stop = (): void => {
 };
 keepSelfSignalsInWorker(stop);
 
+// Every message from the proxy comes through here.
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
+    case 'connection':
+    case 'listener':
+    case 'return-listeners':
+    case 'close-listeners':
+    case 'peer':
+    case 'peer-gone':
+      transport.receive(message);
+      break;
     case 'listen-result':
       void shared.settle(message);
       break;
@@ -63,6 +72,8 @@ port.on('message', (message: ToWorker) => {
     case 'exit':
       exitWorker();
       break;
+    default:
+      exhaustive(message);
   }
 });
 
@@ -73,7 +84,7 @@ port.on('message', (message: ToWorker) => {
 const launcherPort = Number(process.env.PORT) || undefined;
 
 try {
-  await workerTransports[context.transport].start(context, sink);
+  await transport.start();
   interceptListen({
     claim: (server, port, namesPath) => {
       const agent = currentAgent();

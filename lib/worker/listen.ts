@@ -1,4 +1,6 @@
 import net from 'node:net';
+import { seemToListen, type ServerAddress } from '../protocol/seeming-listen.ts';
+import { askedAddress, namesPath, requestedPort } from './listen-args.ts';
 import type { SharedServers } from './shared-servers.ts';
 
 /** Marks a server of socketnaut's own in the worker (the pipe transport's), which listens as usual. */
@@ -7,6 +9,7 @@ export const kInternalServer = Symbol.for('socketnaut.internalServer');
 export interface ListenRouting {
   /** The server the proxy feeds, if this listen() makes `server` it; undefined otherwise. */
   claim(server: net.Server, port: number | undefined, namesPath: boolean): net.Server | undefined;
+  /** The proxy's address; null when its server had not bound yet as this worker started. */
   publicAddress: net.AddressInfo | string | null;
   /** The public port as the app was told it (PORT), when it was. */
   publicPort: number | undefined;
@@ -32,42 +35,13 @@ export function interceptListen({ claim, publicAddress, publicPort, shared }: Li
       return (claimed.listen as (...a: unknown[]) => net.Server)(...args);
     }
     if (port !== undefined && port !== 0 && (port === claimedPort || port === publicPort))
-      return pretendToListen(this, args, publicAddress);
+      return pretendToListen(this, args, publicAddress ?? askedAddress(args));
     if (shared.listen(this, args)) return this;
     return originalListen.apply(this, args);
   } as net.Server['listen'];
 }
 
-function requestedPort(args: unknown[]): number | undefined {
-  const [first] = args;
-  const port = typeof first === 'object' && first !== null ? (first as net.ListenOptions).port : first;
-  if (typeof port === 'number') return port;
-  if (typeof port === 'string' && /^\d+$/.test(port)) return Number(port);
-  return undefined;
-}
-
-function namesPath(args: unknown[]): boolean {
-  const [first] = args;
-  if (typeof first === 'string') return !/^\d+$/.test(first);
-  return typeof first === 'object' && first !== null && typeof (first as net.ListenOptions).path === 'string';
-}
-
-function pretendToListen(
-  server: net.Server,
-  args: unknown[],
-  publicAddress: net.AddressInfo | string | null,
-): net.Server {
-  let listening = true;
-  const callback = args.at(-1);
-  if (typeof callback === 'function') server.once('listening', callback as () => void);
-  Object.defineProperty(server, 'listening', { configurable: true, get: () => listening });
-  server.address = () => (listening ? publicAddress : null);
-  server.close = function close(done?: (err?: Error) => void): net.Server {
-    listening = false;
-    if (done) server.once('close', done);
-    process.nextTick(() => server.emit('close'));
-    return server;
-  };
-  process.nextTick(() => server.emit('listening'));
+function pretendToListen(server: net.Server, args: unknown[], address: ServerAddress): net.Server {
+  seemToListen(server, (closed) => process.nextTick(closed)).listen(address, args.at(-1));
   return server;
 }

@@ -4,6 +4,8 @@ import type http from 'node:http';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { ServerDefaults } from '../protocol/messages.ts';
+import { seemToListen } from '../protocol/seeming-listen.ts';
+import { askedAddress } from './listen-args.ts';
 
 // Node's own defaults: a server that still has them was not configured by its author.
 const NODE_HEADERS_TIMEOUT = 60_000;
@@ -57,7 +59,6 @@ export function shareTicketKeys(server: net.Server, keys: Uint8Array): void {
 interface Serving {
   markServing(): void;
   stop(callback?: () => void): void;
-  readonly stopping: boolean;
 }
 
 /**
@@ -72,28 +73,11 @@ export function takeOverServer(
   defaults: ServerDefaults | undefined,
 ): void {
   if (defaults && isHttpServer(server)) applyServerDefaults(server, defaults);
-  let listening = false;
-  Object.defineProperty(server, 'listening', { configurable: true, get: () => listening });
-  server.address = () => (listening ? publicAddress : null);
-
+  const seeming = seemToListen(server, (closed) => agent.stop(closed));
   server.listen = function listen(...args: unknown[]): net.Server {
-    const callback = args.at(-1);
-    if (typeof callback === 'function') server.once('listening', callback as () => void);
-    if (!listening && !agent.stopping) {
-      listening = true;
-      process.nextTick(() => {
-        server.emit('listening');
-        agent.markServing();
-      });
-    }
+    // Without the proxy's address (its server still binding when this worker started), the one the
+    // app asked for: frameworks read address() in the 'listening' event, and Fastify throws on null.
+    seeming.listen(publicAddress ?? askedAddress(args), args.at(-1), () => agent.markServing());
     return server;
   } as net.Server['listen'];
-
-  server.close = function close(callback?: (err?: Error) => void): net.Server {
-    if (callback) server.once('close', callback);
-    if (agent.stopping) return server;
-    listening = false;
-    agent.stop(() => server.emit('close'));
-    return server;
-  };
 }

@@ -12,7 +12,6 @@ import {
 import {
   addressInfoOf,
   kAddressInfo,
-  peerKey,
   storedAddressInfo,
   type AddressInfoCarrier,
   type ProxySocketAddressInfo,
@@ -28,7 +27,7 @@ export interface ServiceAgentOptions {
 }
 
 // streams-logger costs ~1.8 MB in every worker that loads it, and an agent logs only when asked to.
-// The path is the compiled module's, in dist/.
+// The path is the compiled module's, in dist/; require() of an ES module is why engines says Node 22.12.
 const loadLogging = (): typeof import('../logging.ts') => createRequire(import.meta.url)('../logging.js');
 /** SyslogLevel.DEBUG, without loading the logger to read it. */
 const DEBUG = 7;
@@ -164,10 +163,12 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     socket.destroy();
   }
 
-  // The peer is recorded for per-address limits, which the proxy counted by the address it accepted from.
+  // The peer is recorded for per-address limits, which the proxy counted by the address it accepted from:
+  // it sends that address with every connection it hands off while it tracks peers. The piped ones it
+  // counts itself.
   #track(socket: net.Socket, peer: string | undefined, pipeId?: number): void {
     this.#openCount++;
-    const trackedPeer = this.#context.trackPeers && pipeId === undefined ? (peer ?? peerKey(socket)) : undefined;
+    const trackedPeer = this.#context.trackPeers && pipeId === undefined ? peer : undefined;
     socket.once('close', () => this.#onSocketClose(trackedPeer, pipeId));
   }
 
@@ -179,7 +180,10 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     });
   }
 
-  /** The client's and the proxy's ends of this connection, when known without asking the proxy. */
+  /**
+   * The client's and the proxy's ends of a connection the proxy brought: known in the worker, from the
+   * socket, its PROXY header or its preamble. Undefined for any other socket.
+   */
   getProxySocketAddressInfo(socket: net.Socket): ProxySocketAddressInfo | undefined {
     const stored = storedAddressInfo(socket);
     if (stored) return stored;
@@ -189,9 +193,11 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     return info;
   }
 
-  requestProxySocketAddressInfo(socket: net.Socket): Promise<ProxySocketAddressInfo> {
+  /** As getProxySocketAddressInfo(), but throws SOCKETNAUT_ERR_ADDRESS_UNKNOWN where that gives undefined. */
+  requestProxySocketAddressInfo(socket: net.Socket): ProxySocketAddressInfo {
     const info = this.getProxySocketAddressInfo(socket);
-    return info ? Promise.resolve(info) : Promise.reject(new ERR_ADDRESS_UNKNOWN());
+    if (!info) throw new ERR_ADDRESS_UNKNOWN();
+    return info;
   }
 
   /**

@@ -1,5 +1,7 @@
 import type net from 'node:net';
-import type { FromWorker, ListenFailure, ListenRequest, ToWorker } from '../protocol/messages.ts';
+import type { FromWorker, ListenFailure, ToWorker } from '../protocol/messages.ts';
+import { seemToListen } from '../protocol/seeming-listen.ts';
+import { askedAddress, parseListenArgs } from './listen-args.ts';
 
 type ListenResult = Extract<ToWorker, { type: 'listen-result' }>;
 
@@ -8,6 +10,8 @@ interface Shared {
   /** Connections given to the server and not yet closed. */
   open: number;
   closing: boolean;
+  /** Emits the server's 'close', once closing and its last connection has ended. */
+  closed: () => void;
 }
 
 export interface SharedServerHooks {
@@ -24,7 +28,7 @@ export interface SharedServerHooks {
  */
 class SharedServers {
   readonly #hooks: SharedServerHooks;
-  readonly #pending = new Map<number, { server: net.Server; callback: unknown }>();
+  readonly #pending = new Map<number, { server: net.Server; args: unknown[] }>();
   readonly #byListener = new Map<number, Shared>();
   /** How many listen(0) calls this worker made per host: the nth gets the same port in every worker. */
   readonly #zeroPortCalls = new Map<string, number>();
@@ -36,9 +40,8 @@ class SharedServers {
 
   /** Listens through the proxy, or returns false for arguments it does not share (a handle, an fd). */
   listen(server: net.Server, args: unknown[]): boolean {
-    const parsed = parseListenArgs(args);
-    if (!parsed) return false;
-    const { request, callback } = parsed;
+    const request = parseListenArgs(args);
+    if (!request) return false;
     if (request.path === undefined && request.port === 0) {
       const host = request.host ?? '';
       const call = this.#zeroPortCalls.get(host) ?? 0;
@@ -46,7 +49,7 @@ class SharedServers {
       request.key += `#${call}`;
     }
     const id = ++this.#nextRequest;
-    this.#pending.set(id, { server, callback });
+    this.#pending.set(id, { server, args });
     this.#hooks.post({ type: 'listen', request: id, listen: request });
     return true;
   }
@@ -55,7 +58,7 @@ class SharedServers {
     const pending = this.#pending.get(result.request);
     if (!pending) return;
     this.#pending.delete(result.request);
-    const { server, callback } = pending;
+    const { server, args } = pending;
     if (result.failure) {
       server.emit('error', listenError(result.failure));
       return;
@@ -69,22 +72,16 @@ class SharedServers {
         return;
       }
     }
-    const shared: Shared = { server, open: 0, closing: false };
+    const shared: Shared = { server, open: 0, closing: false, closed: () => {} };
     this.#byListener.set(result.listener, shared);
-    const { address } = result;
-    Object.defineProperty(server, 'listening', { configurable: true, get: () => !shared.closing });
-    server.address = () => (shared.closing ? null : address);
-    server.close = (done?: (err?: Error) => void): net.Server => {
-      if (done) server.once('close', done);
-      if (shared.closing) return server;
+    const seeming = seemToListen(server, (closed) => {
       shared.closing = true;
+      shared.closed = closed;
       this.#hooks.post({ type: 'unlisten', listener: result.listener });
       (server as net.Server & { closeIdleConnections?: () => void }).closeIdleConnections?.();
       this.#closeIfDone(result.listener, shared);
-      return server;
-    };
-    if (typeof callback === 'function') server.once('listening', callback as () => void);
-    server.emit('listening');
+    });
+    seeming.listen(result.address ?? askedAddress(args), args.at(-1));
   }
 
   /** The server for `listener`'s connections, counting one in; undefined once it stopped taking them. */
@@ -107,7 +104,7 @@ class SharedServers {
   #closeIfDone(listener: number, shared: Shared): void {
     if (shared.open > 0 || this.#byListener.get(listener) !== shared) return;
     this.#byListener.delete(listener);
-    process.nextTick(() => shared.server.emit('close'));
+    process.nextTick(shared.closed);
   }
 }
 
@@ -130,38 +127,4 @@ function listenError(failure: ListenFailure): NodeJS.ErrnoException {
   if (failure.address !== undefined) err.address = failure.address;
   if (failure.port !== undefined) err.port = failure.port;
   return err;
-}
-
-function toPort(value: unknown): number | undefined {
-  if (value === undefined || value === null) return 0;
-  const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  return typeof port === 'number' && Number.isInteger(port) && port >= 0 && port <= 65535 ? port : undefined;
-}
-
-/** listen()'s overloads, as net.Server reads them; undefined for those left to Node (a handle, an fd, a bad port). */
-function parseListenArgs(args: unknown[]): { request: ListenRequest; callback: unknown } | undefined {
-  const callback = typeof args.at(-1) === 'function' ? args.at(-1) : undefined;
-  const rest = callback ? args.slice(0, -1) : args;
-  const [first, second, third] = rest;
-  let request: Omit<ListenRequest, 'key'>;
-  if (typeof first === 'object' && first !== null) {
-    const options = first as net.ListenOptions & { fd?: unknown; _handle?: unknown };
-    if (options.handle !== undefined || options.fd !== undefined || options._handle !== undefined) return undefined;
-    if (typeof options.path === 'string') request = { path: options.path, backlog: options.backlog };
-    else {
-      const port = toPort(options.port);
-      if (port === undefined) return undefined;
-      request = { port, host: options.host, backlog: options.backlog, ipv6Only: options.ipv6Only };
-    }
-  } else if (typeof first === 'string' && !/^\d+$/.test(first)) {
-    request = { path: first, backlog: typeof second === 'number' ? second : undefined };
-  } else {
-    const port = toPort(first);
-    if (port === undefined) return undefined;
-    const host = typeof second === 'string' ? second : undefined;
-    const backlog = typeof second === 'number' ? second : typeof third === 'number' ? third : undefined;
-    request = { port, host, backlog };
-  }
-  const key = request.path !== undefined ? `path:${request.path}` : `tcp:${request.host ?? ''}:${request.port}`;
-  return { request: { ...request, key }, callback };
 }

@@ -28,6 +28,19 @@ function within<T extends unknown[]>(emitter: EventEmitter, event: string, ms = 
 
 const nameOf = (socket: net.Socket): string => (socket as unknown as { name: string }).name;
 
+/**
+ * The oldest waiting connection, taken out through takeAll(), which hands over every one, oldest
+ * first: the others are queued again, in their order.
+ */
+function takeOldest(queue: Queue): net.Socket | undefined {
+  let oldest: net.Socket | undefined;
+  queue.takeAll((socket) => {
+    if (oldest === undefined) oldest = socket;
+    else queue.push(socket);
+  });
+  return oldest;
+}
+
 interface Recorded extends QueueEvents {
   expiredSockets: net.Socket[];
   abandonedSockets: net.Socket[];
@@ -95,17 +108,17 @@ t.test('sockets leave in the order they came', async (t) => {
   t.teardown(() => queue.takeAll(() => {}));
   t.equal(queue.length, 4);
   const out: string[] = [];
-  for (let socket = queue.shift(); socket; socket = queue.shift()) out.push(nameOf(socket));
+  for (let socket = takeOldest(queue); socket; socket = takeOldest(queue)) out.push(nameOf(socket));
   t.same(out, ['a', 'b', 'c', 'd']);
   t.equal(queue.length, 0);
-  t.equal(queue.shift(), undefined, 'an empty queue gives nothing');
+  t.equal(takeOldest(queue), undefined, 'an empty queue gives nothing');
   // A socket that leaves and comes back waits behind those already there.
   queue.push(sockets[0]!);
   queue.push(sockets[1]!);
-  queue.shift();
+  takeOldest(queue);
   queue.push(sockets[0]!);
   t.same(
-    [queue.shift(), queue.shift()].map((s) => s && nameOf(s)),
+    [takeOldest(queue), takeOldest(queue)].map((s) => s && nameOf(s)),
     ['b', 'a'],
   );
   t.same(events.expiredSockets, []);
@@ -124,10 +137,10 @@ t.test('the limit bounds the queue, and a socket turned away is not touched', as
   t.equal(queue.length, 2);
   t.equal(c!.listenerCount('close'), 0, 'no listener on the refused socket');
   t.equal(timers.made.length, 2, 'no timer for it either');
-  queue.shift();
+  takeOldest(queue);
   t.equal(queue.push(c!), true, 'room again once one left');
   t.same(
-    [queue.shift(), queue.shift()].map((s) => s && nameOf(s)),
+    [takeOldest(queue), takeOldest(queue)].map((s) => s && nameOf(s)),
     ['b', 'c'],
   );
 
@@ -195,11 +208,11 @@ t.test('a socket that closes while waiting is abandoned, and its timer is cleare
   b!.emit('close');
   t.same(events.abandonedSockets, [b], 'a second close is not reported again');
   t.same(
-    [queue.shift(), queue.shift()].map((s) => s && nameOf(s)),
+    [takeOldest(queue), takeOldest(queue)].map((s) => s && nameOf(s)),
     ['a', 'c'],
     'the others keep their order',
   );
-  t.equal(timers.live.size, 0, 'shifting clears the timers too');
+  t.equal(timers.live.size, 0, 'taking them out clears their timers too');
   t.equal(a!.listenerCount('close') + c!.listenerCount('close'), 0, 'and the listeners');
   t.same(events.expiredSockets, []);
 });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { LocalCounts as Counts } from '../../lib/main/admission-counts.ts';
 import type { ConnectionLedger as Ledger, ConnectionLimits, WorkerAccount as Account } from '../../lib/main/ledger.ts';
 
 // Internal: the one owner of every open-connection count on the main thread, tested without threads.
@@ -9,8 +10,21 @@ const { ConnectionLedger, WorkerAccount } = (await import(
   WorkerAccount: typeof Account;
 };
 
-function ledgerOf(limits: Partial<ConnectionLimits> = {}): Ledger {
-  return new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0, perIpPrefix: 64, ...limits });
+const { LocalCounts } = (await import(new URL('../dist/lib/main/admission-counts.js', import.meta.url).href)) as {
+  LocalCounts: typeof Counts;
+};
+
+/** A ledger, and what its counts hold: open in all, and from one peer, read from counts given to it. */
+function ledgerOf(
+  limits: Partial<ConnectionLimits> = {},
+): Ledger & { readonly open: number; openFrom(peer: string): number } {
+  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0, perIpPrefix: 64, ...limits });
+  const counts = new LocalCounts();
+  ledger.useCounts(counts);
+  return Object.defineProperties(ledger as Ledger & { readonly open: number; openFrom(peer: string): number }, {
+    open: { get: () => counts.open },
+    openFrom: { value: (peer: string) => counts.openFrom(peer) },
+  });
 }
 
 /** An account whose onIdle calls are counted. */

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import t, { type Test } from 'tap';
 import type { Logger } from 'streams-logger';
+import type { LocalCounts as Counts } from '../../lib/main/admission-counts.ts';
 import type { ConnectionLedger as Ledger } from '../../lib/main/ledger.ts';
 import type { PoolSettings, WorkerPool as Pool, WorkerReports } from '../../lib/main/pool.ts';
 import type { WorkerRecord as Handle } from '../../lib/main/worker-record.ts';
@@ -19,6 +20,9 @@ const { WorkerPool, HEALTHY_UPTIME_MS, RESTART_BASE_DELAY_MS, RESTART_FACTOR } =
 };
 const { WorkerRecord } = (await import(new URL('../../dist/lib/main/worker-record.js', import.meta.url).href)) as {
   WorkerRecord: typeof Handle;
+};
+const { LocalCounts } = (await import(new URL('../../dist/lib/main/admission-counts.js', import.meta.url).href)) as {
+  LocalCounts: typeof Counts;
 };
 const { ConnectionLedger } = (await import(new URL('../../dist/lib/main/ledger.js', import.meta.url).href)) as {
   ConnectionLedger: typeof Ledger;
@@ -462,6 +466,8 @@ t.test('a retired worker that drained with no connection counted is ended', asyn
 t.test('a drained worker still counted with connections is ended only once its account falls to 0', async (t) => {
   const { pool, spawned } = harness(t, { minWorkers: 0, maxWorkers: 2 });
   const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 5, perIpPrefix: 64 });
+  const counts = new LocalCounts();
+  ledger.useCounts(counts);
   pool.start();
   pool.grow();
   const [fake] = spawned;
@@ -486,7 +492,7 @@ t.test('a drained worker still counted with connections is ended only once its a
   t.equal(ended(fake!), true, 'ended as soon as the account fell to 0');
   ledger.release('10.0.0.2');
   await exit;
-  t.equal(ledger.open, 0);
+  t.equal(counts.open, 0);
   t.equal(fake!.handle.state, 'exited');
 });
 

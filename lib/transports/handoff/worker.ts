@@ -1,15 +1,16 @@
 import type net from 'node:net';
-import type { ToWorker } from '../../protocol/messages.ts';
 import { readPrefix } from '../../protocol/read-prefix.ts';
 import { parseProxyHeader } from '../../proxy-protocol/parser.ts';
-import type { WorkerTransport } from '../worker-transport.ts';
+import type { WorkerTransportFactory } from '../worker-transport.ts';
 import { adoptMovedSocket } from './adopt-socket.ts';
 
 /** The worker's end of hand-off: sockets arrive in messages from the proxy. */
-export const handoffWorker: WorkerTransport = {
-  async start(context, sink) {
-    const { proxyHeaderTimeout } = context;
-    context.port.on('message', (message: ToWorker) => {
+export const handoffWorker: WorkerTransportFactory = (context, sink) => {
+  const { proxyHeaderTimeout } = context;
+  return {
+    async start() {},
+    receive(message) {
+      // The others are reuseport's, never sent with hand-off alone.
       if (message.type !== 'connection') return;
       const agent = sink();
       const { acceptedAt, peer, listener } = message;
@@ -24,6 +25,6 @@ export const handoffWorker: WorkerTransport = {
         if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer, undefined, listener);
         else agent.reject(socket, peer ?? socket.remoteAddress ?? '', outcome.reason);
       });
-    });
-  },
+    },
+  };
 };

@@ -2,12 +2,13 @@ import net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import { pickByKey } from '../../balancers/ip-hash.ts';
 import { clientKey } from '../../protocol/address-info.ts';
-import type { ReuseportBoot, ToWorker, WorkerBootData } from '../../protocol/messages.ts';
+import { exhaustive } from '../../exhaustive.ts';
+import type { ReuseportBoot, WorkerBootData } from '../../protocol/messages.ts';
 import { readPrefix } from '../../protocol/read-prefix.ts';
 import { parseProxyHeader } from '../../proxy-protocol/parser.ts';
 import { adoptMovedSocket } from '../handoff/adopt-socket.ts';
 import { handoffWorker } from '../handoff/worker.ts';
-import type { ConnectionSink, WorkerTransport } from '../worker-transport.ts';
+import type { ConnectionSink, TransportMessage, WorkerTransportFactory } from '../worker-transport.ts';
 import { ACCEPTING, SharedCounts, type CounterName } from './shared-counts.ts';
 
 const LOAD_SAMPLE_MS = 100;
@@ -25,15 +26,23 @@ interface Moved {
 }
 
 /** The worker's end of reuseport: accepts on the listeners lent to it, and on what other workers move here. */
-export const reuseportWorker: WorkerTransport = {
-  async start(context, sink) {
-    // The main thread hands off what it accepts while no worker holds a listener, and the
-    // connections of the app's other servers.
-    await handoffWorker.start(context, sink);
-    const acceptor = new Acceptor(context, context.reuseport!, sink);
-    context.port.on('message', (message: ToWorker) => acceptor.onMessage(message));
-  },
+export const reuseportWorker: WorkerTransportFactory = (context, sink) => {
+  // The main thread hands off what it accepts while no worker holds a listener, and the
+  // connections of the app's other servers.
+  const handoff = handoffWorker(context, sink);
+  let acceptor: Acceptor | undefined;
+  return {
+    async start() {
+      acceptor = new Acceptor(context, context.reuseport!, sink);
+    },
+    receive(message) {
+      if (message.type === 'connection') handoff.receive(message);
+      else acceptor?.receive(message);
+    },
+  };
 };
+
+type ReuseportMessage = Exclude<TransportMessage, { type: 'connection' }>;
 
 class Acceptor {
   readonly #context: WorkerBootData;
@@ -63,7 +72,7 @@ class Acceptor {
     }, LOAD_SAMPLE_MS).unref();
   }
 
-  onMessage(message: ToWorker): void {
+  receive(message: ReuseportMessage): void {
     switch (message.type) {
       case 'listener':
         this.#adopt(message.server);
@@ -89,6 +98,8 @@ class Acceptor {
         this.#peers.get(message.index)?.port.close();
         this.#peers.delete(message.index);
         break;
+      default:
+        exhaustive(message);
     }
   }
 
