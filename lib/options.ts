@@ -19,8 +19,6 @@ export interface ServiceProxyOptions extends OptionsOf<'proxy'> {}
 
 /** What the proxy computes from the checked settings, in place of or besides the settings themselves. */
 interface Computed {
-  /** The server's address, read once: with the reuseport transport its listener moves into a worker. */
-  publicAddress: net.AddressInfo | string | null;
   workerURL: URL;
   maxWorkers: number;
   workerOptions: WorkerOptions;
@@ -102,7 +100,6 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
   }
   return {
     ...checked,
-    publicAddress: server.address(),
     workerURL: moduleURL(checked.workerURL),
     minWorkers,
     maxWorkers,

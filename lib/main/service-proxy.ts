@@ -141,7 +141,7 @@ export class ServiceProxy extends EventEmitter {
       transport: this.#transport!.name,
       pipePath: tcp.pipePathFor(id),
       token: this.#token,
-      publicAddress: this.#options.publicAddress,
+      publicAddress: this.server.address(),
       logLevel: this.log.level,
       trackPeers: this.#ledger.trackPeers,
       serverDefaults: this.#options.serverDefaults,
@@ -253,6 +253,11 @@ export class ServiceProxy extends EventEmitter {
     if (intake.sharedCounts) ledger.useCounts(intake.sharedCounts);
     this.#public.dispatcher.useDelivery(deliveries.tcp);
     this.#sharedPorts.useDeliveries(deliveries);
+    // Workers tell their app where it listens: a server still binding (its owner called listen()
+    // just before createServiceProxy()) has no address yet. Not events.once(): it rejects on
+    // 'error', which the public port reports already.
+    if (!this.server.listening) await new Promise((resolve) => this.server.once('listening', resolve));
+    if (this.#shutdown) return;
     this.#pool.start();
     this.#health.start();
     if (this.#pool.size === 0 && this.#public.dispatcher.queued > 0) this.#pool.grow();

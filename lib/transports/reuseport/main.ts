@@ -3,6 +3,7 @@ import net from 'node:net';
 import { MessageChannel } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
 import { ERR_WORKER_START } from '../../errors.ts';
+import { answerAsListening } from '../../protocol/seeming-listen.ts';
 import { connectionBudget } from '../../fd-budget.ts';
 import type { ReuseportBoot, ToWorker } from '../../protocol/messages.ts';
 import type { DispatchTarget } from '../delivery.ts';
@@ -241,9 +242,7 @@ export class ReuseportIntake implements Intake {
    * may still ask where it listens and whether it does, as with any server.
    */
   #keepServerFace(server: net.Server): void {
-    const address = this.#address;
-    Object.defineProperty(server, 'address', { configurable: true, value: () => (this.#portOpen ? address : null) });
-    Object.defineProperty(server, 'listening', { configurable: true, get: () => this.#portOpen });
+    answerAsListening(server, () => (this.#portOpen ? this.#address : null));
   }
 
   #bankListener(server: net.Server): void {
