@@ -12,7 +12,7 @@ import type { WorkerRecord } from './worker-record.ts';
 
 export interface DispatcherSettings {
   /** Which of the workers' servers the connections are for: 0 for the public port's. */
-  server: number;
+  sharedPort: number;
   /** The connections come to a Unix socket. */
   unix: boolean;
   /** The workers that may take a connection now. */
@@ -66,7 +66,7 @@ export class Dispatcher {
 
   constructor(settings: DispatcherSettings) {
     this.#candidates = settings.candidates;
-    this.route = { server: settings.server, outcome: this.outcome, unix: settings.unix };
+    this.route = { sharedPort: settings.sharedPort, outcome: this.outcome, unix: settings.unix };
     this.#ledger = settings.ledger;
     this.#pool = settings.pool;
     this.#balancer = settings.balancer;

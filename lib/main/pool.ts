@@ -266,9 +266,9 @@ export class WorkerPool extends EventEmitter {
         reports.listen(record, message.request, message.listen);
         break;
       case 'unlisten':
-        reports.unlisten(record, message.listener);
+        reports.unlisten(record, message.sharedPort);
         break;
-      case 'listener':
+      case 'listener-returned':
         reports.listenerReturned(record, message.server);
         break;
       case 'proxy-header-rejected':

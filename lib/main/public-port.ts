@@ -37,7 +37,7 @@ export class PublicPort {
     this.#settings = settings;
     this.#server = options.server;
     this.dispatcher = new Dispatcher({
-      server: 0,
+      sharedPort: 0,
       unix: false,
       candidates: () => pool.ready,
       ledger,

@@ -102,7 +102,7 @@ export class SharedPorts {
     const workers = new Set<WorkerRecord>();
     const unix = listen.path !== undefined;
     const dispatcher = new Dispatcher({
-      server: id,
+      sharedPort: id,
       unix,
       candidates: () => pool.ready.filter((record) => workers.has(record)),
       ledger,
@@ -160,7 +160,7 @@ export class SharedPorts {
     failure?: ListenFailure,
     pipePath?: string,
   ): void {
-    record.send({ type: 'listen-result', request, listener: id, address, failure, pipePath });
+    record.send({ type: 'listen-result', request, sharedPort: id, address, failure, pipePath });
   }
 
   // As a shared handle in node:cluster, the port closes once no worker listens there; one still

@@ -76,14 +76,14 @@ export interface ListenFailure {
 }
 
 export type ToWorker =
-  /** `listener` names the worker's other server the connection is for; absent for the public port. */
-  | { type: 'connection'; socket: net.Socket; acceptedAt?: number; peer?: string; listener?: number }
+  /** `sharedPort` names the app's other server the connection is for; absent for the public port. */
+  | { type: 'connection'; socket: net.Socket; acceptedAt?: number; peer?: string; sharedPort?: number }
   | {
       type: 'listen-result';
       request: number;
-      listener: number;
+      sharedPort: number;
       address: net.AddressInfo | string | null;
-      /** Where this worker must take piped connections for the listener, when it does not already. */
+      /** Where this worker must take piped connections for the port, when it does not already. */
       pipePath: string | undefined;
       failure: ListenFailure | undefined;
     }
@@ -92,7 +92,7 @@ export type ToWorker =
   /** The worker has finished every connection, those on their way to it included: it may end. */
   | { type: 'exit' }
   /** Reuseport: accept on this listener of the public port; give them back, or close them. */
-  | { type: 'listener'; server: net.Server }
+  | { type: 'lend-listener'; server: net.Server }
   /** `count` of them, or all. */
   | { type: 'return-listeners'; count?: number }
   | { type: 'close-listeners' }
@@ -116,14 +116,14 @@ export type FromWorker =
   | { type: 'closed'; count: number; peers: string[] | undefined; pipeIds: number[] | undefined }
   | { type: 'handoff-latencies'; seconds: number[] }
   | { type: 'listen'; request: number; listen: ListenRequest }
-  | { type: 'unlisten'; listener: number }
+  | { type: 'unlisten'; sharedPort: number }
   | { type: 'proxy-header-rejected' }
   | { type: 'stopped' }
   | { type: 'drained' }
   | { type: 'log'; record: LogRecord }
   | { type: 'bootstrap-error'; error: SerializedError }
   /** Reuseport: a listener given back, still open, so that nothing in its queue is lost. */
-  | { type: 'listener'; server: net.Server };
+  | { type: 'listener-returned'; server: net.Server };
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof Error) {

@@ -15,7 +15,7 @@ export interface DispatchTarget {
 
 /** Which of the worker's servers a connection is for (0: the public port's), and who hears its fate. */
 export interface Route<T extends DispatchTarget = DispatchTarget> {
-  readonly server: number;
+  readonly sharedPort: number;
   readonly outcome: DispatchOutcome<T>;
   /** The connections come to a Unix socket: they have no address to pass on. */
   readonly unix: boolean;

@@ -6,9 +6,9 @@ import type { ToWorker, WorkerBootData } from '../protocol/messages.ts';
 export interface ConnectionSink {
   /**
    * `peer` is the address the proxy accepted the connection from; `pipeId` names a piped one;
-   * `listener` the server it is for, 0 or absent for the public port's.
+   * `sharedPort` the app's server it is for, 0 or absent for the public port's.
    */
-  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number, listener?: number): void;
+  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number, sharedPort?: number): void;
   /** Closes a connection whose PROXY header was missing or malformed, without the server seeing it. */
   reject(socket: net.Socket, peer: string, reason: string): void;
   /** The same, for a connection the worker accepted itself (reuseport), counted in shared memory, not by the proxy. */
@@ -20,7 +20,7 @@ export interface ConnectionSink {
 /** The messages from the proxy that are a transport's: the worker's router passes them to its transport. */
 export type TransportMessage = Extract<
   ToWorker,
-  { type: 'connection' | 'listener' | 'return-listeners' | 'close-listeners' | 'peer' | 'peer-gone' }
+  { type: 'connection' | 'lend-listener' | 'return-listeners' | 'close-listeners' | 'peer' | 'peer-gone' }
 >;
 
 /** The worker's end of a transport. */

@@ -55,7 +55,7 @@ keepSelfSignalsInWorker(stop);
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'connection':
-    case 'listener':
+    case 'lend-listener':
     case 'return-listeners':
     case 'close-listeners':
     case 'peer':

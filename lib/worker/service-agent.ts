@@ -103,8 +103,8 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
    * Called by a transport with a connection the proxy moved to this worker. `peer` is the address
    * the proxy accepted it from, when that is not the socket's own remote address.
    */
-  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number, listener?: number): void {
-    this.#serve(socket, info, listener, pipeId !== undefined, () => this.#track(socket, peer, pipeId));
+  accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number, sharedPort?: number): void {
+    this.#serve(socket, info, sharedPort, pipeId !== undefined, () => this.#track(socket, peer, pipeId));
   }
 
   /** A connection this worker accepted itself (reuseport), counted in shared memory, not by the proxy. */
@@ -120,11 +120,11 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
   #serve(
     socket: net.Socket,
     info: ProxySocketAddressInfo | undefined,
-    listener: number | undefined,
+    sharedPort: number | undefined,
     piped: boolean,
     track: () => void,
   ): void {
-    const server = (listener ? sharedServers()?.take(listener, socket) : this.server) as
+    const server = (sharedPort ? sharedServers()?.take(sharedPort, socket) : this.server) as
       | (net.Server & ServerSettings)
       | undefined;
     if (!server) {

@@ -67,19 +67,19 @@ class SharedServers {
       try {
         await this.#hooks.takePipedConnections(result.pipePath);
       } catch (err) {
-        this.#hooks.post({ type: 'unlisten', listener: result.listener });
+        this.#hooks.post({ type: 'unlisten', sharedPort: result.sharedPort });
         server.emit('error', err);
         return;
       }
     }
     const shared: Shared = { server, open: 0, closing: false, closed: () => {} };
-    this.#byListener.set(result.listener, shared);
+    this.#byListener.set(result.sharedPort, shared);
     const seeming = seemToListen(server, (closed) => {
       shared.closing = true;
       shared.closed = closed;
-      this.#hooks.post({ type: 'unlisten', listener: result.listener });
+      this.#hooks.post({ type: 'unlisten', sharedPort: result.sharedPort });
       (server as net.Server & { closeIdleConnections?: () => void }).closeIdleConnections?.();
-      this.#closeIfDone(result.listener, shared);
+      this.#closeIfDone(result.sharedPort, shared);
     });
     seeming.listen(result.address ?? askedAddress(args), args.at(-1));
   }

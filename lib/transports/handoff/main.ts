@@ -34,7 +34,7 @@ export class HandoffDelivery implements Delivery {
     const message: ToWorker = { type: 'connection', socket };
     if (this.#timed) message.acceptedAt = sharedClock();
     if (this.#peerOf) message.peer = this.#peerOf(socket);
-    if (route.server !== 0) message.listener = route.server;
+    if (route.sharedPort !== 0) message.sharedPort = route.sharedPort;
     try {
       target.port.postMessage(message, [socket as never]);
     } catch {

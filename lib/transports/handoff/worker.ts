@@ -13,16 +13,16 @@ export const handoffWorker: WorkerTransportFactory = (context, sink) => {
       // The others are reuseport's, never sent with hand-off alone.
       if (message.type !== 'connection') return;
       const agent = sink();
-      const { acceptedAt, peer, listener } = message;
+      const { acceptedAt, peer, sharedPort } = message;
       const socket: net.Socket = adoptMovedSocket(message.socket);
       if (acceptedAt !== undefined) agent.recordHandoff(acceptedAt);
       // The main thread must not read a socket it moves, so a PROXY header is read here.
       if (proxyHeaderTimeout === undefined) {
-        agent.accept(socket, undefined, peer, undefined, listener);
+        agent.accept(socket, undefined, peer, undefined, sharedPort);
         return;
       }
       readPrefix(socket, parseProxyHeader, proxyHeaderTimeout, (outcome) => {
-        if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer, undefined, listener);
+        if (outcome.status === 'ok') agent.accept(socket, outcome.info, peer, undefined, sharedPort);
         else agent.reject(socket, peer ?? socket.remoteAddress ?? '', outcome.reason);
       });
     },

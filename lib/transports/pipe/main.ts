@@ -83,7 +83,7 @@ export class PipeDelivery implements Delivery {
         outcome.dropped(target, client);
         return;
       }
-      upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id, route.server));
+      upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id, route.sharedPort));
       splice.join();
       outcome.delivered(target, client);
       client.once('close', () => {

@@ -3,10 +3,10 @@ import type { ProxySocketAddressInfo, SocketAddress } from '../../protocol/addre
 // The pipe transport opens each worker connection with one line that carries the client's address,
 // so the worker knows it before the first byte of the client's data, for every connection (a
 // connection to a Unix socket, which has no address, has 'unix - 0' for each end):
-//   SNP1 <token> <remote family> <remote address> <remote port> <local family> <local address> <local port> <peer> <id> <listener>\n
+//   SNP1 <token> <remote family> <remote address> <remote port> <local family> <local address> <local port> <peer> <id> <shared port>\n
 // The peer is the address the proxy accepted the connection from: the client itself, or the balancer
 // in front when a PROXY header named the client. The id names the connection when the worker reports
-// it closed. The listener names the worker's server it is for: 0 for the public port.
+// it closed. The shared port names the app's server it is for: 0 for the public port's.
 // The token is a per-proxy secret: a local process that finds the socket file cannot forge a client.
 const MAGIC = 'SNP1';
 export const PREAMBLE_MAX_BYTES = 256;
@@ -20,10 +20,10 @@ export function encodePreamble(
   info: ProxySocketAddressInfo | undefined,
   peer: string,
   id: number,
-  listener: number,
+  sharedPort: number,
 ): string {
   const { remote, local } = info ?? { remote: NO_ADDRESS, local: NO_ADDRESS };
-  return `${MAGIC} ${token} ${remote.family} ${remote.address} ${remote.port} ${local.family} ${local.address} ${local.port} ${peer} ${id} ${listener}\n`;
+  return `${MAGIC} ${token} ${remote.family} ${remote.address} ${remote.port} ${local.family} ${local.address} ${local.port} ${peer} ${id} ${sharedPort}\n`;
 }
 
 export type PreambleResult =
@@ -34,7 +34,7 @@ export type PreambleResult =
       info: ProxySocketAddressInfo | undefined;
       peer: string;
       id: number;
-      listener: number;
+      sharedPort: number;
       length: number;
     };
 
@@ -53,11 +53,11 @@ export function decodePreamble(buffer: Buffer, token: string): PreambleResult {
   const local = address(fields[5]!, fields[6]!, fields[7]!);
   if (!remote || !local) return { status: 'invalid', reason: 'malformed address' };
   const id = Number(fields[9]);
-  const listener = Number(fields[10]);
-  if (!Number.isSafeInteger(id) || !Number.isSafeInteger(listener))
+  const sharedPort = Number(fields[10]);
+  if (!Number.isSafeInteger(id) || !Number.isSafeInteger(sharedPort))
     return { status: 'invalid', reason: 'malformed id' };
   const info = remote.family === NO_ADDRESS.family ? undefined : { remote, local };
-  return { status: 'ok', info, peer: fields[8]!, id, listener, length: end + 1 };
+  return { status: 'ok', info, peer: fields[8]!, id, sharedPort, length: end + 1 };
 }
 
 function address(family: string, address: string, port: string): SocketAddress | undefined {

@@ -24,7 +24,7 @@ export async function listenOnPipe(pipePath: string, token: string, sink: () => 
       (data) => decodePreamble(data, token),
       PREAMBLE_DEADLINE_MS,
       (outcome) => {
-        if (outcome.status === 'ok') sink().accept(socket, outcome.info, outcome.peer, outcome.id, outcome.listener);
+        if (outcome.status === 'ok') sink().accept(socket, outcome.info, outcome.peer, outcome.id, outcome.sharedPort);
         else socket.destroy();
       },
     );

@@ -226,7 +226,7 @@ export class ReuseportIntake implements Intake {
       server.removeListener('connection', this.#settings.accept);
       server.removeListener('error', this.#onBankError);
       try {
-        member.target.port.postMessage({ type: 'listener', server } satisfies ToWorker, [server as never]);
+        member.target.port.postMessage({ type: 'lend-listener', server } satisfies ToWorker, [server as never]);
         member.listeners++;
         if (server === this.#settings.server) this.#keepServerFace(server);
       } catch (err) {

@@ -74,14 +74,14 @@ class Acceptor {
 
   receive(message: ReuseportMessage): void {
     switch (message.type) {
-      case 'listener':
+      case 'lend-listener':
         this.#adopt(message.server);
         break;
       case 'return-listeners':
         for (const server of [...this.#listeners].slice(0, message.count)) {
           server.removeAllListeners('connection');
           this.#listeners.delete(server);
-          this.#context.port.postMessage({ type: 'listener', server }, [server as never]);
+          this.#context.port.postMessage({ type: 'listener-returned', server }, [server as never]);
         }
         break;
       case 'close-listeners':
