@@ -137,9 +137,11 @@ export class ServiceProxy extends EventEmitter {
     const { tcp } = deliveries;
     return {
       socketnautWorker: 1,
+      id,
       moduleURL: this.#options.workerURL.href,
       transport: this.#transport!.name,
       pipePath: tcp.pipePathFor(id),
+      pipeDir: deliveries.unix.dir,
       token: this.#token,
       publicAddress: this.server.address(),
       logLevel: this.log.level,

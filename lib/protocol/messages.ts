@@ -34,10 +34,14 @@ export interface ReuseportBoot {
 export interface WorkerBootData {
   socketnautWorker: 1;
   port: MessagePort;
+  /** The worker's id in the pool: unique within the proxy, never reused. */
+  id: number;
   moduleURL: string;
   transport: ConcreteTransportName;
   /** The worker's private Unix socket, with the pipe transport. */
   pipePath: string | undefined;
+  /** Where every worker may take connections piped to it (see protocol/sessions.ts pipePathIn). */
+  pipeDir: string;
   token: string;
   publicAddress: net.AddressInfo | string | null;
   logLevel: number;

@@ -15,16 +15,16 @@ export type * from './intake.ts';
 export class Deliveries {
   readonly tcp: Delivery;
   readonly #settings: DeliverySettings;
-  #pipe: Delivery | undefined;
+  #pipe: PipeDelivery | undefined;
 
   constructor(tcp: DeliveryName, settings: DeliverySettings) {
-    this.tcp = createDelivery(tcp, settings);
     this.#settings = settings;
-    if (this.tcp.name === 'pipe') this.#pipe = this.tcp;
+    if (tcp === 'pipe') this.#pipe = new PipeDelivery(settings);
+    this.tcp = this.#pipe ?? new HandoffDelivery(settings);
   }
 
-  get unix(): Delivery {
-    this.#pipe ??= createDelivery('pipe', this.#settings);
+  get unix(): PipeDelivery {
+    this.#pipe ??= new PipeDelivery(this.#settings);
     return this.#pipe;
   }
 
@@ -39,8 +39,4 @@ export interface Transport {
   readonly name: ConcreteTransportName;
   readonly intake: Intake;
   readonly deliveries: Deliveries;
-}
-
-function createDelivery(name: DeliveryName, settings: DeliverySettings): Delivery {
-  return name === 'handoff' ? new HandoffDelivery(settings) : new PipeDelivery(settings);
 }

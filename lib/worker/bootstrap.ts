@@ -5,6 +5,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { ERR_NO_BOOT_DATA } from '../errors.ts';
 import { serializeError, type ConcreteTransportName, type FromWorker, type ToWorker } from '../protocol/messages.ts';
 import { exhaustive } from '../exhaustive.ts';
+import { pipePathIn } from '../protocol/sessions.ts';
 import { handoffWorker } from '../transports/handoff/worker.ts';
 import { listenOnPipe, pipeWorker } from '../transports/pipe/worker.ts';
 import { reuseportWorker } from '../transports/reuseport/worker.ts';
@@ -13,6 +14,7 @@ import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { interceptListen } from './listen.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
+import { configureSessions } from './sessions.ts';
 import { sharedServers } from './shared-servers.ts';
 import { deliverSignal, exitWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
@@ -36,6 +38,13 @@ syncBuiltinESMExports();
 reportClientAddresses();
 
 const sink = () => currentAgent()!;
+configureSessions({
+  self: context.id,
+  pipeDir: context.pipeDir,
+  token: context.token,
+  // Unreachable, its sessions' requests elsewhere get Engine.IO's 400, and their clients start anew.
+  listen: () => void listenOnPipe(pipePathIn(context.pipeDir, context.id), context.token, sink).catch(() => {}),
+});
 const transport = workerTransports[context.transport](context, sink);
 const shared = sharedServers({
   post,

@@ -21,6 +21,7 @@ import type { ConnectionSink } from '../transports/worker-transport.ts';
 import { getWorkerContext, isModuleLoaded } from './context.ts';
 import { sharedServers } from './shared-servers.ts';
 import { shareTicketKeys, takeOverServer } from './server-takeover.ts';
+import { routeSessionsOf } from './sessions.ts';
 
 export interface ServiceAgentOptions {
   server: net.Server;
@@ -76,6 +77,7 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     this.#context = context;
     takeOverServer(server, this, context.publicAddress, context.serverDefaults);
     shareTicketKeys(server, context.ticketKeys);
+    routeSessionsOf(server);
   }
 
   /** The worker's logger; its records reach the main thread's logging graph. */
@@ -240,8 +242,10 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
 
   #onSocketClose(peer: string | undefined, pipeId: number | undefined): void {
     this.#openCount--;
-    if (pipeId !== undefined) this.#closedPipeIds.push(pipeId);
-    else this.#closedSinceReport++;
+    // Id 0 names a connection from another worker (a request of a session this worker owns), which
+    // the proxy does not count.
+    if (pipeId === undefined) this.#closedSinceReport++;
+    else if (pipeId !== 0) this.#closedPipeIds.push(pipeId);
     if (peer !== undefined) this.#closedPeers.push(peer);
     this.#reportTimer ??= setTimeout(this.#reportClosedIfPending, REPORT_INTERVAL_MS);
     this.#checkDrained();

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { connectionBudget } from '../../fd-budget.ts';
 import { addressInfoOf, storedAddressInfo } from '../../protocol/address-info.ts';
+import { pipePathIn } from '../../protocol/sessions.ts';
 import type { Delivery, DeliverySettings, DispatchTarget, LatencyRecorder, Route } from '../delivery.ts';
 import { encodePreamble } from './preamble.ts';
 import { IdTable } from './id-table.ts';
@@ -51,8 +52,13 @@ export class PipeDelivery implements Delivery {
     return connectionBudget(FDS_PER_CONNECTION, this.#maxWorkers);
   }
 
+  /** The directory of every worker's Unix socket. */
+  get dir(): string {
+    return this.#dir;
+  }
+
   pipePathFor(id: number): string {
-    return path.join(this.#dir, `${id}.sock`);
+    return pipePathIn(this.#dir, id);
   }
 
   deliver<T extends DispatchTarget>(target: T, client: net.Socket, route: Route<T>): void {
