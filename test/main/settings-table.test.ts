@@ -1,5 +1,6 @@
 // The table of settings in lib/settings.ts is the one source of the launcher's flags, environment
-// variables and --help, of the checks of launch() and createServiceProxy(), and of the README's tables.
+// variables and --help, of the checks of launch() and createServiceProxy(), and of the documentation's
+// tables of settings (README.md and docs/Reference).
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -13,35 +14,40 @@ const { checkValue } = (await import(dist('settings/checks.js'))) as typeof impo
 const { readCommandLine, usage } = (await import(
   dist('settings/command-line.js')
 )) as typeof import('../../lib/settings/command-line.ts');
-const { launcherTable, proxyTable } = (await import(
-  dist('settings/readme.js')
-)) as typeof import('../../lib/settings/readme.ts');
+const { launcherTable, mainLauncherTable, proxyTable } = (await import(
+  dist('settings/docs-tables.js')
+)) as typeof import('../../lib/settings/docs-tables.ts');
 
 const INVALID = 'SOCKETNAUT_ERR_INVALID_OPTION';
 const OUT_OF_RANGE = 'SOCKETNAUT_ERR_OPTION_OUT_OF_RANGE';
 const USAGE = 'SOCKETNAUT_ERR_USAGE';
 const app = new URL('../fixtures/plain-app.js', import.meta.url).pathname;
-const readme = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8').split('\n');
 
-/** The first table after `heading` in README.md. */
-function readmeTable(heading: string): string | undefined {
-  const at = readme.indexOf(heading);
+/** The first table in the section under `heading` of `file` (a path from the repository's root). */
+function documentedTable(file: string, heading: string): string | undefined {
+  const lines = fs.readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8').split('\n');
+  const at = lines.indexOf(heading);
   if (at === -1) return undefined;
-  const start = readme.findIndex((line, i) => i > at && line.startsWith('|'));
-  const end = readme.findIndex((line, i) => i > start && !line.startsWith('|'));
-  return readme.slice(start, end).join('\n');
+  const level = heading.indexOf(' ');
+  const next = lines.findIndex((line, i) => i > at && /^#+ /.test(line) && line.indexOf(' ') <= level);
+  const section = lines.slice(at + 1, next === -1 ? undefined : next);
+  const start = section.findIndex((line) => line.startsWith('|'));
+  if (start === -1) return undefined;
+  const end = section.findIndex((line, i) => i > start && !line.startsWith('|'));
+  return section.slice(start, end === -1 ? undefined : end).join('\n');
 }
 
-const tables: [string, () => string][] = [
-  ['## The launcher', launcherTable],
-  ['### `createServiceProxy(options)` → `ServiceProxy`', proxyTable],
+const tables: [string, string, () => string][] = [
+  ['docs/Reference/Launcher.md', '## Options', launcherTable],
+  ['docs/Reference/API.md', '## `createServiceProxy(options)` → `ServiceProxy`', proxyTable],
+  ['README.md', '## The launcher', mainLauncherTable],
 ];
-for (const [heading, render] of tables) {
-  t.test(`README.md's table under "${heading}" is the one the settings table renders`, async (t) => {
+for (const [file, heading, render] of tables) {
+  t.test(`${file}'s table under "${heading}" is the one the settings table renders`, async (t) => {
     const expected = render();
-    const found = readmeTable(heading);
-    t.ok(found !== undefined, 'the heading is there');
-    if (found !== expected) t.comment(`README.md should have, under "${heading}":\n\n${expected}\n`);
+    const found = documentedTable(file, heading);
+    t.ok(found !== undefined, 'the heading is there, with a table in its section');
+    if (found !== expected) t.comment(`${file} should have, under "${heading}":\n\n${expected}\n`);
     t.equal(found, expected);
   });
 }
