@@ -13,6 +13,7 @@ import { startHeartbeat } from './heartbeat.ts';
 import { interceptListen } from './listen.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
 import { sharedServers } from './shared-servers.ts';
+import { useSocketioAdapterByDefault } from './socketio-default.ts';
 import { deliverSignal, exitWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
 
@@ -85,6 +86,7 @@ try {
     publicPort: launcherPort,
     shared,
   });
+  useSocketioAdapterByDefault((context as { socketioAdapter?: boolean }).socketioAdapter ?? true);
   await import(context.moduleURL);
 } catch (err) {
   post({ type: 'bootstrap-error', error: serializeError(err) });
