@@ -2,7 +2,7 @@
 // request of a session can reach another worker), driving the server of its worker through the events
 // of test/fixtures/socketio/handlers.cjs.
 import type { Test } from 'tap';
-import { io, type Socket } from 'socket.io-client';
+import { io, type ManagerOptions, type Socket } from 'socket.io-client';
 import { withDeadline } from './helpers.ts';
 
 export interface Client {
@@ -17,8 +17,13 @@ export interface Answer<T> {
   error?: string;
 }
 
-export async function connect(t: Test, port: number): Promise<Client> {
-  const socket = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], forceNew: true, reconnection: false });
+export async function connect(t: Test, port: number, options: Partial<ManagerOptions> = {}): Promise<Client> {
+  const socket = io(`http://127.0.0.1:${port}`, {
+    transports: ['websocket'],
+    forceNew: true,
+    reconnection: false,
+    ...options,
+  });
   t.teardown(() => void socket.close());
   await withDeadline(
     new Promise<void>((resolve, reject) => {
@@ -48,11 +53,12 @@ export async function clientsOnEveryWorker(
   port: number,
   workers: number,
   each: number,
+  options: Partial<ManagerOptions> = {},
 ): Promise<Map<number, Client[]>> {
   const byThread = new Map<number, Client[]>();
   const full = () => byThread.size === workers && [...byThread.values()].every((clients) => clients.length >= each);
   for (let attempt = 0; attempt < workers * each * 4 && !full(); attempt++) {
-    const client = await connect(t, port);
+    const client = await connect(t, port, options);
     const clients = byThread.get(client.threadId) ?? [];
     if (clients.length >= each) client.socket.close();
     else byThread.set(client.threadId, [...clients, client]);

@@ -123,3 +123,17 @@ export class WorkerThreadsAdapter extends ClusterAdapterWithHeartbeat {
     this.onMessage(envelope as ClusterMessage, '');
   }
 }
+
+/**
+ * An adapter for Socket.IO's `adapter` option or `io.adapter()`: broadcasts, rooms, `fetchSockets()`,
+ * `serverSideEmit()` and the other utility methods reach the Socket.IO servers of every worker thread
+ * of the process (of the one ServiceProxy, in its workers).
+ */
+export function createAdapter(options: WorkerThreadsAdapterOptions = {}): typeof WorkerThreadsAdapter {
+  const WorkerThreadsAdapterWithOptions = class extends WorkerThreadsAdapter {
+    constructor(nsp: Namespace) {
+      super(nsp, options);
+    }
+  };
+  return WorkerThreadsAdapterWithOptions;
+}

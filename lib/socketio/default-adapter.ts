@@ -2,7 +2,10 @@
 // socketnaut's instead. Socket.IO's Server constructor takes its adapter with
 // `this.adapter(opts.adapter || Adapter)`; so the first call of adapter() on each server, with the
 // in-memory class while the options name none, is the default being taken, and only that call changes.
-import { WorkerThreadsAdapter } from './adapter.ts';
+//
+// Each server has its own channels, named by the order in which the worker made it: the workers run the
+// same app, so its first server in one worker reaches the first in the others, and never its second.
+import { createAdapter } from './adapter.ts';
 
 interface Server {
   opts?: { adapter?: unknown };
@@ -11,6 +14,8 @@ interface Server {
 type AdapterMethod = (this: Server, ...adapter: unknown[]) => unknown;
 
 const kPatched = Symbol.for('socketnaut.socketio.patched');
+/** The servers of this worker that took the default, whichever copy of socket.io made them. */
+let serversMade = 0;
 
 interface SocketIO {
   Server?: { prototype: { adapter?: AdapterMethod; [kPatched]?: true } };
@@ -39,6 +44,6 @@ export function installDefaultAdapter(socketio: SocketIO, socketioRequire: NodeJ
     if (args.length === 0 || configured.has(this)) return setAdapter.apply(this, args);
     configured.add(this);
     const taken = inMemory.has(args[0]) && this.opts?.adapter === undefined;
-    return setAdapter.call(this, taken ? WorkerThreadsAdapter : args[0]);
+    return setAdapter.call(this, taken ? createAdapter({ key: `server ${++serversMade}` }) : args[0]);
   };
 }

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { fixture, requestJSON, startProxy } from '../helpers.ts';
 import { startLauncher } from '../launcher.ts';
-import { ask, clientsOnEveryWorker, next } from '../socketio.ts';
+import { ask, clientsOnEveryWorker, next, record } from '../socketio.ts';
 
 // In a ServiceProxy's worker, a Socket.IO server left with the in-memory adapter gets socketnaut's,
 // however the app loads socket.io; one that sets its own keeps it; an app without Socket.IO loads
@@ -19,7 +19,7 @@ for (const app of ['app.js', 'app.cjs']) {
       });
       const byThread = await clientsOnEveryWorker(t, port, 2, 1);
       const [[, [a]], [, [b]]] = [...byThread];
-      t.equal(await a!.socket.emitWithAck('adapter'), 'WorkerThreadsAdapter', "the server has socketnaut's adapter");
+      t.match(await a!.socket.emitWithAck('adapter'), /^WorkerThreadsAdapter/, "the server has socketnaut's adapter");
       const heard = next(b!, 'news');
       await ask(a!, 'emit', 'hello');
       t.same(await heard, ['hello', a!.threadId], "a broadcast reached the other worker's client");
@@ -39,6 +39,34 @@ t.test('under the launcher, an app that imports nothing of socketnaut broadcasts
   const heard = next(b!, 'news');
   await ask(a!, 'emit', 'launched');
   t.same(await heard, ['launched', a!.threadId]);
+});
+
+t.test("two Socket.IO servers of one app each reach their own clients on every worker, not each other's", async (t) => {
+  const { port } = await startProxy(t, {
+    workerURL: fixture('socketio/two-servers.js'),
+    workerCount: 2,
+    balance: 'round-robin',
+  });
+  const first = [...(await clientsOnEveryWorker(t, port, 2, 1)).values()].flat();
+  const second = [...(await clientsOnEveryWorker(t, port, 2, 1, { path: '/second' })).values()].flat();
+  const heardBySecond = second.map((client) => record(client, 'news'));
+  const heard = first.map((client) => next(client, 'news'));
+  await ask(first[0]!, 'emit', 'first');
+  t.equal((await Promise.all(heard)).length, 2, "the first server's broadcast reached its clients on both workers");
+  t.same(
+    (await ask<string[]>(second[0]!, 'fetch', null)).sort(),
+    second.map((client) => client.socket.id).sort(),
+    "the second server's fetchSockets() counts its own clients on both workers, only",
+  );
+  // Sent after the first server's broadcast, from the same worker, this comes after it.
+  const flushed = second.map((client) => next(client, 'news'));
+  await ask(second.find((client) => client.threadId === first[0]!.threadId)!, 'emit', 'second');
+  await Promise.all(flushed);
+  t.same(
+    heardBySecond.map((heard) => heard.map(([payload]) => payload)),
+    second.map(() => ['second']),
+    "the second server's clients did not hear the first's",
+  );
 });
 
 for (const how of ['option', 'method']) {
@@ -77,7 +105,7 @@ for (const load of ['import', 'require']) {
         const worker = new Worker(fixture('socketio/default-switch.js'), { workerData: { enabled, load } });
         t.teardown(() => worker.terminate());
         const [adapter] = await once(worker, 'message');
-        t.equal(adapter, enabled ? 'WorkerThreadsAdapter' : 'Adapter');
+        t.match(adapter, enabled ? /^WorkerThreadsAdapter/ : /^Adapter$/);
       },
     );
   }
@@ -97,7 +125,7 @@ t.test(
     });
     t.teardown(() => worker.terminate());
     const [adapter] = await once(worker, 'message');
-    t.equal(adapter, 'WorkerThreadsAdapter');
+    t.match(adapter, /^WorkerThreadsAdapter/);
   },
 );
 
