@@ -8,9 +8,12 @@ export function pipePathIn(dir: string, id: number): string {
   return path.join(dir, `${id}.sock`);
 }
 
-/** A session id for worker `owner`: its id in base 36, a dot, then 120 random bits (Engine.IO's own has 120). */
-export function sessionIdFor(owner: number): string {
-  return `${owner.toString(36)}.${randomBytes(15).toString('base64url')}`;
+/**
+ * A session id for worker `owner`: its id in base 36, a dot, then `base` (an app's own id) or 120
+ * random bits (as many as Engine.IO's own).
+ */
+export function sessionIdFor(owner: number, base = randomBytes(15).toString('base64url')): string {
+  return `${owner.toString(36)}.${base}`;
 }
 
 /** The worker a session id names, or undefined for an id that names none. */

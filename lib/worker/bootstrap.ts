@@ -16,7 +16,7 @@ import { interceptListen } from './listen.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
 import { configureSessions } from './sessions.ts';
 import { sharedServers } from './shared-servers.ts';
-import { useSocketioAdapterByDefault } from './socketio-default.ts';
+import { adaptSocketio } from './socketio-default.ts';
 import { deliverSignal, exitWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
 
@@ -106,7 +106,7 @@ try {
     publicPort: launcherPort,
     shared,
   });
-  useSocketioAdapterByDefault((context as { socketioAdapter?: boolean }).socketioAdapter ?? true);
+  adaptSocketio((context as { socketioAdapter?: boolean }).socketioAdapter ?? true);
   await import(context.moduleURL);
 } catch (err) {
   post({ type: 'bootstrap-error', error: serializeError(err) });

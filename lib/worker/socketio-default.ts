@@ -24,10 +24,20 @@ function sourceOf(url: string, source: module.LoadFnOutput['source'] | null): st
   return typeof source === 'string' ? source : new TextDecoder().decode(source);
 }
 
-export function useSocketioAdapterByDefault(enabled: boolean): void {
-  if (!enabled || typeof module.registerHooks !== 'function') return;
+/**
+ * Every Socket.IO server of the app issues session ids that name this worker, so that their requests
+ * reach it from any worker; and, when `adapter` is set, one left with the in-memory adapter gets
+ * socketnaut's.
+ */
+export function adaptSocketio(adapter: boolean): void {
+  if (typeof module.registerHooks !== 'function') return;
   const require = module.createRequire(import.meta.url);
   const install: Install = (socketio, socketioRequire) => {
+    const { nameSessionsByWorker } = require('../socketio/session-ids.js') as {
+      nameSessionsByWorker: (socketio: unknown) => void;
+    };
+    nameSessionsByWorker(socketio);
+    if (!adapter) return;
     const { installDefaultAdapter } = require('../socketio/default-adapter.js') as { installDefaultAdapter: Install };
     installDefaultAdapter(socketio, socketioRequire);
   };
