@@ -1,9 +1,10 @@
-// Socket.IO clients for the tests of test/socketio: each on one WebSocket (no long-polling, so no
-// request of a session can reach another worker), driving the server of its worker through the events
-// of test/fixtures/socketio/handlers.cjs.
+// Socket.IO clients for the tests of test/socketio, driving the server of their worker through the
+// events of test/fixtures/socketio/handlers.cjs: connect() on one WebSocket (no long-polling, so no
+// request of a session reaches another worker), chat() through Socket.IO's own flow.
+import http from 'node:http';
 import type { Test } from 'tap';
 import { io, type ManagerOptions, type Socket } from 'socket.io-client';
-import { withDeadline } from './helpers.ts';
+import { waitFor, withDeadline } from './helpers.ts';
 
 export interface Client {
   socket: Socket;
@@ -81,4 +82,61 @@ export function record(client: Client, event: string): unknown[][] {
   const seen: unknown[][] = [];
   client.socket.on(event, (...args: unknown[]) => seen.push(args));
   return seen;
+}
+
+/** A client of Socket.IO's own flow: long-polling first, then the upgrade to WebSocket. */
+export interface Chat {
+  socket: Socket;
+  threadId: number;
+}
+
+// socket.io-client's typings name the agent of browsers (a string or boolean); Node's clients take an http.Agent.
+export function agentFrom(t: Test, address: string): string {
+  const agent = new http.Agent({ localAddress: address });
+  t.teardown(() => agent.destroy());
+  return agent as unknown as string;
+}
+
+export async function chat(t: Test, port: number, options: Partial<ManagerOptions> = {}): Promise<Chat> {
+  const socket = io(`http://127.0.0.1:${port}`, { forceNew: true, reconnection: false, ...options });
+  t.teardown(() => void socket.close());
+  await withDeadline(
+    new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('connect_error', reject);
+    }),
+    10_000,
+    'connect',
+  );
+  const threadId = (await socket.timeout(5000).emitWithAck('whoami')) as number;
+  return { socket, threadId };
+}
+
+/** Waits until every client runs on WebSocket: the upgrade has reached each session's owner. */
+export async function upgraded(chats: Chat[]): Promise<void> {
+  await waitFor(() => chats.every((c) => c.socket.io.engine.transport.name === 'websocket'), {
+    timeout: 10_000,
+    what: 'every client upgraded to WebSocket',
+  });
+}
+
+export function spread(chats: Chat[]): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const { threadId } of chats) counts.set(threadId, (counts.get(threadId) ?? 0) + 1);
+  return counts;
+}
+
+export async function everyoneHears(t: Test, chats: Chat[], from: Chat): Promise<void> {
+  const payload = `news-${Math.random()}`;
+  const heard = chats.map(
+    (c) =>
+      new Promise<void>((resolve) =>
+        c.socket.on('news', (value: unknown) => {
+          if (value === payload) resolve();
+        }),
+      ),
+  );
+  await from.socket.timeout(5000).emitWithAck('emit', payload);
+  await withDeadline(Promise.all(heard), 5000, `one io.emit() reaching all ${chats.length}`);
+  t.pass(`one io.emit() reached all ${chats.length} clients`);
 }

@@ -5,7 +5,7 @@
 // by require() and by import alike (its ESM wrapper imports the same CommonJS file), and adds one line
 // at its end, which hands the module's exports and its own require() to ../socketio/default-adapter.ts.
 // That patches Server.prototype.adapter, through which Server's constructor takes its adapter. Nothing of Socket.IO or of the adapter is loaded before the app loads socket.io itself.
-import fs from 'node:fs';
+import { loadFs } from '../builtins.ts';
 import module from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -20,7 +20,7 @@ type Install = (socketio: unknown, socketioRequire: NodeJS.Require) => void;
  * asynchronous hooks (module.register(), as tsx and APM agents use) are also in place.
  */
 function sourceOf(url: string, source: module.LoadFnOutput['source'] | null): string {
-  if (source == null) return fs.readFileSync(fileURLToPath(url), 'utf8');
+  if (source == null) return loadFs().readFileSync(fileURLToPath(url), 'utf8');
   return typeof source === 'string' ? source : new TextDecoder().decode(source);
 }
 

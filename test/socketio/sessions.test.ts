@@ -2,68 +2,12 @@
 // that imports nothing of socketnaut: each request of a session reaches the worker that owns it,
 // whichever worker its connection reached, and broadcasts reach every worker's clients.
 import http from 'node:http';
-import t, { type Test } from 'tap';
-import { io, type ManagerOptions, type Socket } from 'socket.io-client';
+import t from 'tap';
 import { fixture, waitFor, withDeadline } from '../helpers.ts';
 import { startLauncher } from '../launcher.ts';
+import { agentFrom, type Chat, chat, everyoneHears, spread, upgraded } from '../socketio.ts';
 
 const APP = fixture('socketio/app.js').pathname;
-
-interface Chat {
-  socket: Socket;
-  threadId: number;
-}
-
-// socket.io-client's typings name the agent of browsers (a string or boolean); Node's clients take an http.Agent.
-function agentFrom(t: Test, address: string): string {
-  const agent = new http.Agent({ localAddress: address });
-  t.teardown(() => agent.destroy());
-  return agent as unknown as string;
-}
-
-async function chat(t: Test, port: number, options: Partial<ManagerOptions> = {}): Promise<Chat> {
-  const socket = io(`http://127.0.0.1:${port}`, { forceNew: true, reconnection: false, ...options });
-  t.teardown(() => void socket.close());
-  await withDeadline(
-    new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('connect_error', reject);
-    }),
-    10_000,
-    'connect',
-  );
-  const threadId = (await socket.timeout(5000).emitWithAck('whoami')) as number;
-  return { socket, threadId };
-}
-
-/** Waits until every client runs on WebSocket: the upgrade has reached each session's owner. */
-async function upgraded(chats: Chat[]): Promise<void> {
-  await waitFor(() => chats.every((c) => c.socket.io.engine.transport.name === 'websocket'), {
-    timeout: 10_000,
-    what: 'every client upgraded to WebSocket',
-  });
-}
-
-function spread(chats: Chat[]): Map<number, number> {
-  const counts = new Map<number, number>();
-  for (const { threadId } of chats) counts.set(threadId, (counts.get(threadId) ?? 0) + 1);
-  return counts;
-}
-
-async function everyoneHears(t: Test, chats: Chat[], from: Chat): Promise<void> {
-  const payload = `news-${Math.random()}`;
-  const heard = chats.map(
-    (c) =>
-      new Promise<void>((resolve) =>
-        c.socket.on('news', (value: unknown) => {
-          if (value === payload) resolve();
-        }),
-      ),
-  );
-  await from.socket.timeout(5000).emitWithAck('emit', payload);
-  await withDeadline(Promise.all(heard), 5000, `one io.emit() reaching all ${chats.length}`);
-  t.pass(`one io.emit() reached all ${chats.length} clients`);
-}
 
 for (const transport of ['handoff', 'pipe', 'reuseport'] as const) {
   t.test(`${transport}: 40 clients from 40 addresses, default transports`, async (t) => {
