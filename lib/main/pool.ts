@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
-import type { WorkerOptions } from 'node:worker_threads';
+import type { MessagePort, WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
 import { ERR_WORKER_START, withCause } from '../errors.ts';
 import { acceptWorkerLogRecord } from '../logging.ts';
 import type net from 'node:net';
-import type { FromWorker, ListenRequest, WorkerBootData } from '../protocol/messages.ts';
+import type { FromWorker, ListenRequest, ProcessCall, WorkerBootData } from '../protocol/messages.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { RestartBackoff } from './restart-backoff.ts';
 import { replaceEach } from './succession.ts';
@@ -20,6 +20,8 @@ export interface WorkerReports {
   listenerReturned(record: WorkerRecord, server: net.Server): void;
   proxyHeaderRejected(): void;
   handoffLatencies(seconds: readonly number[]): void;
+  /** The worker waits, blocked, until `answered` says that the answer is on `reply`. */
+  processCall(record: WorkerRecord, call: ProcessCall, reply: MessagePort, answered: SharedArrayBuffer): void;
 }
 
 export interface PoolSettings {
@@ -276,6 +278,9 @@ export class WorkerPool extends EventEmitter {
         break;
       case 'handoff-latencies':
         reports.handoffLatencies(message.seconds);
+        break;
+      case 'process-call':
+        reports.processCall(record, message.call, message.reply, message.answered);
         break;
       default:
         message satisfies never;

@@ -10,6 +10,7 @@ import type { ConcreteTransportName, WorkerBootData } from '../protocol/messages
 import type { DeliverySettings, Transport } from '../transports/index.ts';
 import { ConnectionLedger } from './ledger.ts';
 import { WorkerPool, type WorkerReports } from './pool.ts';
+import { ProcessCalls } from './process-calls.ts';
 import { PublicPort } from './public-port.ts';
 import { SharedPorts } from './shared-ports.ts';
 import { collectStats, type ProxyStats } from './stats.ts';
@@ -38,6 +39,7 @@ export class ServiceProxy extends EventEmitter {
   readonly #health: WorkerHealth;
   readonly #public: PublicPort;
   readonly #sharedPorts: SharedPorts;
+  readonly #processCalls = new ProcessCalls(() => this.#pool.records);
   readonly #token = randomBytes(16).toString('hex');
   readonly #ticketKeys = randomBytes(48);
   #transport: Transport | undefined;
@@ -168,6 +170,7 @@ export class ServiceProxy extends EventEmitter {
       if (!this.#options.measureHandoffLatency) return;
       for (const value of seconds) this.emit('handoff-latency', value);
     },
+    processCall: (record, call, reply, answered) => this.#processCalls.answer(record, call, reply, answered),
   };
 
   /** The pool's news of each worker's life, passed on in this order: intake, ports, then users. */

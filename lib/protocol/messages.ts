@@ -111,6 +111,26 @@ export interface SerializedError {
   code: string | undefined;
 }
 
+/** A change of what all threads of the process share, which Node lets only the main thread make. */
+export type ProcessCall = { api: 'chdir'; directory: string } | { api: 'umask'; mask: number | string };
+
+/** What the main thread answers a ProcessCall: the call's value, another worker's value that it conflicts with, or the call's error. */
+export type ProcessCallAnswer =
+  | { value: number | undefined }
+  | { conflict: string | number }
+  | { failure: SystemFailure };
+
+/** An error of a call on the main thread (a missing directory, a bad argument), to be raised again in the worker. */
+export interface SystemFailure {
+  name: string;
+  message: string;
+  code: string | undefined;
+  errno: number | undefined;
+  syscall: string | undefined;
+  path: string | undefined;
+  dest: string | undefined;
+}
+
 export type FromWorker =
   | { type: 'ready' }
   /**
@@ -127,7 +147,12 @@ export type FromWorker =
   | { type: 'log'; record: LogRecord }
   | { type: 'bootstrap-error'; error: SerializedError }
   /** Reuseport: a listener given back, still open, so that nothing in its queue is lost. */
-  | { type: 'listener-returned'; server: net.Server };
+  | { type: 'listener-returned'; server: net.Server }
+  /**
+   * The worker waits, blocked, for the answer: the main thread posts it on `reply`, then sets the
+   * Int32 at 0 of `answered` to 1 and notifies it (see worker/process-apis.ts).
+   */
+  | { type: 'process-call'; call: ProcessCall; reply: MessagePort; answered: SharedArrayBuffer };
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof Error) {

@@ -13,6 +13,7 @@ import type { WorkerTransportFactory } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { interceptListen } from './listen.ts';
+import { provideProcessApis } from './process-apis.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
 import { configureSessions } from './sessions.ts';
 import { sharedServers } from './shared-servers.ts';
@@ -60,6 +61,7 @@ const stop = (): void => {
   if (!agent) post({ type: 'drained' });
 };
 keepSelfSignalsInWorker(stop);
+provideProcessApis(port);
 
 // Every message from the proxy comes through here.
 port.on('message', (message: ToWorker) => {

@@ -39,6 +39,7 @@ const reports: WorkerReports = {
   listenerReturned: () => {},
   proxyHeaderRejected: () => reported.emit('proxy-header-rejected'),
   handoffLatencies: () => {},
+  processCall: () => {},
 };
 
 /** Stands in for a worker thread: exits on a later turn of the loop, once, as a thread does. */

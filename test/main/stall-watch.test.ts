@@ -69,6 +69,7 @@ function harness(t: Test, stallTimeout: number) {
       listenerReturned() {},
       proxyHeaderRejected() {},
       handoffLatencies() {},
+      processCall() {},
     },
     spawn: (origin, boot) => {
       const { port1, port2 } = new MessageChannel();
