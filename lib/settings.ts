@@ -313,6 +313,15 @@ export const settings = {
     default: 3_000,
     help: 'ms the whole header may take',
   }),
+  socketioAdapter: setting({
+    appliesTo: 'both',
+    flag: 'socketio-adapter',
+    env: 'SOCKETNAUT_SOCKETIO_ADAPTER',
+    placeholder: '<auto|off>',
+    check: oneOf(['auto', 'off'] as const),
+    default: 'auto',
+    help: "a Socket.IO server left with the in-memory adapter gets socketnaut's, whose broadcasts, rooms and `fetchSockets()` span the workers (Node 22.15+); `off` keeps the in-memory one",
+  }),
   measureHandoffLatency: setting({
     appliesTo: 'proxy',
     check: boolean,

@@ -152,6 +152,7 @@ export class ServiceProxy extends EventEmitter {
       ticketKeys: this.#ticketKeys,
       proxyHeaderTimeout: tcp.readsOnMainThread ? undefined : this.#options.proxyProtocol?.timeout,
       reuseport: intake.workerBoot(id, slot),
+      socketioAdapter: this.#options.socketioAdapter !== 'off',
       userWorkerData: undefined,
     };
   }

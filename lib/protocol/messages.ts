@@ -55,6 +55,8 @@ export interface WorkerBootData {
   /** Where the worker writes its heartbeat (see HEARTBEAT_INTERVAL_MS); undefined when stalls are not watched. */
   heartbeat: SharedArrayBuffer | undefined;
   reuseport: ReuseportBoot | undefined;
+  /** A Socket.IO server left with the in-memory adapter gets socketnaut's. */
+  socketioAdapter: boolean;
   userWorkerData: unknown;
 }
 

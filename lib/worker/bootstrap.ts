@@ -108,7 +108,7 @@ try {
     publicPort: launcherPort,
     shared,
   });
-  adaptSocketio((context as { socketioAdapter?: boolean }).socketioAdapter ?? true);
+  adaptSocketio(context.socketioAdapter);
   await import(context.moduleURL);
 } catch (err) {
   post({ type: 'bootstrap-error', error: serializeError(err) });

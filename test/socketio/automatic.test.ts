@@ -41,6 +41,23 @@ t.test('under the launcher, an app that imports nothing of socketnaut broadcasts
   t.same(await heard, ['launched', a!.threadId]);
 });
 
+t.test('--socketio-adapter off keeps Socket.IO’s in-memory adapter, each worker’s broadcast its own', async (t) => {
+  const { port } = await startLauncher(t, [
+    fixture('socketio/app.cjs').pathname,
+    '--workers',
+    '2',
+    '--socketio-adapter',
+    'off',
+  ]);
+  const [[, [a]], [, [b]]] = [...(await clientsOnEveryWorker(t, port, 2, 1))];
+  t.notMatch(await a!.socket.emitWithAck('adapter'), /^WorkerThreadsAdapter/, 'the in-memory adapter');
+  const heard: unknown[] = [];
+  b!.socket.on('news', (value: unknown) => heard.push(value));
+  await ask(a!, 'emit', 'alone');
+  await ask(b!, 'emit', 'here');
+  t.same(heard, ['here'], "a broadcast reaches only its own worker's clients");
+});
+
 t.test("two Socket.IO servers of one app each reach their own clients on every worker, not each other's", async (t) => {
   const { port } = await startProxy(t, {
     workerURL: fixture('socketio/two-servers.js'),
