@@ -10,7 +10,7 @@ import type { ConcreteTransportName, WorkerBootData } from '../protocol/messages
 import type { DeliverySettings, Transport } from '../transports/index.ts';
 import { ConnectionLedger } from './ledger.ts';
 import { WorkerPool, type WorkerReports } from './pool.ts';
-import { PublicPort } from './public-port.ts';
+import { type PublicBinder, PublicPort } from './public-port.ts';
 import { SharedPorts } from './shared-ports.ts';
 import { collectStats, type ProxyStats } from './stats.ts';
 import { type ReloadOptions, resolveStopOptions, type ShutdownOptions, type StopSettings } from './stop-options.ts';
@@ -38,6 +38,7 @@ export class ServiceProxy extends EventEmitter {
   readonly #health: WorkerHealth;
   readonly #public: PublicPort;
   readonly #sharedPorts: SharedPorts;
+  readonly #bindsLate: boolean;
   readonly #token = randomBytes(16).toString('hex');
   readonly #ticketKeys = randomBytes(48);
   #transport: Transport | undefined;
@@ -47,7 +48,11 @@ export class ServiceProxy extends EventEmitter {
   #shutdown: Promise<PromiseSettledResult<number>[]> | undefined;
   #reloading: Promise<void> | undefined;
 
-  constructor(options: ServiceProxyOptions) {
+  /**
+   * `internal` is the launcher's (see ../launcher/launch.ts): with a `binder`, the server is bound
+   * where the first worker's app asks, not before the workers start.
+   */
+  constructor(options: ServiceProxyOptions, internal: { binder?: PublicBinder } = {}) {
     super();
     const resolved = resolveOptions(options);
     this.#options = resolved;
@@ -56,6 +61,7 @@ export class ServiceProxy extends EventEmitter {
     this.maxWorkers = resolved.maxWorkers;
     this.log = createLogger('ServiceProxy');
     this.#ledger = new ConnectionLedger(resolved);
+    this.#bindsLate = internal.binder !== undefined;
     this.#pool = new WorkerPool({
       minWorkers: resolved.minWorkers,
       maxWorkers: resolved.maxWorkers,
@@ -82,6 +88,7 @@ export class ServiceProxy extends EventEmitter {
       terminatesTls,
       log: this.log,
       onError: (err) => this.#reportError(err),
+      binder: internal.binder,
     });
     const { balance, perIpPrefix, queueLimit, queueTimeout } = resolved;
     const { log } = this;
@@ -161,6 +168,7 @@ export class ServiceProxy extends EventEmitter {
       if (pipeIds) for (const delivery of this.#transport?.deliveries.all ?? []) delivery.workerClosed(record, pipeIds);
     },
     listen: (record, request, listen) => this.#sharedPorts.listen(record, request, listen),
+    publicListen: (record, request, listen) => this.#public.workerListens(record, request, listen),
     unlisten: (record, server) => this.#sharedPorts.unlisten(record, server),
     listenerReturned: (record, server) => this.#transport?.intake.listenerReturned(record, server),
     proxyHeaderRejected: () => this.#public.dispatcher.headerRejectedInWorker(),
@@ -255,14 +263,17 @@ export class ServiceProxy extends EventEmitter {
     if (intake.sharedCounts) ledger.useCounts(intake.sharedCounts);
     this.#public.dispatcher.useDelivery(deliveries.tcp);
     this.#sharedPorts.useDeliveries(deliveries);
-    // Workers tell their app where it listens: a server still binding (its owner called listen()
-    // just before createServiceProxy()) has no address yet. Not events.once(): it rejects on
-    // 'error', which the public port reports already.
-    if (!this.server.listening) await new Promise((resolve) => this.server.once('listening', resolve));
+    // Workers boot knowing where the public port is bound: a server still binding (its owner called
+    // listen() just before createServiceProxy()) has no address yet. Not events.once(): it rejects on
+    // 'error', which the public port reports already. One the launcher binds where the first
+    // worker's app asks is bound later.
+    if (!this.server.listening && !this.#bindsLate)
+      await new Promise((resolve) => this.server.once('listening', resolve));
     if (this.#shutdown) return;
     this.#pool.start();
     this.#health.start();
-    if (this.#pool.size === 0 && this.#public.dispatcher.queued > 0) this.#pool.grow();
+    // A pool that may start empty still needs one worker's app to say where to bind.
+    if (this.#pool.size === 0 && (this.#public.dispatcher.queued > 0 || this.#bindsLate)) this.#pool.grow();
     this.#maybeEmitReady();
   }
 
@@ -287,6 +298,7 @@ export class ServiceProxy extends EventEmitter {
 
   #maybeEmitReady(): void {
     if (this.#readyEmitted || !this.#transport || this.#pool.ready.length < this.minWorkers) return;
+    if (this.#bindsLate && this.#pool.ready.length === 0) return;
     this.#readyEmitted = true;
     this.emit('ready');
   }

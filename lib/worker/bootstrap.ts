@@ -13,6 +13,8 @@ import type { WorkerTransportFactory } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { interceptListen } from './listen.ts';
+import { settlePublicListen } from './public-listen.ts';
+import { markServingOnceBound } from './server-takeover.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
 import { configureSessions } from './sessions.ts';
 import { sharedServers } from './shared-servers.ts';
@@ -74,6 +76,9 @@ port.on('message', (message: ToWorker) => {
     case 'listen-result':
       void shared.settle(message);
       break;
+    case 'public-address':
+      settlePublicListen(message);
+      break;
     case 'retire':
       if (message.signal) deliverSignal(message.signal);
       stop();
@@ -101,7 +106,6 @@ try {
       if (launcherPort !== undefined && (namesPath || (port !== undefined && port !== launcherPort))) return undefined;
       return agentFor(server, false).server;
     },
-    publicAddress: context.publicAddress,
     publicPort: launcherPort,
     shared,
   });
@@ -113,4 +117,5 @@ try {
 
 // Also makes ready a module that created its agent but never called listen().
 markModuleLoaded();
-currentAgent()?.markServing();
+const agent = currentAgent();
+if (agent) markServingOnceBound(agent, context.publicAddress);
