@@ -71,8 +71,8 @@ export const settings = {
     env: 'HOST',
     placeholder: '<addr>',
     check: host,
-    defaultText: 'all interfaces',
-    help: 'address to bind',
+    defaultText: "where the app's server listens",
+    help: 'address to bind, whatever the app asks',
   }),
   workers: setting({
     appliesTo: 'launcher',

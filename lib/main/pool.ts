@@ -4,7 +4,7 @@ import type { Logger } from 'streams-logger';
 import { ERR_WORKER_START, withCause } from '../errors.ts';
 import { acceptWorkerLogRecord } from '../logging.ts';
 import type net from 'node:net';
-import type { FromWorker, ListenRequest, ProcessCall, WorkerBootData } from '../protocol/messages.ts';
+import type { FromWorker, ListenRequest, ProcessCall, PublicListen, WorkerBootData } from '../protocol/messages.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { RestartBackoff } from './restart-backoff.ts';
 import { replaceEach } from './succession.ts';
@@ -15,6 +15,8 @@ export interface WorkerReports {
   /** Connections that closed: `count` handed over, with their peers when asked for; `pipeIds` piped. */
   closed(record: WorkerRecord, count: number, peers: string[] | undefined, pipeIds: number[] | undefined): void;
   listen(record: WorkerRecord, request: number, listen: ListenRequest): void;
+  /** The worker's app listens on the public port. */
+  publicListen(record: WorkerRecord, request: number, listen: PublicListen): void;
   unlisten(record: WorkerRecord, server: number): void;
   /** The worker gave back a listener of the public port it accepted on. */
   listenerReturned(record: WorkerRecord, server: net.Server): void;
@@ -266,6 +268,9 @@ export class WorkerPool extends EventEmitter {
         break;
       case 'listen':
         reports.listen(record, message.request, message.listen);
+        break;
+      case 'public-listen':
+        reports.publicListen(record, message.request, message.listen);
         break;
       case 'unlisten':
         reports.unlisten(record, message.sharedPort);

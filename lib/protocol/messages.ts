@@ -43,6 +43,7 @@ export interface WorkerBootData {
   /** Where every worker may take connections piped to it (see protocol/sessions.ts pipePathIn). */
   pipeDir: string;
   token: string;
+  /** The public port's address; null while it is not bound (the launcher binds it where the app first asks). */
   publicAddress: net.AddressInfo | string | null;
   logLevel: number;
   /** Report the peer address of each closed connection, for per-address limits. */
@@ -71,6 +72,18 @@ export interface ListenRequest {
   ipv6Only?: boolean;
 }
 
+/**
+ * A listen() on the public port: where the app's server asks for it (the port is the public one,
+ * whatever it names), and whether it serves HTTP, for the start-up line.
+ */
+export interface PublicListen {
+  host?: string;
+  ipv6Only?: boolean;
+  backlog?: number;
+  /** 'http' or 'https' for an HTTP server (an HTTP/2 one with a 'request' listener); undefined otherwise. */
+  scheme: 'http' | 'https' | undefined;
+}
+
 /** What a failed listen on the main thread raised, to be raised again by the worker's server. */
 export interface ListenFailure {
   message: string;
@@ -91,6 +104,13 @@ export type ToWorker =
       address: net.AddressInfo | string | null;
       /** Where this worker must take piped connections for the port, when it does not already. */
       pipePath: string | undefined;
+      failure: ListenFailure | undefined;
+    }
+  /** Where the public port is bound for the worker's listen() `request`, or why it could not be. */
+  | {
+      type: 'public-address';
+      request: number;
+      address: net.AddressInfo | string | null;
       failure: ListenFailure | undefined;
     }
   /** Stop taking connections and finish the open ones; `signal` is emitted first to the app's listeners. */
@@ -142,6 +162,7 @@ export type FromWorker =
   | { type: 'closed'; count: number; peers: string[] | undefined; pipeIds: number[] | undefined }
   | { type: 'handoff-latencies'; seconds: number[] }
   | { type: 'listen'; request: number; listen: ListenRequest }
+  | { type: 'public-listen'; request: number; listen: PublicListen }
   | { type: 'unlisten'; sharedPort: number }
   | { type: 'proxy-header-rejected' }
   | { type: 'stopped' }

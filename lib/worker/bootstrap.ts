@@ -14,6 +14,8 @@ import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { interceptListen } from './listen.ts';
 import { provideProcessApis } from './process-apis.ts';
+import { settlePublicListen } from './public-listen.ts';
+import { markServingOnceBound } from './server-takeover.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
 import { configureSessions } from './sessions.ts';
 import { sharedServers } from './shared-servers.ts';
@@ -77,6 +79,9 @@ port.on('message', (message: ToWorker) => {
     case 'listen-result':
       void shared.settle(message);
       break;
+    case 'public-address':
+      settlePublicListen(message);
+      break;
     case 'retire':
       if (message.signal) deliverSignal(message.signal);
       stop();
@@ -104,7 +109,6 @@ try {
       if (launcherPort !== undefined && (namesPath || (port !== undefined && port !== launcherPort))) return undefined;
       return agentFor(server, false).server;
     },
-    publicAddress: context.publicAddress,
     publicPort: launcherPort,
     shared,
   });
@@ -117,4 +121,5 @@ try {
 
 // Also makes ready a module that created its agent but never called listen().
 markModuleLoaded();
-currentAgent()?.markServing();
+const agent = currentAgent();
+if (agent) markServingOnceBound(agent, context.publicAddress);

@@ -75,7 +75,7 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     super();
     this.server = server;
     this.#context = context;
-    takeOverServer(server, this, context.publicAddress, context.serverDefaults);
+    takeOverServer(server, this, context.serverDefaults);
     shareTicketKeys(server, context.ticketKeys);
     routeSessionsOf(server);
   }

@@ -35,6 +35,7 @@ const reported = new EventEmitter();
 const reports: WorkerReports = {
   closed: () => {},
   listen: () => {},
+  publicListen: () => {},
   unlisten: () => {},
   listenerReturned: () => {},
   proxyHeaderRejected: () => reported.emit('proxy-header-rejected'),

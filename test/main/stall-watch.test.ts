@@ -65,6 +65,7 @@ function harness(t: Test, stallTimeout: number) {
     reports: {
       closed() {},
       listen() {},
+      publicListen() {},
       unlisten() {},
       listenerReturned() {},
       proxyHeaderRejected() {},

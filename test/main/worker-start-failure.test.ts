@@ -29,6 +29,7 @@ const quietLog = { level: 0, debug() {}, info() {}, warn() {}, error() {} } as u
 const reports: WorkerReports = {
   closed() {},
   listen() {},
+  publicListen() {},
   unlisten() {},
   listenerReturned() {},
   proxyHeaderRejected() {},
@@ -162,6 +163,7 @@ t.test('the reuseport intake, with no place left in its shared counts, throws th
   await once(server, 'listening');
   const intake = await ReuseportIntake.open({
     server,
+    ipv6Only: () => false,
     accept: (socket) => socket.destroy(),
     acceptFailed() {},
     limits: () => ({ maxConnections: 0, maxConnectionsPerIp: 0, perIpPrefix: 64 }),
