@@ -70,6 +70,7 @@ function handshake(port: number): Promise<string> {
         res.on('error', reject);
       },
     );
+    req.setTimeout(SESSION_TIMEOUT_MS, () => req.destroy(new Error('no handshake answer within 10 s')));
     req.on('error', reject);
   });
 }
@@ -148,7 +149,7 @@ async function sessions(port: number, concurrency: number, ms: number): Promise<
       } catch (err) {
         errors++;
         firstError ??= (err as Error).message;
-        await new Promise((resolve) => setTimeout(resolve, 10));
+        await new Promise((resolve) => setTimeout(resolve, 10).unref());
       }
     }
   };
@@ -228,7 +229,7 @@ function emitAtRate(firstSeq: number, rate: number, ms: number): Promise<number>
       const due = Math.min(total, Math.floor(((now() - start) * rate) / 1000) + 1);
       while (sent < due) emit(firstSeq + sent++);
       if (sent >= total) resolve(sent);
-      else setTimeout(tick, Math.max(0, start + (sent * 1000) / rate - now()));
+      else setTimeout(tick, Math.max(0, start + (sent * 1000) / rate - now())).unref();
     };
     tick();
   });
