@@ -2,7 +2,7 @@ import http from 'node:http';
 import t from 'tap';
 import { io, type Socket } from 'socket.io-client';
 import { fixture, transports } from '../helpers.ts';
-import { startLauncher } from '../launcher.ts';
+import { startLauncher, transportsHere } from '../launcher.ts';
 
 const app = fixture('socketio-echo.js').pathname;
 const CLIENTS = 50;
@@ -62,7 +62,7 @@ function runAll(port: number): Promise<ClientRun[]> {
   return Promise.all(Array.from({ length: CLIENTS }, (_, i) => runClient(port, `127.0.0.${100 + i}`)));
 }
 
-for (const transport of transports) {
+for (const transport of await transportsHere(transports)) {
   t.test(
     `${transport} × ip-hash: 50 long-polling clients each keep their session, and every echo comes back`,
     async (t) => {
