@@ -62,6 +62,7 @@ export class ServiceProxy extends EventEmitter {
       workerOptions: resolved.workerOptions,
       workerStartTimeout: resolved.workerStartTimeout,
       idleTimeout: resolved.workersCheckingInterval,
+      shutdownTimeout: resolved.shutdownTimeout,
       heartbeats: resolved.stallTimeout > 0,
       log: this.log,
       boot: (id, slot) => this.#bootData(id, slot),

@@ -81,7 +81,9 @@ export class WorkerRecord {
   #stalled = false;
   #replacing = false;
   #drained = false;
-  #exitRequested = false;
+  #endAllowed = false;
+  /** The shutdown timeout it was told to end at, once it was. */
+  #endedAtDeadline: number | undefined;
   #endReason: string | undefined;
   #bootstrapError: SerializedError | undefined;
   #uncaughtError: Error | undefined;
@@ -133,9 +135,14 @@ export class WorkerRecord {
     return this.#drained;
   }
 
-  /** It was told it may end. */
-  get exitRequested(): boolean {
-    return this.#exitRequested;
+  /** It was told it may end, once its app's own work is done. */
+  get endAllowed(): boolean {
+    return this.#endAllowed;
+  }
+
+  /** The timeout, in ms, at which it was told to end now; undefined unless it was. */
+  get endedAtDeadline(): number | undefined {
+    return this.#endedAtDeadline;
   }
 
   /** Why it was stopped, when the pool stopped it for a reason of its own. */
@@ -236,11 +243,18 @@ export class WorkerRecord {
     this.send({ type: 'retire', signal });
   }
 
-  /** Tells a drained worker it may end, once; returns whether it was told now. */
-  requestExit(): boolean {
-    if (this.#exitRequested || this.#state === 'exited') return false;
-    this.#exitRequested = true;
-    this.send({ type: 'exit' });
+  /** Tells a drained worker it may end once its app's own work is done, once. */
+  allowEnd(): void {
+    if (this.#endAllowed || this.#state === 'exited') return;
+    this.#endAllowed = true;
+    this.send({ type: 'may-end' });
+  }
+
+  /** Its `timeout` has passed: tells it to end now, once; returns whether it was told now. */
+  endAtDeadline(timeout: number): boolean {
+    if (this.#endedAtDeadline !== undefined || this.#state === 'exited') return false;
+    this.#endedAtDeadline = timeout;
+    this.send({ type: 'end' });
     return true;
   }
 

@@ -82,6 +82,7 @@ function harness(t: Test): Harness {
     workerOptions: {},
     workerStartTimeout: 60_000,
     idleTimeout: 60_000,
+    shutdownTimeout: 60_000,
     boot: (id) => {
       if (h.bootFailure) throw h.bootFailure;
       return { pipePath: `/nonexistent/fake-${id}.sock` } as Omit<WorkerBootData, 'port'>;

@@ -7,15 +7,15 @@ import { decodePreamble } from './preamble.ts';
 
 const PREAMBLE_DEADLINE_MS = 5_000;
 
-let listening = false;
+/** The worker's one Unix-socket listener, once opened. */
+let listener: net.Server | undefined;
 
 /**
  * Takes piped connections on the worker's private Unix socket at `pipePath`, whose connections open
  * with a preamble; once per worker, which may need it for a Unix-socket listener of its app as well.
  */
 export async function listenOnPipe(pipePath: string, token: string, sink: () => ConnectionSink): Promise<void> {
-  if (listening) return;
-  listening = true;
+  if (listener) return;
   loadFs().rmSync(pipePath, { force: true });
   // A connection whose preamble does not arrive is closed here; the proxy sees the close and counts it out.
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
@@ -29,6 +29,7 @@ export async function listenOnPipe(pipePath: string, token: string, sink: () => 
       },
     );
   });
+  listener = server;
   (server as net.Server & { [kInternalServer]?: true })[kInternalServer] = true;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -39,6 +40,11 @@ export async function listenOnPipe(pipePath: string, token: string, sink: () => 
   });
   // Out of file descriptors, an accept fails; libuv sheds that connection and goes on accepting.
   server.on('error', () => {});
+}
+
+/** Takes no more piped connections: the worker has finished, and its listener must not keep it alive. */
+export function stopListeningOnPipe(): void {
+  if (listener?.listening) listener.close();
 }
 
 /** The worker's end of the pipe transport: its connections come over the Unix socket, not in messages. */
