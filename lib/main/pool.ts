@@ -20,6 +20,11 @@ export interface WorkerReports {
   listenerReturned(record: WorkerRecord, server: net.Server): void;
   proxyHeaderRejected(): void;
   handoffLatencies(seconds: readonly number[]): void;
+  /**
+   * The worker gave back a connection for a server its app had closed: one moved to it for
+   * `sharedPort` (0 for the public port), or one it accepted itself (`own`), still admitted.
+   */
+  connectionRefused(record: WorkerRecord, socket: net.Socket, sharedPort: number, own: boolean): void;
 }
 
 export interface PoolSettings {
@@ -288,6 +293,9 @@ export class WorkerPool extends EventEmitter {
         break;
       case 'pending':
         this.#reportPending(record, message.resources);
+        break;
+      case 'connection-refused':
+        reports.connectionRefused(record, message.socket, message.sharedPort ?? 0, message.own);
         break;
       case 'log':
         acceptWorkerLogRecord(message.record);

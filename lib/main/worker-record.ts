@@ -236,11 +236,20 @@ export class WorkerRecord {
     if (this.#state !== 'exited') this.port.postMessage(message, transfer);
   }
 
-  /** Stops giving it connections: it emits `signal` to the app's listeners, then finishes the open ones. */
+  /**
+   * Stops giving it connections: it emits `signal` to the app's listeners, then finishes the open
+   * ones. It is told once the connections on their way to it (piped ones still connecting) have
+   * reached it, so that they reach its app's server before the app closes it, not after.
+   */
   retire(signal: NodeJS.Signals | undefined): void {
     if (this.#state === 'exited') return;
     this.#state = 'retiring';
-    this.send({ type: 'retire', signal });
+    const tell = (): void => {
+      this.account.onArrived = undefined;
+      this.send({ type: 'retire', signal });
+    };
+    if (this.account.pending === 0) tell();
+    else this.account.onArrived = tell;
   }
 
   /** Tells a drained worker it may end once its app's own work is done, once. */

@@ -133,6 +133,12 @@ export type FromWorker =
   | { type: 'bootstrap-error'; error: SerializedError }
   /** Told to end at its deadline: what still kept it alive, as process.getActiveResourcesInfo() names it. */
   | { type: 'pending'; resources: string[] }
+  /**
+   * A connection for a server its app had closed, given back intact for another worker: one the proxy
+   * moved here for that server (`sharedPort` names it, absent for the public port's), or one this
+   * worker accepted itself (`own`, reuseport), which stays admitted.
+   */
+  | { type: 'connection-refused'; socket: net.Socket; sharedPort?: number; own: boolean }
   /** Reuseport: a listener given back, still open, so that nothing in its queue is lost. */
   | { type: 'listener-returned'; server: net.Server };
 

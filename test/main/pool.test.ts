@@ -39,6 +39,7 @@ const reports: WorkerReports = {
   listenerReturned: () => {},
   proxyHeaderRejected: () => reported.emit('proxy-header-rejected'),
   handoffLatencies: () => {},
+  connectionRefused: () => {},
 };
 
 /** Stands in for a worker thread: exits on a later turn of the loop, once, as a thread does. */
@@ -510,6 +511,31 @@ t.test('a drained worker still counted with connections is ended only once its a
   await exit;
   t.equal(counts.open, 0);
   t.equal(fake!.handle.state, 'exited');
+});
+
+t.test('a worker is told to retire once the connections on their way to it have reached it', async (t) => {
+  const { pool, spawned } = harness(t, { minWorkers: 0, maxWorkers: 2 });
+  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0, perIpPrefix: 64 });
+  pool.start();
+  pool.grow();
+  const [fake] = spawned;
+  const { account } = fake!.handle;
+  await makeReady(pool, fake!);
+  // Two piped connections still connecting to its Unix socket.
+  for (let i = 0; i < 2; i++) {
+    ledger.admit('');
+    ledger.assign(account);
+  }
+  pool.retire(fake!.handle, 'SIGTERM');
+  t.equal(fake!.handle.state, 'retiring', 'it takes no more connections at once');
+  t.same(pool.ready, []);
+  ledger.delivered(account, '');
+  // The message is not sent at all meanwhile: the handle would have posted it at once.
+  await observeFor(50);
+  t.notOk(retired(fake!), 'not told while one is still on its way');
+  ledger.unassign(account);
+  await waitFor(() => retired(fake!));
+  t.pass('told once the last one came back');
 });
 
 t.test('a drained worker whose app still works ends at its deadline, saying what was pending', async (t) => {

@@ -70,6 +70,7 @@ function harness(t: Test, stallTimeout: number) {
       listenerReturned() {},
       proxyHeaderRejected() {},
       handoffLatencies() {},
+      connectionRefused() {},
     },
     spawn: (origin, boot) => {
       const { port1, port2 } = new MessageChannel();

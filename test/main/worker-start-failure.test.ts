@@ -33,6 +33,7 @@ const reports: WorkerReports = {
   listenerReturned() {},
   proxyHeaderRejected() {},
   handoffLatencies() {},
+  connectionRefused() {},
 };
 
 /** Stands in for a worker thread; `exit()` ends it on a later turn of the loop, as a thread ends. */

@@ -3,9 +3,11 @@ import { loadFs } from '../../builtins.ts';
 import { readPrefix } from '../../protocol/read-prefix.ts';
 import { kInternalServer } from '../../worker/listen.ts';
 import type { ConnectionSink, WorkerTransportFactory } from '../worker-transport.ts';
-import { decodePreamble } from './preamble.ts';
+import { BETWEEN_WORKERS, decodePreamble, PIPE_REFUSED, PIPE_TAKEN } from './preamble.ts';
 
 const PREAMBLE_DEADLINE_MS = 5_000;
+const TAKEN = Buffer.of(PIPE_TAKEN);
+const REFUSED = Buffer.of(PIPE_REFUSED);
 
 /** The worker's one Unix-socket listener, once opened. */
 let listener: net.Server | undefined;
@@ -24,8 +26,20 @@ export async function listenOnPipe(pipePath: string, token: string, sink: () => 
       (data) => decodePreamble(data, token),
       PREAMBLE_DEADLINE_MS,
       (outcome) => {
-        if (outcome.status === 'ok') sink().accept(socket, outcome.info, outcome.peer, outcome.id, outcome.sharedPort);
-        else socket.destroy();
+        if (outcome.status !== 'ok') {
+          socket.destroy();
+          return;
+        }
+        const { info, peer, id, sharedPort } = outcome;
+        const agent = sink();
+        if (id !== BETWEEN_WORKERS) {
+          if (!agent.takes(sharedPort)) {
+            socket.end(REFUSED);
+            return;
+          }
+          socket.write(TAKEN);
+        }
+        agent.accept(socket, info, peer, id, sharedPort);
       },
     );
   });
