@@ -133,6 +133,29 @@ export const ERR_WORKER_START = defineError(
   (reason) => `A worker could not be started: ${reason}`,
 );
 
+export const ERR_WORKER_PROCESS_CONFLICT = defineError(
+  'SOCKETNAUT_ERR_WORKER_PROCESS_CONFLICT',
+  Error,
+  (call, other) =>
+    `${call} was refused: another worker of this process asked for ${other}, and all workers share the process's ` +
+    'value. A worker may change it when every other worker that changed it asked for the same value',
+);
+
+export const ERR_WORKER_PROCESS_TIMEOUT = defineError(
+  'SOCKETNAUT_ERR_WORKER_PROCESS_TIMEOUT',
+  Error,
+  (call, ms) => `${call} got no answer from the main thread within ${ms} ms, which makes it for the worker`,
+);
+
+export const ERR_WORKER_CREDENTIALS = defineError(
+  'SOCKETNAUT_ERR_WORKER_CREDENTIALS',
+  Error,
+  (call) =>
+    `${call} is not available in a worker: every worker and the launcher are one process, with one user. ` +
+    "Start the launcher as the user the app should run as (a Dockerfile's USER, systemd's User=, sudo -u); to " +
+    'listen on a port below 1024 without root, give node the CAP_NET_BIND_SERVICE capability',
+);
+
 /** A bad command line or environment variable for the launcher, which prints it and exits 2. */
 export const ERR_USAGE = defineError('SOCKETNAUT_ERR_USAGE', Error, (message) => message);
 

@@ -71,8 +71,8 @@ export const settings = {
     env: 'HOST',
     placeholder: '<addr>',
     check: host,
-    defaultText: 'all interfaces',
-    help: 'address to bind',
+    defaultText: "where the app's server listens",
+    help: 'address to bind, whatever the app asks',
   }),
   workers: setting({
     appliesTo: 'launcher',
@@ -312,6 +312,15 @@ export const settings = {
     check: timer(1),
     default: 3_000,
     help: 'ms the whole header may take',
+  }),
+  socketioAdapter: setting({
+    appliesTo: 'both',
+    flag: 'socketio-adapter',
+    env: 'SOCKETNAUT_SOCKETIO_ADAPTER',
+    placeholder: '<auto|off>',
+    check: oneOf(['auto', 'off'] as const),
+    default: 'auto',
+    help: "a Socket.IO server left with the in-memory adapter gets socketnaut's, whose broadcasts, rooms and `fetchSockets()` span the workers (Node 22.15+); `off` keeps the in-memory one",
   }),
   measureHandoffLatency: setting({
     appliesTo: 'proxy',

@@ -27,9 +27,18 @@ function collect(child: ChildProcess): { stdout: () => string; stderr: () => str
   return { stdout: () => out, stderr: () => err };
 }
 
-/** Runs the launcher until it prints its start-up line; killed in teardown if still running. */
-export async function startLauncher(t: Test, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningLauncher> {
-  const child = spawn(process.execPath, [cliPath, '--host', '127.0.0.1', '--port', '0', ...args], {
+/**
+ * Runs the launcher until it prints its start-up line; killed in teardown if still running. Bound on
+ * `host`, 127.0.0.1 unless told; null leaves the host to the app.
+ */
+export async function startLauncher(
+  t: Test,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  { host = '127.0.0.1' }: { host?: string | null } = {},
+): Promise<RunningLauncher> {
+  const where = host === null ? ['--port', '0'] : ['--host', host, '--port', '0'];
+  const child = spawn(process.execPath, [cliPath, ...where, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -46,7 +55,7 @@ export async function startLauncher(t: Test, args: string[], env: NodeJS.Process
   });
   const started = new Promise<string>((resolve, reject) => {
     const onData = (): void => {
-      const match = /socketnaut: (https?:\/\/\S+)/.exec(output.stdout());
+      const match = /socketnaut: ([a-z]+:\/\/\S+)/.exec(output.stdout());
       if (match) resolve(match[1]!);
     };
     child.stdout!.on('data', onData);
@@ -69,4 +78,21 @@ export async function runLauncher(args: string[], env: NodeJS.ProcessEnv = {}, t
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(timer);
   return { code, stdout: output.stdout(), stderr: output.stderr() };
+}
+
+const probes = (await import(new URL('../dist/lib/transports/handoff/probe.js', import.meta.url).href)) as {
+  probeHandoff: () => Promise<string | undefined>;
+};
+const reuseportProbe = (await import(new URL('../dist/lib/transports/reuseport/probe.js', import.meta.url).href)) as {
+  probeReuseport: () => Promise<string | undefined>;
+};
+
+/** The transports this Node can run, of `wanted`: Node 22 cannot move sockets between threads. */
+export async function transportsHere<T extends 'handoff' | 'pipe' | 'reuseport'>(wanted: readonly T[]): Promise<T[]> {
+  const unavailable = {
+    handoff: await probes.probeHandoff(),
+    pipe: undefined,
+    reuseport: await reuseportProbe.probeReuseport(),
+  };
+  return wanted.filter((name) => unavailable[name] === undefined);
 }

@@ -11,11 +11,12 @@ import { ServiceProxy } from '../main/service-proxy.ts';
 import { startStatusLine } from '../main/status.ts';
 import { AUTO_PREFERS_REUSEPORT } from '../main/transport-choice.ts';
 import type { WorkerView } from '../main/worker-view.ts';
+import type { PublicListen } from '../protocol/messages.ts';
 import { workerBounds } from '../options.ts';
 import { type OptionsOf, resolveSettings, sharedSettings } from '../settings/resolve.ts';
 import type { TransportName } from '../transports/delivery.ts';
 import { loadEnvFiles } from './env-file.ts';
-import { besideProxy, boundPort, formatHost, listen } from './ports.ts';
+import { besideProxy, boundPort, formatAddress, freePort, listen, publicBinding } from './ports.ts';
 import { watchApp, watchRoots } from './watch.ts';
 
 /**
@@ -55,31 +56,42 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
   const watching = resolved.watch || resolved.watchPath ? watchRoots(appPath, resolved.watchPath) : undefined;
   if (resolved.envFile) loadEnvFiles(resolved.envFile);
   const terminatesTls = resolved.tlsKey !== undefined;
-  const server = terminatesTls
-    ? loadTls().createServer({
-        key: resolved.tlsKey,
-        cert: resolved.tlsCert,
-        handshakeTimeout: resolved.handshakeTimeout,
-      })
-    : net.createServer();
-  await listen(server, resolved.port, resolved.host, joinsReusePort(resolved.transport, resolved.pool, terminatesTls));
+  const createServer = (): net.Server =>
+    terminatesTls
+      ? loadTls().createServer({
+          key: resolved.tlsKey,
+          cert: resolved.tlsCert,
+          handshakeTimeout: resolved.handshakeTimeout,
+        })
+      : net.createServer();
+  const server = createServer();
+  const reusePort = joinsReusePort(resolved.transport, resolved.pool, terminatesTls);
+  // Bound where told now; otherwise where the first worker's app asks, as node:cluster's primary binds
+  // a port, on the port the app is told in PORT.
+  const told = resolved.host !== undefined;
+  if (told) await listen(server, { port: resolved.port, host: resolved.host }, reusePort);
+  const port = told ? boundPort(server) : resolved.port || (await freePort({ port: 0 }));
+  const binding = publicBinding(server, createServer, { port, told, reusePort });
 
   // The pool's bounds come from `pool`, which `workers` may have set.
   const { minWorkers, maxWorkers, ...shared } = sharedSettings(resolved);
   let proxy: ServiceProxy;
   try {
-    proxy = new ServiceProxy({
-      ...shared,
-      ...resolved.pool,
-      server,
-      workerURL: pathToFileURL(appPath),
-      overloadResponse: OVERLOADED,
-      measureHandoffLatency: resolved.metrics !== undefined,
-      serverDefaults: { headersTimeout: resolved.headersTimeout, requestTimeout: resolved.requestTimeout },
-      workerOptions: {
-        env: { ...process.env, PORT: String(boundPort(server)), ...(resolved.host ? { HOST: resolved.host } : {}) },
+    proxy = new ServiceProxy(
+      {
+        ...shared,
+        ...resolved.pool,
+        server,
+        workerURL: pathToFileURL(appPath),
+        overloadResponse: OVERLOADED,
+        measureHandoffLatency: resolved.metrics !== undefined,
+        serverDefaults: { headersTimeout: resolved.headersTimeout, requestTimeout: resolved.requestTimeout },
+        workerOptions: {
+          env: { ...process.env, PORT: String(port), ...(resolved.host ? { HOST: resolved.host } : {}) },
+        },
       },
-    });
+      { binder: binding.binder },
+    );
   } catch (err) {
     server.close();
     throw err;
@@ -115,8 +127,7 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
     ).catch(stopWatching));
   const stopStatus = statusInterval === undefined ? undefined : startStatusLine(proxy, statusInterval);
 
-  const scheme = terminatesTls ? 'https' : 'http';
-  const url = `${scheme}://${formatHost(resolved.host)}:${boundPort(server)}`;
+  const url = `${schemeOf(binding.served(), terminatesTls)}://${formatAddress(server.address() as net.AddressInfo)}`;
   return {
     proxy,
     server,
@@ -153,6 +164,13 @@ function resolveLaunchOptions(options: LaunchOptions) {
   };
 }
 
+const FATAL_AT_START = new Set([
+  'SOCKETNAUT_ERR_HANDOFF_UNSUPPORTED',
+  'SOCKETNAUT_ERR_REUSEPORT_UNSUPPORTED',
+  'SOCKETNAUT_ERR_PORT_IN_USE',
+  'SOCKETNAUT_ERR_LISTEN',
+]);
+
 // Rejects when the app has failed to start `attempts` times in a row without any worker serving.
 function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -160,8 +178,8 @@ function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
     let firstError: Error | undefined;
     const onError = (err: SocketnautError): void => {
       firstError ??= err;
-      // Nothing will start: the transport asked for cannot run on this Node.
-      if (err.code === 'SOCKETNAUT_ERR_HANDOFF_UNSUPPORTED' || err.code === 'SOCKETNAUT_ERR_REUSEPORT_UNSUPPORTED') {
+      // Nothing will start: the transport asked for cannot run on this Node, or the public port cannot be bound.
+      if (FATAL_AT_START.has(err.code)) {
         cleanup();
         reject(err);
       }
@@ -187,6 +205,15 @@ function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
     proxy.on('worker-exit', onExit);
     proxy.on('ready', onReady);
   });
+}
+
+/**
+ * The start-up line's scheme: the app's server's own when it serves HTTP (https where TLS ends at the
+ * proxy); otherwise tcp, or tls where TLS ends at the proxy.
+ */
+function schemeOf(served: PublicListen | undefined, terminatesTls: boolean): string {
+  if (served?.scheme === undefined) return terminatesTls ? 'tls' : 'tcp';
+  return terminatesTls ? 'https' : served.scheme;
 }
 
 /** Whether the workers' listeners may join the public port's: it is then bound with SO_REUSEPORT. */

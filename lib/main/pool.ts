@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { receiveMessageOnPort, type WorkerOptions } from 'node:worker_threads';
+import { type MessagePort, receiveMessageOnPort, type WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
 import { ERR_WORKER_START, withCause } from '../errors.ts';
 import { acceptWorkerLogRecord } from '../logging.ts';
 import type net from 'node:net';
-import type { FromWorker, ListenRequest, WorkerBootData } from '../protocol/messages.ts';
+import type { FromWorker, ListenRequest, ProcessCall, PublicListen, WorkerBootData } from '../protocol/messages.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { RestartBackoff } from './restart-backoff.ts';
 import { replaceEach } from './succession.ts';
@@ -15,6 +15,8 @@ export interface WorkerReports {
   /** Connections that closed: `count` handed over, with their peers when asked for; `pipeIds` piped. */
   closed(record: WorkerRecord, count: number, peers: string[] | undefined, pipeIds: number[] | undefined): void;
   listen(record: WorkerRecord, request: number, listen: ListenRequest): void;
+  /** The worker's app listens on the public port. */
+  publicListen(record: WorkerRecord, request: number, listen: PublicListen): void;
   unlisten(record: WorkerRecord, server: number): void;
   /** The worker gave back a listener of the public port it accepted on. */
   listenerReturned(record: WorkerRecord, server: net.Server): void;
@@ -25,6 +27,8 @@ export interface WorkerReports {
    * `sharedPort` (0 for the public port), or one it accepted itself (`own`), still admitted.
    */
   connectionRefused(record: WorkerRecord, socket: net.Socket, sharedPort: number, own: boolean): void;
+  /** The worker waits, blocked, until `answered` says that the answer is on `reply`. */
+  processCall(record: WorkerRecord, call: ProcessCall, reply: MessagePort, answered: SharedArrayBuffer): void;
 }
 
 export interface PoolSettings {
@@ -306,6 +310,9 @@ export class WorkerPool extends EventEmitter {
       case 'listen':
         reports.listen(record, message.request, message.listen);
         break;
+      case 'public-listen':
+        reports.publicListen(record, message.request, message.listen);
+        break;
       case 'unlisten':
         reports.unlisten(record, message.sharedPort);
         break;
@@ -317,6 +324,9 @@ export class WorkerPool extends EventEmitter {
         break;
       case 'handoff-latencies':
         reports.handoffLatencies(message.seconds);
+        break;
+      case 'process-call':
+        reports.processCall(record, message.call, message.reply, message.answered);
         break;
       default:
         message satisfies never;

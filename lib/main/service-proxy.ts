@@ -10,7 +10,8 @@ import type { ConcreteTransportName, WorkerBootData } from '../protocol/messages
 import type { DeliverySettings, Transport } from '../transports/index.ts';
 import { ConnectionLedger } from './ledger.ts';
 import { WorkerPool, type WorkerReports } from './pool.ts';
-import { PublicPort } from './public-port.ts';
+import { ProcessCalls } from './process-calls.ts';
+import { type PublicBinder, PublicPort } from './public-port.ts';
 import { SharedPorts } from './shared-ports.ts';
 import { collectStats, type ProxyStats } from './stats.ts';
 import { type ReloadOptions, resolveStopOptions, type ShutdownOptions, type StopSettings } from './stop-options.ts';
@@ -38,6 +39,8 @@ export class ServiceProxy extends EventEmitter {
   readonly #health: WorkerHealth;
   readonly #public: PublicPort;
   readonly #sharedPorts: SharedPorts;
+  readonly #processCalls = new ProcessCalls(() => this.#pool.records);
+  readonly #bindsLate: boolean;
   readonly #token = randomBytes(16).toString('hex');
   readonly #ticketKeys = randomBytes(48);
   #transport: Transport | undefined;
@@ -47,7 +50,11 @@ export class ServiceProxy extends EventEmitter {
   #shutdown: Promise<PromiseSettledResult<number>[]> | undefined;
   #reloading: Promise<void> | undefined;
 
-  constructor(options: ServiceProxyOptions) {
+  /**
+   * `internal` is the launcher's (see ../launcher/launch.ts): with a `binder`, the server is bound
+   * where the first worker's app asks, not before the workers start.
+   */
+  constructor(options: ServiceProxyOptions, internal: { binder?: PublicBinder } = {}) {
     super();
     const resolved = resolveOptions(options);
     this.#options = resolved;
@@ -56,6 +63,7 @@ export class ServiceProxy extends EventEmitter {
     this.maxWorkers = resolved.maxWorkers;
     this.log = createLogger('ServiceProxy');
     this.#ledger = new ConnectionLedger(resolved);
+    this.#bindsLate = internal.binder !== undefined;
     this.#pool = new WorkerPool({
       minWorkers: resolved.minWorkers,
       maxWorkers: resolved.maxWorkers,
@@ -83,6 +91,7 @@ export class ServiceProxy extends EventEmitter {
       terminatesTls,
       log: this.log,
       onError: (err) => this.#reportError(err),
+      binder: internal.binder,
     });
     const { balance, perIpPrefix, queueLimit, queueTimeout } = resolved;
     const { log } = this;
@@ -151,6 +160,7 @@ export class ServiceProxy extends EventEmitter {
       ticketKeys: this.#ticketKeys,
       proxyHeaderTimeout: tcp.readsOnMainThread ? undefined : this.#options.proxyProtocol?.timeout,
       reuseport: intake.workerBoot(id, slot),
+      socketioAdapter: this.#options.socketioAdapter !== 'off',
       userWorkerData: undefined,
     };
   }
@@ -162,6 +172,7 @@ export class ServiceProxy extends EventEmitter {
       if (pipeIds) for (const delivery of this.#transport?.deliveries.all ?? []) delivery.workerClosed(record, pipeIds);
     },
     listen: (record, request, listen) => this.#sharedPorts.listen(record, request, listen),
+    publicListen: (record, request, listen) => this.#public.workerListens(record, request, listen),
     unlisten: (record, server) => this.#sharedPorts.unlisten(record, server),
     listenerReturned: (record, server) => this.#transport?.intake.listenerReturned(record, server),
     proxyHeaderRejected: () => this.#public.dispatcher.headerRejectedInWorker(),
@@ -173,6 +184,7 @@ export class ServiceProxy extends EventEmitter {
       if (!this.#options.measureHandoffLatency) return;
       for (const value of seconds) this.emit('handoff-latency', value);
     },
+    processCall: (record, call, reply, answered) => this.#processCalls.answer(record, call, reply, answered),
   };
 
   /** The pool's news of each worker's life, passed on in this order: intake, ports, then users. */
@@ -260,14 +272,17 @@ export class ServiceProxy extends EventEmitter {
     if (intake.sharedCounts) ledger.useCounts(intake.sharedCounts);
     this.#public.dispatcher.useDelivery(deliveries.tcp);
     this.#sharedPorts.useDeliveries(deliveries);
-    // Workers tell their app where it listens: a server still binding (its owner called listen()
-    // just before createServiceProxy()) has no address yet. Not events.once(): it rejects on
-    // 'error', which the public port reports already.
-    if (!this.server.listening) await new Promise((resolve) => this.server.once('listening', resolve));
+    // Workers boot knowing where the public port is bound: a server still binding (its owner called
+    // listen() just before createServiceProxy()) has no address yet. Not events.once(): it rejects on
+    // 'error', which the public port reports already. One the launcher binds where the first
+    // worker's app asks is bound later.
+    if (!this.server.listening && !this.#bindsLate)
+      await new Promise((resolve) => this.server.once('listening', resolve));
     if (this.#shutdown) return;
     this.#pool.start();
     this.#health.start();
-    if (this.#pool.size === 0 && this.#public.dispatcher.queued > 0) this.#pool.grow();
+    // A pool that may start empty still needs one worker's app to say where to bind.
+    if (this.#pool.size === 0 && (this.#public.dispatcher.queued > 0 || this.#bindsLate)) this.#pool.grow();
     this.#maybeEmitReady();
   }
 
@@ -292,6 +307,7 @@ export class ServiceProxy extends EventEmitter {
 
   #maybeEmitReady(): void {
     if (this.#readyEmitted || !this.#transport || this.#pool.ready.length < this.minWorkers) return;
+    if (this.#bindsLate && this.#pool.ready.length === 0) return;
     this.#readyEmitted = true;
     this.emit('ready');
   }

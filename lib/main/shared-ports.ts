@@ -196,7 +196,7 @@ export class SharedPorts {
   }
 }
 
-function listenFailure(err: NodeJS.ErrnoException & { address?: string; port?: number }): ListenFailure {
+export function listenFailure(err: NodeJS.ErrnoException & { address?: string; port?: number }): ListenFailure {
   return {
     message: err.message,
     code: err.code,

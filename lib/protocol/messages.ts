@@ -43,6 +43,7 @@ export interface WorkerBootData {
   /** Where every worker may take connections piped to it (see protocol/sessions.ts pipePathIn). */
   pipeDir: string;
   token: string;
+  /** The public port's address; null while it is not bound (the launcher binds it where the app first asks). */
   publicAddress: net.AddressInfo | string | null;
   logLevel: number;
   /** Report the peer address of each closed connection, for per-address limits. */
@@ -55,6 +56,8 @@ export interface WorkerBootData {
   /** Where the worker writes its heartbeat (see HEARTBEAT_INTERVAL_MS); undefined when stalls are not watched. */
   heartbeat: SharedArrayBuffer | undefined;
   reuseport: ReuseportBoot | undefined;
+  /** A Socket.IO server left with the in-memory adapter gets socketnaut's. */
+  socketioAdapter: boolean;
   userWorkerData: unknown;
 }
 
@@ -67,6 +70,18 @@ export interface ListenRequest {
   path?: string;
   backlog?: number;
   ipv6Only?: boolean;
+}
+
+/**
+ * A listen() on the public port: where the app's server asks for it (the port is the public one,
+ * whatever it names), and whether it serves HTTP, for the start-up line.
+ */
+export interface PublicListen {
+  host?: string;
+  ipv6Only?: boolean;
+  backlog?: number;
+  /** 'http' or 'https' for an HTTP server (an HTTP/2 one with a 'request' listener); undefined otherwise. */
+  scheme: 'http' | 'https' | undefined;
 }
 
 /** What a failed listen on the main thread raised, to be raised again by the worker's server. */
@@ -89,6 +104,13 @@ export type ToWorker =
       address: net.AddressInfo | string | null;
       /** Where this worker must take piped connections for the port, when it does not already. */
       pipePath: string | undefined;
+      failure: ListenFailure | undefined;
+    }
+  /** Where the public port is bound for the worker's listen() `request`, or why it could not be. */
+  | {
+      type: 'public-address';
+      request: number;
+      address: net.AddressInfo | string | null;
       failure: ListenFailure | undefined;
     }
   /** Stop taking connections and finish the open ones; `signal` is emitted first to the app's listeners. */
@@ -116,6 +138,26 @@ export interface SerializedError {
   code: string | undefined;
 }
 
+/** A change of what all threads of the process share, which Node lets only the main thread make. */
+export type ProcessCall = { api: 'chdir'; directory: string } | { api: 'umask'; mask: number | string };
+
+/** What the main thread answers a ProcessCall: the call's value, another worker's value that it conflicts with, or the call's error. */
+export type ProcessCallAnswer =
+  | { value: number | undefined }
+  | { conflict: string | number }
+  | { failure: SystemFailure };
+
+/** An error of a call on the main thread (a missing directory, a bad argument), to be raised again in the worker. */
+export interface SystemFailure {
+  name: string;
+  message: string;
+  code: string | undefined;
+  errno: number | undefined;
+  syscall: string | undefined;
+  path: string | undefined;
+  dest: string | undefined;
+}
+
 export type FromWorker =
   | { type: 'ready' }
   /**
@@ -125,6 +167,7 @@ export type FromWorker =
   | { type: 'closed'; count: number; peers: string[] | undefined; pipeIds: number[] | undefined }
   | { type: 'handoff-latencies'; seconds: number[] }
   | { type: 'listen'; request: number; listen: ListenRequest }
+  | { type: 'public-listen'; request: number; listen: PublicListen }
   | { type: 'unlisten'; sharedPort: number }
   | { type: 'proxy-header-rejected' }
   | { type: 'stopped' }
@@ -140,7 +183,12 @@ export type FromWorker =
    */
   | { type: 'connection-refused'; socket: net.Socket; sharedPort?: number; own: boolean }
   /** Reuseport: a listener given back, still open, so that nothing in its queue is lost. */
-  | { type: 'listener-returned'; server: net.Server };
+  | { type: 'listener-returned'; server: net.Server }
+  /**
+   * The worker waits, blocked, for the answer: the main thread posts it on `reply`, then sets the
+   * Int32 at 0 of `answered` to 1 and notifies it (see worker/process-apis.ts).
+   */
+  | { type: 'process-call'; call: ProcessCall; reply: MessagePort; answered: SharedArrayBuffer };
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof Error) {

@@ -1,6 +1,5 @@
 // Engine.IO sessions that name the worker owning them, so that any worker can send a request of a
 // session to its owner without asking anyone; and where each worker takes connections from the others.
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 
 /** The Unix socket on which worker `id` takes piped connections, in the proxy's directory `dir`. */
@@ -8,9 +7,12 @@ export function pipePathIn(dir: string, id: number): string {
   return path.join(dir, `${id}.sock`);
 }
 
-/** A session id for worker `owner`: its id in base 36, a dot, then 120 random bits (Engine.IO's own has 120). */
-export function sessionIdFor(owner: number): string {
-  return `${owner.toString(36)}.${randomBytes(15).toString('base64url')}`;
+/**
+ * A session id for worker `owner`: its id in base 36, a dot, then `base` (an app's own id) or 120
+ * random bits (as many as Engine.IO's own).
+ */
+export function sessionIdFor(owner: number, base = randomId()): string {
+  return `${owner.toString(36)}.${base}`;
 }
 
 /** The worker a session id names, or undefined for an id that names none. */
@@ -30,4 +32,8 @@ export function sessionOf(url: string | undefined): string | undefined {
   if (at === -1 || url.lastIndexOf('?', at) === -1) return undefined;
   const end = url.indexOf('&', at);
   return url.slice(at + 4, end === -1 ? undefined : end);
+}
+
+function randomId(): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(15))).toString('base64url');
 }

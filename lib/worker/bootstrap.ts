@@ -13,9 +13,13 @@ import type { WorkerTransportFactory } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
 import { startHeartbeat } from './heartbeat.ts';
 import { interceptListen } from './listen.ts';
+import { provideProcessApis } from './process-apis.ts';
+import { settlePublicListen } from './public-listen.ts';
+import { markServingOnceBound } from './server-takeover.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
 import { configureSessions } from './sessions.ts';
 import { sharedServers } from './shared-servers.ts';
+import { adaptSocketio } from './socketio-default.ts';
 import { deliverSignal, exitWorker, finishWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
 
@@ -59,6 +63,7 @@ const stop = (): void => {
   if (!agent) post({ type: 'drained' });
 };
 keepSelfSignalsInWorker(stop);
+provideProcessApis(port);
 
 // Once the worker has finished its connections, socketnaut's own handles keep it alive no longer: the
 // channel to the proxy still carries messages while anything else keeps the thread going.
@@ -80,6 +85,9 @@ port.on('message', (message: ToWorker) => {
       break;
     case 'listen-result':
       void shared.settle(message);
+      break;
+    case 'public-address':
+      settlePublicListen(message);
       break;
     case 'retire':
       if (message.signal) deliverSignal(message.signal);
@@ -113,10 +121,10 @@ try {
       if (launcherPort !== undefined && (namesPath || (port !== undefined && port !== launcherPort))) return undefined;
       return agentFor(server, false).server;
     },
-    publicAddress: context.publicAddress,
     publicPort: launcherPort,
     shared,
   });
+  adaptSocketio(context.socketioAdapter);
   await import(context.moduleURL);
 } catch (err) {
   post({ type: 'bootstrap-error', error: serializeError(err) });
@@ -125,4 +133,5 @@ try {
 
 // Also makes ready a module that created its agent but never called listen().
 markModuleLoaded();
-currentAgent()?.markServing();
+const agent = currentAgent();
+if (agent) markServingOnceBound(agent, context.publicAddress);

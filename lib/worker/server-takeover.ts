@@ -4,8 +4,9 @@ import type http from 'node:http';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { ServerDefaults } from '../protocol/messages.ts';
-import { seemToListen } from '../protocol/seeming-listen.ts';
+import { type ServerAddress, seemToListen } from '../protocol/seeming-listen.ts';
 import { askedAddress } from './listen-args.ts';
+import { listenPublic } from './public-listen.ts';
 
 // Node's own defaults: a server that still has them was not configured by its author.
 const NODE_HEADERS_TIMEOUT = 60_000;
@@ -61,23 +62,60 @@ interface Serving {
   stop(callback?: () => void): void;
 }
 
+// The answer to the server's listen on the public port, on the server itself, where any copy of
+// socketnaut in the worker finds it.
+const kBound = Symbol.for('socketnaut.publicPortBound');
+type Asking = net.Server & { [kBound]?: Promise<ServerAddress | null> };
+
+/** Asks for the public port once for `server`; a listen() that failed may ask again. */
+function bindPublicPort(server: net.Server, args: unknown[]): Promise<ServerAddress | null> {
+  const asking = server as Asking;
+  asking[kBound] ??= new Promise((resolve, reject) =>
+    listenPublic(server, args, (address, failure) => {
+      if (!failure) return resolve(address);
+      delete asking[kBound];
+      reject(failure);
+    }),
+  );
+  return asking[kBound];
+}
+
 /**
- * Makes `server` behave as if it listened on the proxy's public address without opening any port:
- * the proxy is the only way in. `listen()` reports success, `address()` gives the public address,
- * and `close()` stops new connections and emits 'close' once the open ones have ended.
+ * Makes `server` behave as if it listened on the proxy's public port without opening any: the proxy
+ * is the only way in. `listen()` asks the main thread for the public port where the app asks, then
+ * seems to listen, `address()` giving the address bound (a failed bind is the server's 'error');
+ * `close()` stops new connections and emits 'close' once the open ones have ended.
  */
-export function takeOverServer(
-  server: net.Server,
-  agent: Serving,
-  publicAddress: net.AddressInfo | string | null,
-  defaults: ServerDefaults | undefined,
-): void {
+export function takeOverServer(server: net.Server, agent: Serving, defaults: ServerDefaults | undefined): void {
   if (defaults && isHttpServer(server)) applyServerDefaults(server, defaults);
   const seeming = seemToListen(server, (closed) => agent.stop(closed));
   server.listen = function listen(...args: unknown[]): net.Server {
-    // Without the proxy's address (its server still binding when this worker started), the one the
-    // app asked for: frameworks read address() in the 'listening' event, and Fastify throws on null.
-    seeming.listen(publicAddress ?? askedAddress(args), args.at(-1), () => agent.markServing());
+    const callback = args.at(-1);
+    bindPublicPort(server, args).then(
+      (address) => seeming.listen(address ?? askedAddress(args), callback, () => agent.markServing()),
+      (err: Error) => {
+        if (typeof callback === 'function') server.once('listening', callback as () => void);
+        server.emit('error', err);
+      },
+    );
     return server;
   } as net.Server['listen'];
+}
+
+/**
+ * Marks `agent` serving once the public port is bound for its server. One whose app made it but has
+ * not called listen() serves at once where the port is bound already; where it is not, the port
+ * waits for the app to say where (a listen() later marks it serving).
+ */
+export function markServingOnceBound(
+  agent: Serving & { server: net.Server },
+  publicAddress: ServerAddress | null,
+): void {
+  const bound = (agent.server as Asking)[kBound];
+  if (bound)
+    bound.then(
+      () => agent.markServing(),
+      () => {},
+    );
+  else if (publicAddress !== null) agent.markServing();
 }

@@ -76,7 +76,7 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     super();
     this.server = server;
     this.#context = context;
-    takeOverServer(server, this, context.publicAddress, context.serverDefaults);
+    takeOverServer(server, this, context.serverDefaults);
     shareTicketKeys(server, context.ticketKeys);
     routeSessionsOf(server);
   }
@@ -301,10 +301,10 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
 }
 
 const kAgent = Symbol.for('socketnaut.agent');
-type AgentSlot = { [kAgent]?: { agent: ServiceAgent; explicit: boolean } };
+type AgentGlobal = { [kAgent]?: { agent: ServiceAgent; explicit: boolean } };
 
 export function currentAgent(): ServiceAgent | undefined {
-  return (globalThis as AgentSlot)[kAgent]?.agent;
+  return (globalThis as AgentGlobal)[kAgent]?.agent;
 }
 
 /**
@@ -314,8 +314,8 @@ export function currentAgent(): ServiceAgent | undefined {
 export function agentFor(server: net.Server, explicit: boolean): ServiceAgent {
   const context = getWorkerContext();
   if (!context) throw new ERR_NOT_IN_WORKER();
-  const slot = globalThis as AgentSlot;
-  const existing = slot[kAgent];
+  const global = globalThis as AgentGlobal;
+  const existing = global[kAgent];
   if (existing) {
     if (existing.agent.server !== server) {
       throw new ERR_AGENT_EXISTS(
@@ -327,7 +327,7 @@ export function agentFor(server: net.Server, explicit: boolean): ServiceAgent {
     return existing.agent;
   }
   const agent = new ServiceAgent(server, context);
-  slot[kAgent] = { agent, explicit };
+  global[kAgent] = { agent, explicit };
   return agent;
 }
 

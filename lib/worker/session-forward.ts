@@ -1,8 +1,9 @@
 // Sends one request of an Engine.IO session to the worker that owns it, over that worker's Unix
 // socket, opened as the pipe transport opens one (its preamble names the client), so that the owner's
 // server sees the client as if it had come straight there.
-import http from 'node:http';
+import type http from 'node:http';
 import net from 'node:net';
+import { loadHttp } from '../builtins.ts';
 import { addressInfoOf, storedAddressInfo } from '../protocol/address-info.ts';
 import { encodePreamble } from '../transports/pipe/preamble.ts';
 
@@ -55,7 +56,7 @@ export function forwardRequest(
     token,
     req.socket,
     (upstream) => {
-      const forwarded = http.request({
+      const forwarded = loadHttp().request({
         createConnection: () => upstream,
         method: req.method,
         path: req.url,

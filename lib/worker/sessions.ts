@@ -32,15 +32,22 @@ export function routeSessionsOf(server: net.Server): void {
   if (active) route(server);
 }
 
-/** A new Engine.IO session id, naming this worker; undefined outside a socketnaut worker. */
-export function issueSessionId(): string | undefined {
+/**
+ * The app serves Engine.IO sessions (it loaded socket.io): from now on this worker takes its sessions'
+ * requests from the others, and sends them theirs, even before it has a session of its own.
+ */
+export function routeSessions(): void {
+  if (!settings || active) return;
+  active = true;
+  settings.listen();
+  if (candidate) route(candidate);
+}
+
+/** A new Engine.IO session id (from `base`, if given) naming this worker; undefined outside a socketnaut worker. */
+export function issueSessionId(base?: string): string | undefined {
   if (!settings) return undefined;
-  if (!active) {
-    active = true;
-    settings.listen();
-    if (candidate) route(candidate);
-  }
-  return sessionIdFor(settings.self);
+  routeSessions();
+  return sessionIdFor(settings.self, base);
 }
 
 /** The worker that owns the session `req` names, when that is another worker. */

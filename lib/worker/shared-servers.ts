@@ -125,7 +125,7 @@ export function sharedServers(hooks?: SharedServerHooks): SharedServers | undefi
 
 export type { SharedServers };
 
-function listenError(failure: ListenFailure): NodeJS.ErrnoException {
+export function listenError(failure: ListenFailure): NodeJS.ErrnoException {
   const err = new Error(failure.message) as NodeJS.ErrnoException & { address?: string; port?: number };
   if (failure.code !== undefined) err.code = failure.code;
   if (failure.errno !== undefined) err.errno = failure.errno;

@@ -1,14 +1,16 @@
-// npm run bench [-- --rounds 5 --duration 5 --workers 2 --only hello,close,balance]
+// npm run bench [-- --rounds 5 --duration 5 --workers 2 --only hello,close,balance,realtime]
 // Compares one plain node:http process, node:cluster, threads that each listen with SO_REUSEPORT (the
 // design of Platformatic Watt and `deno serve --parallel`) and socketnaut's three transports under the
-// same handler, interleaved round by round, with wrk as the load generator.
+// same handler, interleaved round by round, with wrk as the load generator. Then the realtime part
+// (realtime.ts): one Socket.IO app alone, on node:cluster as Socket.IO documents it, and under socketnaut.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { renderChart } from './chart.ts';
+import { freePort, median, treeRssMB } from './helpers.ts';
+import { describeRealtime, formatRealtime, measureRealtime, type RealtimeOptions } from './realtime.ts';
 
 const { values } = parseArgs({
   options: {
@@ -16,6 +18,10 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     workers: { type: 'string', default: String(os.availableParallelism()) },
     only: { type: 'string' },
+    clients: { type: 'string', default: '400' },
+    'broadcast-rate': { type: 'string', default: '25' },
+    'session-concurrency': { type: 'string', default: '50' },
+    'load-processes': { type: 'string', default: String(os.availableParallelism() >= 4 ? 2 : 1) },
     out: { type: 'string', default: new URL('./results/', import.meta.url).pathname },
   },
 });
@@ -23,6 +29,7 @@ const ROUNDS = Number(values.rounds);
 const DURATION_S = Number(values.duration);
 const WORKERS = Number(values.workers);
 const OUT_DIR = values.out;
+const ONLY = values.only?.split(',');
 
 export const configs = ['plain', 'cluster', 'threads-reuseport', 'handoff', 'pipe', 'reuseport'] as const;
 const socketnautConfigs = new Set<string>(['handoff', 'pipe', 'reuseport']);
@@ -50,7 +57,7 @@ const allWorkloads: Workload[] = [
   },
   { name: 'tls', protocol: 'https', path: '/', connections: 50, lua: closeHeader },
 ];
-export const workloads = allWorkloads.filter((w) => !values.only || values.only.split(',').includes(w.name));
+export const workloads = allWorkloads.filter((w) => !ONLY || ONLY.includes(w.name));
 
 const reportLua = `
 done = function(summary, latency, requests)
@@ -79,14 +86,6 @@ interface Server {
 }
 
 const serverScript = new URL('./server.js', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as net.AddressInfo;
-  probe.close();
-  return port;
-}
 
 async function startServer(config: string, protocol: string, workers: number): Promise<Server> {
   const port = await freePort();
@@ -119,25 +118,6 @@ async function stopServer(server: Server): Promise<void> {
   if (server.child.exitCode !== null) return;
   server.child.kill('SIGKILL');
   await once(server.child, 'exit');
-}
-
-/** Resident memory of a process and all its descendants, in MB. */
-function treeRssMB(pid: number): number {
-  let kb = 0;
-  const visit = (id: number): void => {
-    try {
-      const status = fs.readFileSync(`/proc/${id}/status`, 'utf8');
-      kb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      for (const task of fs.readdirSync(`/proc/${id}/task`)) {
-        const children = fs.readFileSync(`/proc/${id}/task/${task}/children`, 'utf8').trim();
-        for (const child of children ? children.split(' ') : []) visit(Number(child));
-      }
-    } catch {
-      // The process went away while being read.
-    }
-  };
-  visit(pid);
-  return kb / 1024;
 }
 
 const scriptDir = fs.mkdtempSync(`${os.tmpdir()}/socketnaut-bench-`);
@@ -178,12 +158,6 @@ async function wrk(workload: Workload, server: Server, seconds: number): Promise
     rssMB,
     mainCpuUs: cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / result.requests,
   };
-}
-
-function median(numbers: number[]): number {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 function tool(command: string, args: string[]): string {
@@ -362,65 +336,103 @@ function formatTable(summary: Summary): string {
   return lines.join('\n');
 }
 
-const wrkVersion = checkWrk();
 const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`;
-const started = new Date();
-console.error(
-  `Benchmarking with ${wrkVersion}; N = ${WORKERS}; ${ROUNDS} rounds of ${DURATION_S} s; ${machine}; Node ${process.version}`,
-);
 
-const summary = await measureWorkloads();
-const extras = await measureExtras();
-const balancing = values.only && !values.only.split(',').includes('balance') ? undefined : await measureBalancers();
+async function benchHttp(): Promise<void> {
+  const wrkVersion = checkWrk();
+  const started = new Date();
+  console.error(
+    `Benchmarking with ${wrkVersion}; N = ${WORKERS}; ${ROUNDS} rounds of ${DURATION_S} s; ${machine}; Node ${process.version}`,
+  );
 
-const table = formatTable(summary);
-const report = [
-  `Measured ${started.toISOString().slice(0, 10)} on ${machine}, Node ${process.version}.`,
-  `Load generator: ${wrkVersion} (1 thread, 50 connections), sharing the machine with the server.`,
-  `N = ${WORKERS} workers; medians of ${ROUNDS} interleaved rounds of ${DURATION_S} s. threads-reuseport is the design of`,
-  'Platformatic Watt and `deno serve --parallel`: worker threads that each listen on the port with SO_REUSEPORT, no',
-  "features. Main thread µs/req: CPU time of socketnaut's main thread, read from its own thread's clock, per request",
-  '(per connection under close and tls, whose every request opens one).',
-  '',
-  table,
-  '',
-  `- start to 'ready' with ${WORKERS} workers (handoff): ${extras.readyMs.toFixed(0)} ms`,
-  `- RSS per extra idle worker: ${extras.rssPerExtraWorkerMB.toFixed(1)} MB; ${extras.rssPerExtraWorkerEsmHttpMB.toFixed(1)} MB when the app loads node:http with an ESM import`,
-  `- main-thread hand-off rate (workers answer without parsing, a new connection per request): ${extras.dispatchPerSecond.toFixed(0)} connections/s`,
-  ...(balancing
-    ? [
-        '',
-        `Balancers, hand-off, Connection: close, 5% of requests 20 ms of CPU and the rest 0.1 ms:`,
-        '',
-        formatBalancers(balancing),
-      ]
-    : []),
-].join('\n');
-console.log(report);
+  const summary = await measureWorkloads();
+  const extras = await measureExtras();
+  const balancing = ONLY && !ONLY.includes('balance') ? undefined : await measureBalancers();
 
-fs.mkdirSync(OUT_DIR, { recursive: true });
-fs.writeFileSync(
-  `${OUT_DIR}/latest.json`,
-  `${JSON.stringify(
-    {
-      date: started.toISOString(),
-      machine,
-      node: process.version,
-      loadGenerator: wrkVersion,
-      workers: WORKERS,
-      rounds: ROUNDS,
-      durationSeconds: DURATION_S,
-      summary,
-      extras,
-      balancing,
-    },
-    null,
-    2,
-  )}\n`,
-);
-fs.writeFileSync(`${OUT_DIR}/latest.md`, `${report}\n`);
-fs.writeFileSync(
-  `${OUT_DIR}/chart.svg`,
-  renderChart(summary, configs, `req/s, N = ${WORKERS}, ${started.toISOString().slice(0, 10)}`),
-);
-console.error(`Wrote ${OUT_DIR}latest.json, latest.md and chart.svg`);
+  const table = formatTable(summary);
+  const report = [
+    `Measured ${started.toISOString().slice(0, 10)} on ${machine}, Node ${process.version}.`,
+    `Load generator: ${wrkVersion} (1 thread, 50 connections), sharing the machine with the server.`,
+    `N = ${WORKERS} workers; medians of ${ROUNDS} interleaved rounds of ${DURATION_S} s. threads-reuseport is the design of`,
+    'Platformatic Watt and `deno serve --parallel`: worker threads that each listen on the port with SO_REUSEPORT, no',
+    "features. Main thread µs/req: CPU time of socketnaut's main thread, read from its own thread's clock, per request",
+    '(per connection under close and tls, whose every request opens one).',
+    '',
+    table,
+    '',
+    `- start to 'ready' with ${WORKERS} workers (handoff): ${extras.readyMs.toFixed(0)} ms`,
+    `- RSS per extra idle worker: ${extras.rssPerExtraWorkerMB.toFixed(1)} MB; ${extras.rssPerExtraWorkerEsmHttpMB.toFixed(1)} MB when the app loads node:http with an ESM import`,
+    `- main-thread hand-off rate (workers answer without parsing, a new connection per request): ${extras.dispatchPerSecond.toFixed(0)} connections/s`,
+    ...(balancing
+      ? [
+          '',
+          `Balancers, hand-off, Connection: close, 5% of requests 20 ms of CPU and the rest 0.1 ms:`,
+          '',
+          formatBalancers(balancing),
+        ]
+      : []),
+  ].join('\n');
+  console.log(report);
+
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  fs.writeFileSync(
+    `${OUT_DIR}/latest.json`,
+    `${JSON.stringify(
+      {
+        date: started.toISOString(),
+        machine,
+        node: process.version,
+        loadGenerator: wrkVersion,
+        workers: WORKERS,
+        rounds: ROUNDS,
+        durationSeconds: DURATION_S,
+        summary,
+        extras,
+        balancing,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  fs.writeFileSync(`${OUT_DIR}/latest.md`, `${report}\n`);
+  fs.writeFileSync(
+    `${OUT_DIR}/chart.svg`,
+    renderChart(summary, configs, `req/s, N = ${WORKERS}, ${started.toISOString().slice(0, 10)}`),
+  );
+  console.error(`Wrote ${OUT_DIR}latest.json, latest.md and chart.svg`);
+}
+
+async function benchRealtime(): Promise<void> {
+  const options: RealtimeOptions = {
+    rounds: ROUNDS,
+    durationS: DURATION_S,
+    workers: WORKERS,
+    clients: Number(values.clients),
+    broadcastRate: Number(values['broadcast-rate']),
+    sessionConcurrency: Number(values['session-concurrency']),
+    loadProcesses: Number(values['load-processes']),
+  };
+  const started = new Date();
+  console.error(
+    `Realtime: N = ${WORKERS}; ${ROUNDS} rounds of 3 × ${DURATION_S} s; ${machine}; Node ${process.version}`,
+  );
+  const summary = await measureRealtime(options);
+  const report = [
+    `Measured ${started.toISOString().slice(0, 10)} on ${machine}, Node ${process.version}.`,
+    describeRealtime(options, summary),
+    '',
+    formatRealtime(summary),
+  ].join('\n');
+  console.log(report);
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  fs.writeFileSync(
+    `${OUT_DIR}/realtime.json`,
+    `${JSON.stringify({ date: started.toISOString(), machine, node: process.version, ...options, ...summary }, null, 2)}\n`,
+  );
+  fs.writeFileSync(`${OUT_DIR}/realtime.md`, `${report}\n`);
+  console.error(`Wrote ${OUT_DIR}realtime.json and realtime.md`);
+}
+
+// Only the realtime part (--only realtime) needs no wrk.
+if (!ONLY || ONLY.some((name) => name !== 'realtime')) await benchHttp();
+if (!ONLY || ONLY.includes('realtime')) await benchRealtime();

@@ -44,7 +44,7 @@ t.test(
   async (t) => {
     const redis = await startRedis(t);
     const args = readmeCommand('socketio-redis', 'npm run socketnaut --');
-    t.same(args, [app, '--workers', '4', '--balance', 'ip-hash']);
+    t.same(args, [app, '--workers', '4']);
     const launcher = await startLauncher(t, args, { REDIS_URL: redis.url });
 
     // Long-polling clients need every request of a session on one worker; the others upgrade to WebSocket.

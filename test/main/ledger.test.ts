@@ -10,7 +10,7 @@ const { ConnectionLedger, WorkerAccount } = (await import(
   WorkerAccount: typeof Account;
 };
 
-const { LocalCounts } = (await import(new URL('../dist/lib/main/admission-counts.js', import.meta.url).href)) as {
+const { LocalCounts } = (await import(new URL('../../dist/lib/main/admission-counts.js', import.meta.url).href)) as {
   LocalCounts: typeof Counts;
 };
 

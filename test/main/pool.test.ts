@@ -35,11 +35,13 @@ const reported = new EventEmitter();
 const reports: WorkerReports = {
   closed: () => {},
   listen: () => {},
+  publicListen: () => {},
   unlisten: () => {},
   listenerReturned: () => {},
   proxyHeaderRejected: () => reported.emit('proxy-header-rejected'),
   handoffLatencies: () => {},
   connectionRefused: () => {},
+  processCall: () => {},
 };
 
 /** Stands in for a worker thread: exits on a later turn of the loop, once, as a thread does. */

@@ -66,11 +66,13 @@ function harness(t: Test, stallTimeout: number) {
     reports: {
       closed() {},
       listen() {},
+      publicListen() {},
       unlisten() {},
       listenerReturned() {},
       proxyHeaderRejected() {},
       handoffLatencies() {},
       connectionRefused() {},
+      processCall() {},
     },
     spawn: (origin, boot) => {
       const { port1, port2 } = new MessageChannel();

@@ -29,11 +29,13 @@ const quietLog = { level: 0, debug() {}, info() {}, warn() {}, error() {} } as u
 const reports: WorkerReports = {
   closed() {},
   listen() {},
+  publicListen() {},
   unlisten() {},
   listenerReturned() {},
   proxyHeaderRejected() {},
   handoffLatencies() {},
   connectionRefused() {},
+  processCall() {},
 };
 
 /** Stands in for a worker thread; `exit()` ends it on a later turn of the loop, as a thread ends. */
@@ -163,6 +165,7 @@ t.test('the reuseport intake, with no place left in its shared counts, throws th
   await once(server, 'listening');
   const intake = await ReuseportIntake.open({
     server,
+    ipv6Only: () => false,
     accept: (socket) => socket.destroy(),
     acceptFailed() {},
     limits: () => ({ maxConnections: 0, maxConnectionsPerIp: 0, perIpPrefix: 64 }),

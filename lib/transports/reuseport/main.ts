@@ -13,6 +13,8 @@ import { ACCEPTING, RESTING, SharedCounts } from './shared-counts.ts';
 export interface ReuseportSettings {
   /** The public server, listening with `reusePort: true`. */
   server: net.Server;
+  /** Whether it listens on IPv6 only, as the listeners that join it must. */
+  ipv6Only(): boolean;
   /** Takes a connection the main thread accepted on a listener no worker holds. */
   accept: (socket: net.Socket) => void;
   acceptFailed: (err: Error) => void;
@@ -48,7 +50,8 @@ export class ReuseportIntake implements Intake {
   readonly sharedCounts: SharedCounts;
 
   readonly #settings: ReuseportSettings;
-  readonly #address: net.AddressInfo;
+  /** The public server's, read once it is bound (the launcher may bind it after the workers start). */
+  #address: net.AddressInfo | undefined;
   /** Listeners no worker holds: the main thread accepts on them meanwhile. */
   readonly #bank: net.Server[] = [];
   readonly #members = new Map<number, Member>();
@@ -64,7 +67,6 @@ export class ReuseportIntake implements Intake {
 
   private constructor(reuseport: ReuseportSettings, counts: SharedCounts) {
     this.#settings = reuseport;
-    this.#address = reuseport.server.address() as net.AddressInfo;
     this.sharedCounts = counts;
     this.#freeIndexes = Array.from({ length: counts.layout.workers }, (_, i) => i);
     this.#bank.push(reuseport.server);
@@ -81,7 +83,8 @@ export class ReuseportIntake implements Intake {
     const peers = limits.maxConnectionsPerIp === 0 ? 0 : peerTableSize(Math.max(limits.maxConnections, budget));
     const counts = new SharedCounts({ workers: 4 * reuseport.maxWorkers + 4, peers });
     const intake = new ReuseportIntake(reuseport, counts);
-    await intake.#openListener();
+    // A server not bound yet, the launcher binds later, with reusePort: nothing to join now.
+    if (reuseport.server.listening) await intake.#openListener();
     return intake;
   }
 
@@ -223,6 +226,8 @@ export class ReuseportIntake implements Intake {
       if (serving.length === 0) return;
       const member = serving.reduce((least, candidate) => (candidate.listeners < least.listeners ? candidate : least));
       const server = this.#bank.pop()!;
+      // Read while its socket is here: a server whose socket moved knows no address.
+      if (server === this.#settings.server) this.#publicAddress();
       server.removeListener('connection', this.#settings.accept);
       server.removeListener('error', this.#onBankError);
       try {
@@ -242,7 +247,8 @@ export class ReuseportIntake implements Intake {
    * may still ask where it listens and whether it does, as with any server.
    */
   #keepServerFace(server: net.Server): void {
-    answerAsListening(server, () => (this.#portOpen ? this.#address : null));
+    const address = this.#publicAddress();
+    answerAsListening(server, () => (this.#portOpen ? address : null));
   }
 
   #bankListener(server: net.Server): void {
@@ -265,13 +271,18 @@ export class ReuseportIntake implements Intake {
     this.#opening++;
     const server = net.createServer({ pauseOnConnect: true });
     try {
-      const { address, port } = this.#address;
-      server.listen({ host: address, port, reusePort: true });
+      const { address, port } = this.#publicAddress();
+      server.listen({ host: address, port, reusePort: true, ipv6Only: this.#settings.ipv6Only() });
       await once(server, 'listening');
     } finally {
       this.#opening--;
     }
     this.#bankListener(server);
+  }
+
+  #publicAddress(): net.AddressInfo {
+    this.#address ??= this.#settings.server.address() as net.AddressInfo;
+    return this.#address;
   }
 
   #post(member: Member, message: ToWorker, transfer?: never[]): void {
