@@ -92,10 +92,7 @@ export class Dispatcher {
     delivered: (record, socket) => this.#ledger.delivered(record.account, this.#peerOf(socket)),
     refused: (record, socket) => {
       this.#ledger.unassign(record.account);
-      this.counters.redispatched++;
-      this.#log.debug(`Worker ${record.threadId} refused a connection; offering it to another worker`);
-      this.#refusedBy.set(socket, [...(this.#refusedBy.get(socket) ?? []), record]);
-      this.#dispatch(socket);
+      this.#redispatch(record, socket);
     },
     dropped: (record, socket) => {
       this.#ledger.unassign(record.account);
@@ -104,6 +101,23 @@ export class Dispatcher {
     ended: (record, socket) =>
       this.#ledger.ended(record.account, 1, this.#ledger.trackPeers ? [this.#peerOf(socket)] : undefined),
   };
+
+  /**
+   * A worker gave back, unread, a connection for a server its app had closed: another worker takes it.
+   * `held` says the worker's account held it (the proxy had moved it there); one the worker accepted
+   * itself (reuseport) was only admitted.
+   */
+  givenBack(record: WorkerRecord, socket: net.Socket, held: boolean): void {
+    if (held) this.#ledger.returned(record.account, this.#peerOf(socket));
+    this.#redispatch(record, socket);
+  }
+
+  #redispatch(record: WorkerRecord, socket: net.Socket): void {
+    this.counters.redispatched++;
+    this.#log.debug(`Worker ${record.threadId} refused a connection; offering it to another worker`);
+    this.#refusedBy.set(socket, [...(this.#refusedBy.get(socket) ?? []), record]);
+    this.#dispatch(socket);
+  }
 
   /** Connections accepted before this are queued; from now on they go to workers through `delivery`. */
   useDelivery(delivery: Delivery): void {

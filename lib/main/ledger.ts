@@ -25,6 +25,8 @@ export class WorkerAccount {
   idleSince = performance.now();
   /** Called whenever the account falls to no connection. */
   onIdle: (() => void) | undefined;
+  /** Called whenever no connection is on its way to the worker any more: each reached it, or came back. */
+  onArrived: (() => void) | undefined;
   /** Those the worker accepted itself, counted by its transport (reuseport). */
   own: { open(): number; total(): number } | undefined;
 
@@ -41,8 +43,9 @@ export class WorkerAccount {
 /**
  * The one owner of every open-connection count: in all, per peer address, and per worker. A
  * connection is admitted once, then is either in the main thread's hands or in one worker's
- * account, and leaves through exactly one of release() (from the main thread's hands) or ended()
- * and workerExited() (from a worker's). Limits are checked against these same counts.
+ * account (and back, when refused or returned), and leaves through exactly one of release() (from
+ * the main thread's hands) or ended() and workerExited() (from a worker's). Limits are checked
+ * against these same counts.
  */
 export class ConnectionLedger {
   #maxConnections: number;
@@ -108,6 +111,7 @@ export class ConnectionLedger {
   /** It came back to the main thread without reaching the worker: refused, or dropped on the way. */
   unassign(account: WorkerAccount): void {
     account.pending--;
+    if (account.pending === 0) account.onArrived?.();
     this.#checkIdle(account);
   }
 
@@ -115,10 +119,18 @@ export class ConnectionLedger {
   delivered(account: WorkerAccount, peer: string): void {
     account.pending--;
     account.held++;
+    if (account.pending === 0) account.onArrived?.();
     if (this.#perPeerLimit(peer)) {
       account.peers ??= new Map();
       account.peers.set(peer, (account.peers.get(peer) ?? 0) + 1);
     }
+  }
+
+  /** It came back, unread, from the worker that held it (its app had closed the server): still admitted. */
+  returned(account: WorkerAccount, peer: string): void {
+    account.held--;
+    if (this.#perPeerLimit(peer) && account.peers) decrement(account.peers, peer);
+    this.#checkIdle(account);
   }
 
   /** Connections the worker held ended; `peers` names them when tracking peers. */

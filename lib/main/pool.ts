@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { MessagePort, WorkerOptions } from 'node:worker_threads';
+import { type MessagePort, receiveMessageOnPort, type WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'streams-logger';
 import { ERR_WORKER_START, withCause } from '../errors.ts';
 import { acceptWorkerLogRecord } from '../logging.ts';
@@ -22,6 +22,11 @@ export interface WorkerReports {
   listenerReturned(record: WorkerRecord, server: net.Server): void;
   proxyHeaderRejected(): void;
   handoffLatencies(seconds: readonly number[]): void;
+  /**
+   * The worker gave back a connection for a server its app had closed: one moved to it for
+   * `sharedPort` (0 for the public port), or one it accepted itself (`own`), still admitted.
+   */
+  connectionRefused(record: WorkerRecord, socket: net.Socket, sharedPort: number, own: boolean): void;
   /** The worker waits, blocked, until `answered` says that the answer is on `reply`. */
   processCall(record: WorkerRecord, call: ProcessCall, reply: MessagePort, answered: SharedArrayBuffer): void;
 }
@@ -33,6 +38,11 @@ export interface PoolSettings {
   workerStartTimeout: number;
   /** Workers above minWorkers idle this long are retired; also how often that is checked. */
   idleTimeout: number;
+  /**
+   * How long a stopping worker may take, to finish its connections and its app's own work, when
+   * retire() is given no timeout, or when it stops on its own (its app closed its server).
+   */
+  shutdownTimeout: number;
   boot: (id: number, slot: number) => Omit<WorkerBootData, 'port' | 'heartbeat'>;
   /** Give each worker a heartbeat, by which a stalled one is told (see stall-watch.ts). */
   heartbeats?: boolean;
@@ -43,8 +53,11 @@ export interface PoolSettings {
 }
 
 export { HEALTHY_UPTIME_MS, RESTART_BASE_DELAY_MS, RESTART_FACTOR, RESTART_MAX_DELAY_MS } from './restart-backoff.ts';
-/** How long a finished worker may take to end itself, running its 'exit' listeners, before it is stopped. */
-const EXIT_GRACE_MS = 1_000;
+/**
+ * How long a worker told to end at its deadline may take to do so, its 'exit' listeners run, before it
+ * is stopped: only a worker whose loop is blocked takes that long.
+ */
+const END_GRACE_MS = 1_000;
 
 /**
  * Starts, tracks, reaps and replaces worker threads. Emits 'worker-ready' (record), 'worker-stalled'
@@ -180,14 +193,32 @@ export class WorkerPool extends EventEmitter {
 
   /**
    * Stops giving `record` connections and lets it finish them, emitting `signal` to the app's own
-   * listeners in the worker first; after `timeout` ms, if given, it is stopped.
+   * listeners in the worker first, then its app's own work; after `timeout` ms (by default the
+   * shutdownTimeout setting) it is stopped.
    */
-  retire(record: WorkerRecord, signal: NodeJS.Signals | undefined, timeout?: number): void {
+  retire(record: WorkerRecord, signal: NodeJS.Signals | undefined, timeout = this.#settings.shutdownTimeout): void {
     this.#leaveReady(record);
     if (record.state !== 'exited') this.emit('worker-retiring', record);
     record.retire(signal);
-    if (timeout === undefined || record.state === 'exited') return;
-    const deadline = setTimeout(() => void record.worker.terminate(), timeout).unref();
+    this.#endAfter(record, timeout);
+  }
+
+  /**
+   * Ends `record` once `timeout` ms have passed, if it has not ended by then: it is told to end, so
+   * that its 'exit' listeners run and it says what was still pending; one that cannot (its loop
+   * blocked, or stalled) is stopped.
+   */
+  #endAfter(record: WorkerRecord, timeout: number): void {
+    if (record.state === 'exited') return;
+    const deadline = setTimeout(() => {
+      if (record.stalled) {
+        void record.worker.terminate();
+        return;
+      }
+      if (!record.endAtDeadline(timeout)) return;
+      const backstop = setTimeout(() => void record.worker.terminate(), END_GRACE_MS).unref();
+      void record.exited.then(() => clearTimeout(backstop));
+    }, timeout).unref();
     void record.exited.then(() => clearTimeout(deadline));
   }
 
@@ -250,7 +281,11 @@ export class WorkerPool extends EventEmitter {
         this.emit('worker-ready', record);
         break;
       case 'stopped':
-        if (record.state === 'ready' && record.transition('retiring')) this.emit('worker-retiring', record);
+        // Stopping on its own (its app closed its server), it has the time a retired worker would have.
+        if (record.state === 'ready' && record.transition('retiring')) {
+          this.emit('worker-retiring', record);
+          this.#endAfter(record, this.#settings.shutdownTimeout);
+        }
         this.#leaveReady(record);
         break;
       case 'drained':
@@ -259,6 +294,12 @@ export class WorkerPool extends EventEmitter {
         break;
       case 'bootstrap-error':
         record.bootstrapFailed(message.error);
+        break;
+      case 'pending':
+        this.#reportPending(record, message.resources);
+        break;
+      case 'connection-refused':
+        reports.connectionRefused(record, message.socket, message.sharedPort ?? 0, message.own);
         break;
       case 'log':
         acceptWorkerLogRecord(message.record);
@@ -293,15 +334,29 @@ export class WorkerPool extends EventEmitter {
   }
 
   // With the pipe transport a connection can be on its way over the worker's Unix socket after the
-  // worker said it was drained: the worker ends only once the main thread counts none either. It
-  // ends itself, so that its app's 'exit' listeners run; one that does not is stopped.
+  // worker said it was drained: the worker may end only once the main thread counts none either. It
+  // ends itself, once its app's own work is done, or at the deadline its retirement set.
   #stopIfDrained(record: WorkerRecord): void {
-    if (!record.drained || record.connections !== 0 || !record.requestExit()) return;
-    const backstop = setTimeout(() => void record.worker.terminate(), EXIT_GRACE_MS).unref();
-    void record.exited.then(() => clearTimeout(backstop));
+    if (record.drained && record.connections === 0) record.allowEnd();
+  }
+
+  #reportPending(record: WorkerRecord, resources: readonly string[]): void {
+    const counts = new Map<string, number>();
+    for (const name of resources) counts.set(name, (counts.get(name) ?? 0) + 1);
+    const named = [...counts].map(([name, count]) => (count > 1 ? `${name} ×${count}` : name)).join(', ');
+    this.#settings.log.warn(
+      `Worker ${record.threadId} (slot ${record.slot}) was stopped at the shutdown timeout ` +
+        `(${record.endedAtDeadline} ms) with work still pending: ${named || 'none that Node names'}`,
+    );
   }
 
   #onExit(record: WorkerRecord, code: number): void {
+    // What it said last (what was pending, its last log records) is heard before its channel closes;
+    // that it was ready no longer matters.
+    for (let last = receiveMessageOnPort(record.port); last; last = receiveMessageOnPort(record.port)) {
+      const message = last.message as FromWorker;
+      if (message.type !== 'ready') this.#onMessage(record, message);
+    }
     const failed = record.state === 'starting' || (record.state === 'ready' && !this.#closed);
     const reason = record.exitReason(failed, code);
     record.transition('exited', reason);

@@ -70,6 +70,7 @@ export class ServiceProxy extends EventEmitter {
       workerOptions: resolved.workerOptions,
       workerStartTimeout: resolved.workerStartTimeout,
       idleTimeout: resolved.workersCheckingInterval,
+      shutdownTimeout: resolved.shutdownTimeout,
       heartbeats: resolved.stallTimeout > 0,
       log: this.log,
       boot: (id, slot) => this.#bootData(id, slot),
@@ -175,6 +176,10 @@ export class ServiceProxy extends EventEmitter {
     unlisten: (record, server) => this.#sharedPorts.unlisten(record, server),
     listenerReturned: (record, server) => this.#transport?.intake.listenerReturned(record, server),
     proxyHeaderRejected: () => this.#public.dispatcher.headerRejectedInWorker(),
+    connectionRefused: (record, socket, sharedPort, own) => {
+      if (sharedPort === 0) this.#public.dispatcher.givenBack(record, socket, !own);
+      else this.#sharedPorts.givenBack(record, sharedPort, socket);
+    },
     handoffLatencies: (seconds) => {
       if (!this.#options.measureHandoffLatency) return;
       for (const value of seconds) this.emit('handoff-latency', value);

@@ -69,6 +69,19 @@ export class SharedPorts {
     if (port) this.#leave(port, record);
   }
 
+  /** A worker gave back a connection for port `id`, its server there closed: another worker takes it. */
+  givenBack(record: WorkerRecord, id: number, socket: net.Socket): void {
+    const port = this.#byId.get(id);
+    if (port) {
+      port.dispatcher.givenBack(record, socket, true);
+      return;
+    }
+    // The port closed meanwhile: no worker listens there any more.
+    const { ledger } = this.#settings;
+    ledger.ended(record.account, 1, ledger.trackPeers ? [ledger.peerOf(socket)] : undefined);
+    socket.destroy();
+  }
+
   /** A worker began serving: connections waiting for one go now. */
   workerReady(): void {
     for (const port of this.#byId.values()) port.dispatcher.workerReady();

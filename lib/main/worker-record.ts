@@ -81,7 +81,9 @@ export class WorkerRecord {
   #stalled = false;
   #replacing = false;
   #drained = false;
-  #exitRequested = false;
+  #endAllowed = false;
+  /** The shutdown timeout it was told to end at, once it was. */
+  #endedAtDeadline: number | undefined;
   #endReason: string | undefined;
   #bootstrapError: SerializedError | undefined;
   #uncaughtError: Error | undefined;
@@ -133,9 +135,14 @@ export class WorkerRecord {
     return this.#drained;
   }
 
-  /** It was told it may end. */
-  get exitRequested(): boolean {
-    return this.#exitRequested;
+  /** It was told it may end, once its app's own work is done. */
+  get endAllowed(): boolean {
+    return this.#endAllowed;
+  }
+
+  /** The timeout, in ms, at which it was told to end now; undefined unless it was. */
+  get endedAtDeadline(): number | undefined {
+    return this.#endedAtDeadline;
   }
 
   /** Why it was stopped, when the pool stopped it for a reason of its own. */
@@ -229,18 +236,34 @@ export class WorkerRecord {
     if (this.#state !== 'exited') this.port.postMessage(message, transfer);
   }
 
-  /** Stops giving it connections: it emits `signal` to the app's listeners, then finishes the open ones. */
+  /**
+   * Stops giving it connections: it emits `signal` to the app's listeners, then finishes the open
+   * ones. It is told once the connections on their way to it (piped ones still connecting) have
+   * reached it, so that they reach its app's server before the app closes it, not after.
+   */
   retire(signal: NodeJS.Signals | undefined): void {
     if (this.#state === 'exited') return;
     this.#state = 'retiring';
-    this.send({ type: 'retire', signal });
+    const tell = (): void => {
+      this.account.onArrived = undefined;
+      this.send({ type: 'retire', signal });
+    };
+    if (this.account.pending === 0) tell();
+    else this.account.onArrived = tell;
   }
 
-  /** Tells a drained worker it may end, once; returns whether it was told now. */
-  requestExit(): boolean {
-    if (this.#exitRequested || this.#state === 'exited') return false;
-    this.#exitRequested = true;
-    this.send({ type: 'exit' });
+  /** Tells a drained worker it may end once its app's own work is done, once. */
+  allowEnd(): void {
+    if (this.#endAllowed || this.#state === 'exited') return;
+    this.#endAllowed = true;
+    this.send({ type: 'may-end' });
+  }
+
+  /** Its `timeout` has passed: tells it to end now, once; returns whether it was told now. */
+  endAtDeadline(timeout: number): boolean {
+    if (this.#endedAtDeadline !== undefined || this.#state === 'exited') return false;
+    this.#endedAtDeadline = timeout;
+    this.send({ type: 'end' });
     return true;
   }
 

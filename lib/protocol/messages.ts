@@ -115,8 +115,13 @@ export type ToWorker =
     }
   /** Stop taking connections and finish the open ones; `signal` is emitted first to the app's listeners. */
   | { type: 'retire'; signal: NodeJS.Signals | undefined }
-  /** The worker has finished every connection, those on their way to it included: it may end. */
-  | { type: 'exit' }
+  /**
+   * The worker has finished every connection, those on their way to it included: it ends once its
+   * app's own work is done, its event loop empty, as a process does; at once if its app asked to exit.
+   */
+  | { type: 'may-end' }
+  /** Its time to stop has passed: it reports what is still pending, then ends now. */
+  | { type: 'end' }
   /** Reuseport: accept on this listener of the public port; give them back, or close them. */
   | { type: 'lend-listener'; server: net.Server }
   /** `count` of them, or all. */
@@ -169,6 +174,14 @@ export type FromWorker =
   | { type: 'drained' }
   | { type: 'log'; record: LogRecord }
   | { type: 'bootstrap-error'; error: SerializedError }
+  /** Told to end at its deadline: what still kept it alive, as process.getActiveResourcesInfo() names it. */
+  | { type: 'pending'; resources: string[] }
+  /**
+   * A connection for a server its app had closed, given back intact for another worker: one the proxy
+   * moved here for that server (`sharedPort` names it, absent for the public port's), or one this
+   * worker accepted itself (`own`, reuseport), which stays admitted.
+   */
+  | { type: 'connection-refused'; socket: net.Socket; sharedPort?: number; own: boolean }
   /** Reuseport: a listener given back, still open, so that nothing in its queue is lost. */
   | { type: 'listener-returned'; server: net.Server }
   /**

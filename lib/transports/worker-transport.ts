@@ -5,6 +5,12 @@ import type { ToWorker, WorkerBootData } from '../protocol/messages.ts';
 /** Where a worker's transport delivers the connections it receives: the worker's ServiceAgent. */
 export interface ConnectionSink {
   /**
+   * Whether the server a connection is for (`sharedPort`; absent or 0 for the public port's) still
+   * takes connections: false once its app closed it. A transport gives such a connection back,
+   * unread, for another worker.
+   */
+  takes(sharedPort?: number): boolean;
+  /**
    * `peer` is the address the proxy accepted the connection from; `pipeId` names a piped one;
    * `sharedPort` the app's server it is for, 0 or absent for the public port's.
    */

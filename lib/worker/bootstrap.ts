@@ -7,7 +7,7 @@ import { serializeError, type ConcreteTransportName, type FromWorker, type ToWor
 import { exhaustive } from '../exhaustive.ts';
 import { pipePathIn } from '../protocol/sessions.ts';
 import { handoffWorker } from '../transports/handoff/worker.ts';
-import { listenOnPipe, pipeWorker } from '../transports/pipe/worker.ts';
+import { listenOnPipe, pipeWorker, stopListeningOnPipe } from '../transports/pipe/worker.ts';
 import { reuseportWorker } from '../transports/reuseport/worker.ts';
 import type { WorkerTransportFactory } from '../transports/worker-transport.ts';
 import { isBootData, markModuleLoaded, setWorkerContext } from './context.ts';
@@ -20,7 +20,7 @@ import { agentFor, currentAgent } from './service-agent.ts';
 import { configureSessions } from './sessions.ts';
 import { sharedServers } from './shared-servers.ts';
 import { adaptSocketio } from './socketio-default.ts';
-import { deliverSignal, exitWorker, keepSelfSignalsInWorker } from './signals.ts';
+import { deliverSignal, exitWorker, finishWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
 
 const workerTransports: Record<ConcreteTransportName, WorkerTransportFactory> = {
@@ -65,6 +65,13 @@ const stop = (): void => {
 keepSelfSignalsInWorker(stop);
 provideProcessApis(port);
 
+// Once the worker has finished its connections, socketnaut's own handles keep it alive no longer: the
+// channel to the proxy still carries messages while anything else keeps the thread going.
+const release = (): void => {
+  port.unref();
+  stopListeningOnPipe();
+};
+
 // Every message from the proxy comes through here.
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
@@ -86,7 +93,12 @@ port.on('message', (message: ToWorker) => {
       if (message.signal) deliverSignal(message.signal);
       stop();
       break;
-    case 'exit':
+    case 'may-end':
+      finishWorker(release);
+      break;
+    case 'end':
+      release();
+      post({ type: 'pending', resources: process.getActiveResourcesInfo() });
       exitWorker();
       break;
     default:

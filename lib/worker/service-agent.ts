@@ -17,6 +17,7 @@ import {
   type ProxySocketAddressInfo,
 } from '../protocol/address-info.ts';
 import { sharedClock, type FromWorker, type WorkerBootData } from '../protocol/messages.ts';
+import { BETWEEN_WORKERS } from '../transports/pipe/preamble.ts';
 import type { ConnectionSink } from '../transports/worker-transport.ts';
 import { getWorkerContext, isModuleLoaded } from './context.ts';
 import { sharedServers } from './shared-servers.ts';
@@ -94,6 +95,10 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     return this.#stopping;
   }
 
+  takes(sharedPort?: number): boolean {
+    return sharedPort ? (sharedServers()?.takes(sharedPort) ?? false) : !this.#stopping;
+  }
+
   /** Called with a hand-off's start time when the proxy measures hand-offs; reported in batches. */
   recordHandoff(acceptedAt: number): void {
     if (this.#latencies.push((sharedClock() - acceptedAt) / 1000) === 1) setImmediate(this.#reportLatencies);
@@ -106,12 +111,13 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
    * the proxy accepted it from, when that is not the socket's own remote address.
    */
   accept(socket: net.Socket, info?: ProxySocketAddressInfo, peer?: string, pipeId?: number, sharedPort?: number): void {
-    this.#serve(socket, info, sharedPort, pipeId !== undefined, () => this.#track(socket, peer, pipeId));
+    const piped = pipeId !== undefined;
+    this.#serve(socket, info, sharedPort, piped, pipeId === BETWEEN_WORKERS, () => this.#track(socket, peer, pipeId));
   }
 
   /** A connection this worker accepted itself (reuseport), counted in shared memory, not by the proxy. */
   acceptOwn(socket: net.Socket, info: ProxySocketAddressInfo | undefined): void {
-    this.#serve(socket, info, undefined, false, () => this.#trackOwn(socket));
+    this.#serve(socket, info, undefined, false, false, () => this.#trackOwn(socket));
   }
 
   rejectOwn(socket: net.Socket, reason: string): void {
@@ -124,13 +130,13 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     info: ProxySocketAddressInfo | undefined,
     sharedPort: number | undefined,
     piped: boolean,
+    betweenWorkers: boolean,
     track: () => void,
   ): void {
-    const server = (sharedPort ? sharedServers()?.take(sharedPort, socket) : this.server) as
-      | (net.Server & ServerSettings)
-      | undefined;
+    const server = this.#serverFor(socket, sharedPort, betweenWorkers);
     if (!server) {
-      // The app closed that server while the connection was on its way.
+      // The app closed that server while the connection was on its way, and it could not be given
+      // back (it was read already, for its PROXY header).
       track();
       socket.destroy();
       return;
@@ -150,6 +156,17 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     }
     track();
     server.emit('connection', socket);
+  }
+
+  // A request of one of this worker's sessions, from another worker, is served while the server
+  // drains: the session lives here until the worker ends.
+  #serverFor(
+    socket: net.Socket,
+    sharedPort: number | undefined,
+    betweenWorkers: boolean,
+  ): (net.Server & ServerSettings) | undefined {
+    if (sharedPort) return sharedServers()?.take(sharedPort, socket);
+    return this.#stopping && !betweenWorkers ? undefined : this.server;
   }
 
   /** Closes a connection whose PROXY header was missing or malformed, without the server seeing it. */
@@ -242,10 +259,9 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
 
   #onSocketClose(peer: string | undefined, pipeId: number | undefined): void {
     this.#openCount--;
-    // Id 0 names a connection from another worker (a request of a session this worker owns), which
-    // the proxy does not count.
+    // The proxy does not count connections from other workers.
     if (pipeId === undefined) this.#closedSinceReport++;
-    else if (pipeId !== 0) this.#closedPipeIds.push(pipeId);
+    else if (pipeId !== BETWEEN_WORKERS) this.#closedPipeIds.push(pipeId);
     if (peer !== undefined) this.#closedPeers.push(peer);
     this.#reportTimer ??= setTimeout(this.#reportClosedIfPending, REPORT_INTERVAL_MS);
     this.#checkDrained();

@@ -84,6 +84,12 @@ class SharedServers {
     seeming.listen(result.address ?? askedAddress(args), args.at(-1));
   }
 
+  /** Whether `listener`'s server still takes connections: false once its app closed it. */
+  takes(listener: number): boolean {
+    const shared = this.#byListener.get(listener);
+    return shared !== undefined && !shared.closing;
+  }
+
   /** The server for `listener`'s connections, counting one in; undefined once it stopped taking them. */
   take(listener: number, socket: net.Socket): net.Server | undefined {
     const shared = this.#byListener.get(listener);

@@ -9,13 +9,26 @@ type Stop = () => void;
 const exit = process.exit;
 let stopWorker: Stop = () => {};
 let stopping = false;
+/** The proxy said the worker has finished its connections, those on their way included. */
+let finished = false;
+/**
+ * The worker ends as soon as its connections have finished, not once its event loop is empty: its app
+ * called process.exit() while it stopped, or the signal that stopped it has no listener (its default
+ * action is to end the process).
+ */
+let endOnceFinished = false;
 
 /**
  * While the worker stops, an exit waits until its connections have finished, those on their way
- * included: the proxy says when (or its timeout ends the thread), and exitWorker() then runs.
+ * included: the proxy says when (or its timeout ends the thread), and the worker then ends at once.
  */
 function exitOnceStopped(code?: number | string | null): never {
   if (code !== undefined && code !== null) process.exitCode = code;
+  if (finished) {
+    exitWorker();
+    return undefined as never;
+  }
+  endOnceFinished = true;
   stopWorker();
   return undefined as never;
 }
@@ -23,6 +36,17 @@ function exitOnceStopped(code?: number | string | null): never {
 /** Ends the thread as process.exit() does, its 'exit' listeners run, with the code the app set. */
 export function exitWorker(): void {
   exit.call(process);
+}
+
+/**
+ * The proxy says the worker has finished its connections. It ends now if its app asked to; otherwise
+ * `release` lets go of socketnaut's own handles, and the thread ends once its app's work is done,
+ * as a process does when its event loop is empty: Node then runs the 'beforeExit' and 'exit' listeners.
+ */
+export function finishWorker(release: () => void): void {
+  finished = true;
+  if (endOnceFinished) exitWorker();
+  else release();
 }
 
 function signalName(signal: string | number): string | undefined {
@@ -54,13 +78,17 @@ export function keepSelfSignalsInWorker(stop: Stop): void {
 
 /**
  * The proxy is stopping this worker: its app's own `process.on(signal)` cleanup runs now, before the
- * worker stops taking connections. A listener may call process.exit(): the thread still ends only
- * once its connections have finished, so that no request in flight is lost.
+ * worker stops taking connections, and may go on after they have finished. A listener may call
+ * process.exit(): the thread still ends only once its connections have finished, so that no request
+ * in flight is lost. With no listener, the worker ends as soon as they have.
  */
 export function deliverSignal(signal: NodeJS.Signals): void {
   if (stopping) return;
   stopping = true;
-  if (process.listenerCount(signal) === 0) return;
+  if (process.listenerCount(signal) === 0) {
+    endOnceFinished = true;
+    return;
+  }
   process.exit = exitOnceStopped as typeof process.exit;
   process.emit(signal, signal);
 }

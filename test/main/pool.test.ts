@@ -40,6 +40,7 @@ const reports: WorkerReports = {
   listenerReturned: () => {},
   proxyHeaderRejected: () => reported.emit('proxy-header-rejected'),
   handoffLatencies: () => {},
+  connectionRefused: () => {},
   processCall: () => {},
 };
 
@@ -74,8 +75,13 @@ interface Fake {
   worker: FakeWorker;
   /** What the pool's boot() gave for it. */
   boot: Omit<WorkerBootData, 'port'>;
-  /** Told to end itself ({ type: 'exit' }), a worker does so at once, unless this is set. */
-  ignoresExit: boolean;
+  /**
+   * Told it may end ('may-end'), a worker whose loop is empty does so at once: unless its app still
+   * has work (`busy`). Told to end now ('end'), it says what was pending and ends: unless its loop
+   * is blocked (`blocked`).
+   */
+  busy: boolean;
+  blocked: boolean;
   /** The worker's end: the test posts what a worker would. */
   port: MessagePort;
   received: ToWorker[];
@@ -87,16 +93,19 @@ interface Harness {
   pool: Pool;
   spawned: Fake[];
   errors: string[];
+  warnings: string[];
   /** Resolves with the next worker started. */
   nextSpawn(ms?: number): Promise<Fake>;
 }
 
-const quietLog = (errors: string[]): Logger =>
+const quietLog = (errors: string[], warnings: string[]): Logger =>
   ({
     level: 0,
     debug() {},
     info() {},
-    warn() {},
+    warn(message: string) {
+      warnings.push(message);
+    },
     error(message: string) {
       errors.push(message);
     },
@@ -106,6 +115,7 @@ function harness(t: Test, settings: Partial<PoolSettings> & { onSpawn?: (fake: F
   const { onSpawn, ...overrides } = settings;
   const spawned: Fake[] = [];
   const errors: string[] = [];
+  const warnings: string[] = [];
   const ports: MessagePort[] = [];
   const spawns = new EventEmitter();
   const spawn: PoolSettings['spawn'] = (origin, boot) => {
@@ -117,16 +127,21 @@ function harness(t: Test, settings: Partial<PoolSettings> & { onSpawn?: (fake: F
       handle,
       worker,
       boot,
-      ignoresExit: false,
+      busy: false,
+      blocked: false,
       port: port2,
       received: [],
       spawnedAt: performance.now(),
       post: (message) => port2.postMessage(message),
     };
-    port2.on('message', (message: ToWorker | { type: 'exit' }) => {
-      fake.received.push(message as ToWorker);
+    port2.on('message', (message: ToWorker) => {
+      fake.received.push(message);
       // As the worker bootstrap does: it ends itself, so that the app's 'exit' listeners run.
-      if (message.type === 'exit' && !fake.ignoresExit) void worker.exit(0);
+      if (message.type === 'may-end' && !fake.busy) void worker.exit(0);
+      if (message.type === 'end' && !fake.blocked) {
+        port2.postMessage({ type: 'pending', resources: ['Timeout', 'TCPSocketWrap', 'Timeout'] });
+        void worker.exit(0);
+      }
     });
     spawned.push(fake);
     onSpawn?.(fake);
@@ -139,8 +154,9 @@ function harness(t: Test, settings: Partial<PoolSettings> & { onSpawn?: (fake: F
     workerOptions: {},
     workerStartTimeout: 60_000,
     idleTimeout: 60_000,
+    shutdownTimeout: 60_000,
     boot: (id) => ({ pipePath: `/nonexistent/fake-${id}.sock` }) as Omit<WorkerBootData, 'port'>,
-    log: quietLog(errors),
+    log: quietLog(errors, warnings),
     reports,
     spawn,
     ...overrides,
@@ -153,6 +169,7 @@ function harness(t: Test, settings: Partial<PoolSettings> & { onSpawn?: (fake: F
     pool,
     spawned,
     errors,
+    warnings,
     nextSpawn: (ms = 5000) => until<[Fake]>(spawns, 'spawn', () => true, ms).then(([fake]) => fake),
   };
 }
@@ -192,10 +209,10 @@ function exitOf(pool: Pool, fake: Fake, ms = 5000): Promise<[Handle, number, str
 const retired = (fake: Fake): boolean => fake.received.some((message) => message.type === 'retire');
 
 /**
- * Whether the pool has ended the worker: told it to end itself (the handle notes that at once, the
- * message arrives later) or stopped it.
+ * Whether the pool has let the worker end: told it that it may end itself (the handle notes that at
+ * once, the message arrives later) or stopped it.
  */
-const ended = (fake: Fake): boolean => fake.handle.exitRequested || fake.worker.terminateCalls > 0;
+const ended = (fake: Fake): boolean => fake.handle.endAllowed || fake.worker.terminateCalls > 0;
 
 t.test('start() starts minWorkers, each in its own slot, none ready until it says so', async (t) => {
   const { pool, spawned } = harness(t, { minWorkers: 3, maxWorkers: 5 });
@@ -498,20 +515,97 @@ t.test('a drained worker still counted with connections is ended only once its a
   t.equal(fake!.handle.state, 'exited');
 });
 
-t.test('a drained worker that does not end itself when told is stopped', async (t) => {
+t.test('a worker is told to retire once the connections on their way to it have reached it', async (t) => {
+  const { pool, spawned } = harness(t, { minWorkers: 0, maxWorkers: 2 });
+  const ledger = new ConnectionLedger({ maxConnections: 0, maxConnectionsPerIp: 0, perIpPrefix: 64 });
+  pool.start();
+  pool.grow();
+  const [fake] = spawned;
+  const { account } = fake!.handle;
+  await makeReady(pool, fake!);
+  // Two piped connections still connecting to its Unix socket.
+  for (let i = 0; i < 2; i++) {
+    ledger.admit('');
+    ledger.assign(account);
+  }
+  pool.retire(fake!.handle, 'SIGTERM');
+  t.equal(fake!.handle.state, 'retiring', 'it takes no more connections at once');
+  t.same(pool.ready, []);
+  ledger.delivered(account, '');
+  // The message is not sent at all meanwhile: the handle would have posted it at once.
+  await observeFor(50);
+  t.notOk(retired(fake!), 'not told while one is still on its way');
+  ledger.unassign(account);
+  await waitFor(() => retired(fake!));
+  t.pass('told once the last one came back');
+});
+
+t.test('a drained worker whose app still works ends at its deadline, saying what was pending', async (t) => {
+  const { pool, spawned, warnings } = harness(t, { minWorkers: 0, maxWorkers: 2 });
+  pool.start();
+  pool.grow();
+  const [fake] = spawned;
+  fake!.busy = true;
+  await makeReady(pool, fake!);
+  const retiredAt = performance.now();
+  pool.retire(fake!.handle, 'SIGTERM', 300);
+  const exit = exitOf(pool, fake!, 5000);
+  fake!.post({ type: 'drained' });
+  await waitFor(() => fake!.received.some((message) => message.type === 'may-end'));
+  t.equal(fake!.handle.state, 'retiring', 'told it may end, it goes on with its work');
+  const [, , reason] = await exit;
+  t.ok(performance.now() - retiredAt >= 290, 'until its deadline');
+  t.same(
+    fake!.received.map((message) => message.type),
+    ['retire', 'may-end', 'end'],
+    'then told to end now',
+  );
+  t.equal(fake!.worker.terminateCalls, 0, 'and it ended itself');
+  t.equal(reason, 'retired');
+  await waitFor(() => warnings.length > 0);
+  t.match(
+    warnings[0],
+    /Worker \d+ \(slot 0\) was stopped at the shutdown timeout \(300 ms\) with work still pending: Timeout ×2, TCPSocketWrap/,
+  );
+});
+
+t.test('a worker that does not end when told to at its deadline is stopped', async (t) => {
   const { pool, spawned } = harness(t, { minWorkers: 0, maxWorkers: 2 });
   pool.start();
   pool.grow();
   const [fake] = spawned;
-  fake!.ignoresExit = true;
+  fake!.busy = true;
+  fake!.blocked = true;
   await makeReady(pool, fake!);
-  pool.retire(fake!.handle, undefined);
+  pool.retire(fake!.handle, undefined, 100);
   const exit = exitOf(pool, fake!, 5000);
   fake!.post({ type: 'drained' });
   const [, , reason] = await exit;
-  t.equal(fake!.worker.terminateCalls, 1, 'terminated');
+  t.ok(
+    fake!.received.some((message) => message.type === 'end'),
+    'it was told to end',
+  );
+  t.equal(fake!.worker.terminateCalls, 1, 'then terminated');
   t.equal(reason, 'retired');
   t.equal(pool.restarts, 0);
+});
+
+t.test('a worker that stops on its own has the shutdown timeout to end', async (t) => {
+  const { pool, spawned } = harness(t, { minWorkers: 0, maxWorkers: 2, shutdownTimeout: 200 });
+  pool.start();
+  pool.grow();
+  const [fake] = spawned;
+  fake!.busy = true;
+  await makeReady(pool, fake!);
+  const exit = exitOf(pool, fake!, 5000);
+  // Its app closed its server, and the worker drained.
+  fake!.post({ type: 'stopped' });
+  fake!.post({ type: 'drained' });
+  await exit;
+  t.same(
+    fake!.received.map((message) => message.type),
+    ['may-end', 'end'],
+  );
 });
 
 t.test('a drained worker is ended when the last connection it held ends', async (t) => {
@@ -614,7 +708,7 @@ t.test('replaceAll replaces each worker in its slot, and resolves once the old o
   );
 });
 
-t.test('replaceAll stops an old worker that does not drain within the timeout', async (t) => {
+t.test('replaceAll ends an old worker that does not drain within the timeout', async (t) => {
   const { pool, spawned } = harness(t, {
     minWorkers: 1,
     maxWorkers: 1,
@@ -626,7 +720,10 @@ t.test('replaceAll stops an old worker that does not drain within the timeout', 
   const [old] = spawned;
   await makeReady(pool, old!);
   await pool.replaceAll(50, undefined);
-  t.equal(old!.worker.terminateCalls, 1, 'stopped after the timeout');
+  t.ok(
+    old!.received.some((message) => message.type === 'end'),
+    'told to end after the timeout',
+  );
   t.equal(old!.handle.state, 'exited');
   t.equal(spawned.length, 2);
   t.equal(spawned[1]!.handle.slot, 0);

@@ -59,6 +59,7 @@ function harness(t: Test, stallTimeout: number) {
     workerOptions: {},
     workerStartTimeout: 60_000,
     idleTimeout: 60_000,
+    shutdownTimeout: 60_000,
     heartbeats: true,
     boot: () => ({}) as Omit<WorkerBootData, 'port' | 'heartbeat'>,
     log,
@@ -70,6 +71,7 @@ function harness(t: Test, stallTimeout: number) {
       listenerReturned() {},
       proxyHeaderRejected() {},
       handoffLatencies() {},
+      connectionRefused() {},
       processCall() {},
     },
     spawn: (origin, boot) => {
@@ -79,7 +81,7 @@ function harness(t: Test, stallTimeout: number) {
       const handle = new WorkerRecord(origin, worker as unknown as Worker, port1);
       const cells = new Int32Array(boot.heartbeat!);
       port2.on('message', (message: ToWorker) => {
-        if (message.type === 'exit') void worker.terminate();
+        if (message.type === 'may-end') void worker.terminate();
       });
       spawned.push({
         handle,

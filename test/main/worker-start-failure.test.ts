@@ -34,6 +34,7 @@ const reports: WorkerReports = {
   listenerReturned() {},
   proxyHeaderRejected() {},
   handoffLatencies() {},
+  connectionRefused() {},
   processCall() {},
 };
 
@@ -84,6 +85,7 @@ function harness(t: Test): Harness {
     workerOptions: {},
     workerStartTimeout: 60_000,
     idleTimeout: 60_000,
+    shutdownTimeout: 60_000,
     boot: (id) => {
       if (h.bootFailure) throw h.bootFailure;
       return { pipePath: `/nonexistent/fake-${id}.sock` } as Omit<WorkerBootData, 'port'>;

@@ -10,7 +10,10 @@ import { encodePreamble } from './preamble.ts';
 import { IdTable } from './id-table.ts';
 import { Splice } from './splice.ts';
 
-/** The client's socket and its worker's Unix socket; `countOut` is called once, when either side is done. */
+/**
+ * The client's socket and its worker's Unix socket; `countOut` is called once, when either side is
+ * done, once the worker has taken the connection.
+ */
 interface Spliced {
   splice: Splice;
   target: DispatchTarget;
@@ -82,7 +85,8 @@ export class PipeDelivery implements Delivery {
     upstream.once('error', onConnectError);
     upstream.once('connect', () => {
       upstream.off('error', onConnectError);
-      const spliced: Spliced = { splice, target, countOut: () => outcome.ended(target, client) };
+      // Counted out only once the worker has taken it.
+      const spliced: Spliced = { splice, target, countOut: undefined };
       const id = client.destroyed ? undefined : this.#spliced.add(spliced);
       if (id === undefined) {
         splice.abandon();
@@ -90,15 +94,34 @@ export class PipeDelivery implements Delivery {
         return;
       }
       upstream.write(encodePreamble(this.#token, info, client.remoteAddress ?? '', id, route.sharedPort));
-      splice.join();
-      outcome.delivered(target, client);
-      client.once('close', () => {
-        this.#countOut(spliced);
-        this.#spliced.delete(id);
-        if (this.#spliced.size === 0) this.#onEmpty?.();
+      splice.awaitAnswer((taken) => {
+        if (!taken) {
+          this.#forget(id);
+          splice.abandon();
+          if (client.destroyed) outcome.dropped(target, client);
+          else outcome.refused(target, client);
+          return;
+        }
+        spliced.countOut = () => outcome.ended(target, client);
+        splice.join();
+        outcome.delivered(target, client);
+        const onClose = (): void => {
+          this.#countOut(spliced);
+          this.#forget(id);
+        };
+        if (!client.closed) client.once('close', onClose);
+        else {
+          splice.destroy();
+          onClose();
+        }
+        this.#recordLatency?.((performance.now() - startedAt) / 1000);
       });
-      this.#recordLatency?.((performance.now() - startedAt) / 1000);
     });
+  }
+
+  #forget(id: number): void {
+    this.#spliced.delete(id);
+    if (this.#spliced.size === 0) this.#onEmpty?.();
   }
 
   /**
@@ -109,7 +132,8 @@ export class PipeDelivery implements Delivery {
   workerClosed(_target: DispatchTarget, ids: readonly number[]): void {
     for (const id of ids) {
       const spliced = this.#spliced.get(id);
-      if (!spliced) continue;
+      // One not yet taken is refused when its worker goes, and offered to another.
+      if (!spliced?.splice.joined) continue;
       this.#countOut(spliced);
       if (spliced.splice.client.destroyed) continue;
       spliced.splice.finish();

@@ -8,7 +8,15 @@ import type { ProxySocketAddressInfo, SocketAddress } from '../../protocol/addre
 // in front when a PROXY header named the client. The id names the connection when the worker reports
 // it closed. The shared port names the app's server it is for: 0 for the public port's.
 // The token is a per-proxy secret: a local process that finds the socket file cannot forge a client.
+// The worker answers a preamble from the proxy with one byte: it takes the connection, or refuses it
+// (its app closed the server it is for). The proxy sends the client's bytes only once it is taken, so
+// a refused connection goes, intact, to another worker. A connection between workers (id 0) gets no
+// answer.
 const MAGIC = 'SNP1';
+export const PIPE_TAKEN = 0x06;
+export const PIPE_REFUSED = 0x15;
+/** The id of a connection from another worker, which the proxy does not count. */
+export const BETWEEN_WORKERS = 0;
 export const PREAMBLE_MAX_BYTES = 256;
 
 /** The ends of a connection to a Unix socket, which have no IP address or port, as the preamble writes them. */

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type tls from 'node:tls';
+import { PIPE_TAKEN } from './preamble.ts';
 
 /** Bytes read from a worker at a time; as nginx's proxy_buffer_size, it is also all a slow client can pin. */
 const BUFFER_SIZE = 16 * 1024;
@@ -35,6 +36,9 @@ export class Splice {
   #taken = 0;
   #stalledChecks = 0;
   #closed = 0;
+  /** Called with the worker's answer to the preamble, while that is awaited. */
+  #answer: ((taken: boolean) => void) | undefined;
+  #joined = false;
 
   constructor(client: net.Socket, path: string) {
     this.client = client;
@@ -47,8 +51,34 @@ export class Splice {
     });
   }
 
-  /** Starts passing bytes both ways, once the upstream is connected and its preamble written. */
+  /**
+   * Calls `answered` with the worker's answer to the preamble: whether it takes the connection. A
+   * worker that ends, fails or closes the connection first refuses it. Meanwhile the client stays
+   * paused, and nothing of it is read or passed on.
+   */
+  awaitAnswer(answered: (taken: boolean) => void): void {
+    const { upstream } = this;
+    const refuse = (): void => settle(false);
+    const settle = (taken: boolean): void => {
+      this.#answer = undefined;
+      upstream.off('end', refuse);
+      upstream.off('error', refuse);
+      upstream.off('close', refuse);
+      answered(taken);
+    };
+    this.#answer = settle;
+    upstream.once('end', refuse);
+    upstream.once('error', refuse);
+    upstream.once('close', refuse);
+  }
+
+  get joined(): boolean {
+    return this.#joined;
+  }
+
+  /** Starts passing bytes both ways, once the worker has taken the connection. */
   join(): void {
+    this.#joined = true;
     const { client, upstream } = this;
     client.allowHalfOpen = true;
     client.setNoDelay(true);
@@ -108,25 +138,37 @@ export class Splice {
     return this.client.bytesWritten - this.client.writableLength;
   }
 
+  // The first byte from the worker is its answer; what follows it (an app that speaks first) is the
+  // connection's own.
   readonly #forward = (length: number, buffer: Buffer): boolean => {
+    const answer = this.#answer;
+    if (answer) {
+      const taken = buffer[0] === PIPE_TAKEN;
+      answer(taken);
+      return taken && (length === 1 || this.#pass(buffer.subarray(1, length)));
+    }
+    return this.#pass(buffer.subarray(0, length));
+  };
+
+  #pass(bytes: Buffer): boolean {
     const { client } = this;
     if (client.destroyed) return false;
     if (this.#finishing) {
-      client.write(Buffer.from(buffer.subarray(0, length)));
+      client.write(Buffer.from(bytes));
       return true;
     }
     if (this.#copying) {
-      if (client.write(Buffer.from(buffer.subarray(0, length)))) return true;
+      if (client.write(Buffer.from(bytes))) return true;
       this.#waiting = true;
       client.once('drain', this.#resume);
       return false;
     }
-    client.write(buffer.subarray(0, length), this.#resume);
+    client.write(bytes, this.#resume);
     // Written to the kernel at once: the buffer is free for the next read.
     if (client.writableLength === 0) return true;
     this.#waiting = true;
     return false;
-  };
+  }
 
   readonly #resume = (): void => {
     if (!this.#waiting) return;

@@ -7,7 +7,7 @@ import type { ReuseportBoot, WorkerBootData } from '../../protocol/messages.ts';
 import { readPrefix } from '../../protocol/read-prefix.ts';
 import { parseProxyHeader } from '../../proxy-protocol/parser.ts';
 import { adoptMovedSocket } from '../handoff/adopt-socket.ts';
-import { handoffWorker } from '../handoff/worker.ts';
+import { giveBack, handoffWorker } from '../handoff/worker.ts';
 import type { ConnectionSink, TransportMessage, WorkerTransportFactory } from '../worker-transport.ts';
 import { ACCEPTING, SharedCounts, type CounterName } from './shared-counts.ts';
 
@@ -149,12 +149,20 @@ class Acceptor {
     this.#keep(socket, peer);
   };
 
-  /** Serves a connection held in this worker's name, counting it out when it closes. */
+  /**
+   * Serves a connection held in this worker's name, counting it out when it closes; or, once its app
+   * closed its server, gives it back unread to the main thread, still admitted, for another worker.
+   */
   #keep(socket: net.Socket, peer: string): void {
+    const agent = this.#sink();
+    if (!agent.takes()) {
+      this.#counts.unhold(this.#boot.index, peer, false);
+      if (giveBack(this.#context, socket, undefined, true)) return;
+      this.#counts.holdOwn(this.#boot.index, peer);
+    }
     socket.once('close', () => this.#counts.ended(this.#boot.index, peer));
     // Accepted paused, so that it could still move, it must start like any socket a server accepts.
     (socket as { readableFlowing: boolean | null }).readableFlowing = null;
-    const agent = this.#sink();
     const timeout = this.#context.proxyHeaderTimeout;
     if (timeout === undefined) {
       agent.acceptOwn(socket, undefined);
