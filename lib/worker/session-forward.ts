@@ -5,10 +5,8 @@ import type http from 'node:http';
 import net from 'node:net';
 import { loadHttp } from '../builtins.ts';
 import { addressInfoOf, storedAddressInfo } from '../protocol/address-info.ts';
-import { encodePreamble } from '../transports/pipe/preamble.ts';
+import { BETWEEN_WORKERS, encodePreamble } from '../transports/pipe/preamble.ts';
 
-/** The proxy counts none of these: a connection between workers carries the id 0. */
-const BETWEEN_WORKERS = 0;
 const PUBLIC_PORT = 0;
 
 // Each hop sets these for itself.
