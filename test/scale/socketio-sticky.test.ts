@@ -62,19 +62,18 @@ function runAll(port: number): Promise<ClientRun[]> {
   return Promise.all(Array.from({ length: CLIENTS }, (_, i) => runClient(port, `127.0.0.${100 + i}`)));
 }
 
-for (const transport of await transportsHere(transports)) {
+// With ip-hash each client's connections reach one worker; without it, the requests of a session
+// reach any worker, which sends each to the session's owner.
+const variants = [
+  ...(await transportsHere(transports)).map((transport) => ({ transport, balance: 'ip-hash' })),
+  { transport: 'auto', balance: 'least-connections' },
+];
+
+for (const { transport, balance } of variants) {
   t.test(
-    `${transport} × ip-hash: 50 long-polling clients each keep their session, and every echo comes back`,
+    `${transport} × ${balance}: 50 long-polling clients each keep their session, and every echo comes back`,
     async (t) => {
-      const launcher = await startLauncher(t, [
-        app,
-        '--workers',
-        '4',
-        '--balance',
-        'ip-hash',
-        '--transport',
-        transport,
-      ]);
+      const launcher = await startLauncher(t, [app, '--workers', '4', '--balance', balance, '--transport', transport]);
       const runs = await runAll(launcher.port);
       const problems = runs.flatMap((run) => run.problems.map((problem) => `${run.address}: ${problem}`));
       t.same(problems, [], 'no client met an error');
@@ -86,30 +85,12 @@ for (const transport of await transportsHere(transports)) {
       t.same(
         runs.filter((run) => run.threads.size !== 1).map((run) => run.address),
         [],
-        'each client stayed on one worker',
+        "each client's session stayed on its worker",
       );
       const workers = new Set(runs.flatMap((run) => [...run.threads]));
-      t.ok(workers.size > 1, `the clients were spread over ${workers.size} workers`);
+      // Least-connections spreads sessions over every worker; ip-hash spreads addresses by their hash.
+      if (balance === 'least-connections') t.equal(workers.size, 4, 'the sessions were spread over the 4 workers');
+      else t.ok(workers.size > 1, `the sessions were spread over ${workers.size} workers`);
     },
   );
 }
-
-// Without stickiness the requests of one session reach any worker, which sends each to the session's owner.
-t.test('least-connections: the same clients keep their sessions, spread over the workers', async (t) => {
-  const launcher = await startLauncher(t, [app, '--workers', '4', '--balance', 'least-connections']);
-  const runs = await runAll(launcher.port);
-  const problems = runs.flatMap((run) => run.problems.map((problem) => `${run.address}: ${problem}`));
-  t.same(problems, [], 'no client met an error');
-  t.equal(
-    runs.reduce((sum, run) => sum + run.acked, 0),
-    CLIENTS * MESSAGES,
-    'every echo was acknowledged',
-  );
-  t.same(
-    runs.filter((run) => run.threads.size !== 1).map((run) => run.address),
-    [],
-    "each client's session stayed on its worker",
-  );
-  const workers = new Set(runs.flatMap((run) => [...run.threads]));
-  t.equal(workers.size, 4, 'the sessions were spread over the 4 workers');
-});
