@@ -99,6 +99,9 @@ for (const transport of allTransports) {
       launcher.child.kill('SIGTERM');
       t.equal((await launcher.exited).code, 0);
       t.ok(tally.ok > 0, `${tally.ok} requests served over ${RELOADS} reloads`);
+      t.notMatch(launcher.stdout(), /stopped at the shutdown timeout/, 'each old worker ended once drained', {
+        output: launcher.stdout(),
+      });
       t.equal(tally.afterClose, 0, "no request reached a server after its 'close'");
       t.same(tally.failed, [], 'no request failed');
     },
