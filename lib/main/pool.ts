@@ -300,6 +300,9 @@ export class WorkerPool extends EventEmitter {
         break;
       case 'connection-refused':
         reports.connectionRefused(record, message.socket, message.sharedPort ?? 0, message.own);
+        // One it accepted itself, or was moved by another worker, was counted out in the memory the
+        // threads share, which tells no one: it may have been the last the drained worker held.
+        this.#stopIfDrained(record);
         break;
       case 'log':
         acceptWorkerLogRecord(message.record);

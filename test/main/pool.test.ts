@@ -1,4 +1,5 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
+import net from 'node:net';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import t, { type Test } from 'tap';
 import type { Logger } from 'streams-logger';
@@ -8,6 +9,7 @@ import type { PoolSettings, WorkerPool as Pool, WorkerReports } from '../../lib/
 import type { WorkerRecord as Handle } from '../../lib/main/worker-record.ts';
 import type { FromWorker, ToWorker, WorkerBootData } from '../../lib/protocol/messages.ts';
 import { observeFor, waitFor, withDeadline } from '../helpers.ts';
+import { skipUnlessSupported } from '../transport-support.ts';
 
 // Internal: the pool supervisor, tested without threads through its `spawn` setting.
 const { WorkerPool, HEALTHY_UPTIME_MS, RESTART_BASE_DELAY_MS, RESTART_FACTOR } = (await import(
@@ -539,6 +541,35 @@ t.test('a worker is told to retire once the connections on their way to it have 
   await waitFor(() => retired(fake!));
   t.pass('told once the last one came back');
 });
+
+t.test(
+  'a drained worker whose last connection was one it accepted itself and gave back may end',
+  { skip: skipUnlessSupported('handoff') },
+  async (t) => {
+    const { pool, spawned } = harness(t, { minWorkers: 0, maxWorkers: 2 });
+    pool.start();
+    pool.grow();
+    const [fake] = spawned;
+    let own = 1;
+    fake!.handle.countOwnConnections({ open: () => own, total: () => 1 });
+    await makeReady(pool, fake!);
+    pool.retire(fake!.handle, undefined);
+    fake!.post({ type: 'drained' });
+    await waitFor(() => fake!.handle.drained);
+    t.equal(ended(fake!), false, 'one it accepted itself is still counted');
+    // It gives that one back, unread: counted out in shared memory, then posted.
+    const server = net.createServer({ pauseOnConnect: true }).listen(0, '127.0.0.1');
+    t.teardown(() => server.close());
+    await once(server, 'listening');
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    t.teardown(() => client.destroy());
+    const [socket] = (await once(server, 'connection')) as [net.Socket];
+    own = 0;
+    fake!.port.postMessage({ type: 'connection-refused', socket, own: true } satisfies FromWorker, [socket as never]);
+    await waitFor(() => ended(fake!), { what: 'the worker told it may end' });
+    t.pass('told it may end');
+  },
+);
 
 t.test('a drained worker whose app still works ends at its deadline, saying what was pending', async (t) => {
   const { pool, spawned, warnings } = harness(t, { minWorkers: 0, maxWorkers: 2 });

@@ -99,6 +99,9 @@ for (const transport of allTransports) {
       launcher.child.kill('SIGTERM');
       t.equal((await launcher.exited).code, 0);
       t.ok(tally.ok > 0, `${tally.ok} requests served over ${RELOADS} reloads`);
+      t.notMatch(launcher.stdout(), /stopped at the shutdown timeout/, 'each old worker ended once drained', {
+        output: launcher.stdout(),
+      });
       t.equal(tally.afterClose, 0, "no request reached a server after its 'close'");
       t.same(tally.failed, [], 'no request failed');
     },
@@ -118,13 +121,21 @@ for (const transport of allTransports) {
           // Its replacement serves: a thread not seen before answers.
           await waitFor(() => tally.threads.size > served, {
             timeout: 10_000,
-            what: `a replacement for worker ${closing}`,
+            what: () => `a replacement for worker ${closing}\n${launcher.stdout()}${launcher.stderr()}`,
           });
         }
       });
       launcher.child.kill('SIGTERM');
       t.equal((await launcher.exited).code, 0);
       t.ok(tally.ok > 0, `${tally.ok} requests served while ${CLOSES} servers closed`);
+      t.notMatch(
+        launcher.stdout(),
+        /stopped at the shutdown timeout/,
+        'each worker whose server closed ended at once',
+        {
+          output: launcher.stdout(),
+        },
+      );
       t.equal(tally.afterClose, 0, "no request reached a server after its 'close'");
       t.same(tally.failed, [], 'no request failed');
     },
