@@ -127,6 +127,12 @@ export const ERR_WORKER_EXITED = defineError(
   (threadId, reason) => `Worker ${threadId} exited before it served: ${reason}`,
 );
 
+export const ERR_RELOAD_INTERRUPTED = defineError(
+  'SOCKETNAUT_ERR_RELOAD_INTERRUPTED',
+  Error,
+  () => 'The reload was cut short: the proxy is shutting down, and every worker, old or new, is stopping',
+);
+
 export const ERR_WORKER_START = defineError(
   'SOCKETNAUT_ERR_WORKER_START',
   Error,

@@ -2,7 +2,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ERR_ENV_FILE, ERR_INVALID_OPTION, ERR_OPTION_OUT_OF_RANGE, ERR_USAGE } from '../errors.ts';
+import {
+  ERR_ENV_FILE,
+  ERR_INVALID_OPTION,
+  ERR_OPTION_OUT_OF_RANGE,
+  ERR_RELOAD_INTERRUPTED,
+  ERR_USAGE,
+} from '../errors.ts';
 import { commandLineOptions, readCommandLine, usage } from '../settings/command-line.ts';
 import { loadEnvFiles } from './env-file.ts';
 import { launch, type LaunchOptions, type Launched } from './launch.ts';
@@ -74,8 +80,10 @@ function handleSignals(): (launched: Launched) => void {
     console.error('socketnaut: SIGHUP; reloading workers');
     launched.reload().then(
       () => console.error('socketnaut: reload complete'),
-      (err: unknown) =>
-        console.error(`socketnaut: reload stopped, old workers keep serving: ${(err as Error).message}`),
+      (err: unknown) => {
+        if (err instanceof ERR_RELOAD_INTERRUPTED) console.error('socketnaut: reload cut short by the shutdown');
+        else console.error(`socketnaut: reload stopped, old workers keep serving: ${(err as Error).message}`);
+      },
     );
   });
   return (started) => {

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Logger } from 'streams-logger';
 import { loadTls } from '../builtins.ts';
-import { ERR_WORKER_BOOTSTRAP } from '../errors.ts';
+import { ERR_RELOAD_INTERRUPTED, ERR_WORKER_BOOTSTRAP } from '../errors.ts';
 import { createLogger } from '../logging.ts';
 import { type ResolvedOptions, resolveOptions, type ServiceProxyOptions } from '../options.ts';
 import type { ConcreteTransportName, WorkerBootData } from '../protocol/messages.ts';
@@ -316,7 +316,7 @@ export class ServiceProxy extends EventEmitter {
    * Replaces every worker, one at a time: each new worker is serving before an old one gets `signal`,
    * stops taking connections and drains; an old worker still holding connections `timeout` ms later
    * is stopped. Resolves once the old workers are gone. Rejects, leaving the remaining old workers
-   * serving, if a new one fails.
+   * serving, if a new one fails; or with ERR_RELOAD_INTERRUPTED if shutdown() is called meanwhile.
    */
   reload(options: ReloadOptions = {}): Promise<void> {
     let settings: StopSettings;
@@ -332,6 +332,10 @@ export class ServiceProxy extends EventEmitter {
         this.#reloads++;
         this.log.info(`Reloading ${this.#pool.size} workers`);
         return this.#pool.replaceAll(settings.timeout, settings.signal);
+      })
+      .catch((err: unknown) => {
+        // A shutdown retires the successors too: that is no failure of the new code.
+        throw this.#shutdown ? new ERR_RELOAD_INTERRUPTED() : err;
       });
     this.#reloading = run;
     return run;
