@@ -4,7 +4,14 @@ import type { Logger } from 'streams-logger';
 import { ERR_WORKER_START, withCause } from '../errors.ts';
 import { acceptWorkerLogRecord } from '../logging.ts';
 import type net from 'node:net';
-import type { FromWorker, ListenRequest, ProcessCall, PublicListen, WorkerBootData } from '../protocol/messages.ts';
+import type {
+  FromWorker,
+  ListenRequest,
+  ProcessCall,
+  PublicListen,
+  WorkerBootData,
+  WorkerWarning,
+} from '../protocol/messages.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { RestartBackoff } from './restart-backoff.ts';
 import { replaceEach } from './succession.ts';
@@ -29,6 +36,8 @@ export interface WorkerReports {
   connectionRefused(record: WorkerRecord, socket: net.Socket, sharedPort: number, own: boolean): void;
   /** The worker waits, blocked, until `answered` says that the answer is on `reply`. */
   processCall(record: WorkerRecord, call: ProcessCall, reply: MessagePort, answered: SharedArrayBuffer): void;
+  /** A process warning the worker's code emitted. */
+  warning(record: WorkerRecord, warning: WorkerWarning): void;
 }
 
 export interface PoolSettings {
@@ -306,6 +315,9 @@ export class WorkerPool extends EventEmitter {
         break;
       case 'log':
         acceptWorkerLogRecord(message.record);
+        break;
+      case 'warning':
+        reports.warning(record, message.warning);
         break;
       case 'closed':
         reports.closed(record, message.count, message.peers, message.pipeIds);

@@ -11,6 +11,7 @@ import type { DeliverySettings, Transport } from '../transports/index.ts';
 import { ConnectionLedger } from './ledger.ts';
 import { WorkerPool, type WorkerReports } from './pool.ts';
 import { ProcessCalls } from './process-calls.ts';
+import { WorkerWarnings } from './worker-warnings.ts';
 import { type PublicBinder, PublicPort } from './public-port.ts';
 import { SharedPorts } from './shared-ports.ts';
 import { collectStats, type ProxyStats } from './stats.ts';
@@ -40,6 +41,7 @@ export class ServiceProxy extends EventEmitter {
   readonly #public: PublicPort;
   readonly #sharedPorts: SharedPorts;
   readonly #processCalls = new ProcessCalls(() => this.#pool.records);
+  readonly #warnings = new WorkerWarnings();
   readonly #bindsLate: boolean;
   readonly #token = randomBytes(16).toString('hex');
   readonly #ticketKeys = randomBytes(48);
@@ -185,6 +187,7 @@ export class ServiceProxy extends EventEmitter {
       for (const value of seconds) this.emit('handoff-latency', value);
     },
     processCall: (record, call, reply, answered) => this.#processCalls.answer(record, call, reply, answered),
+    warning: (record, warning) => this.#warnings.add(record.threadId, warning),
   };
 
   /** The pool's news of each worker's life, passed on in this order: intake, ports, then users. */

@@ -158,6 +158,14 @@ export interface SystemFailure {
   dest: string | undefined;
 }
 
+/** A process warning a worker's code emitted, as Node prints it. */
+export interface WorkerWarning {
+  name: string;
+  message: string;
+  code?: string;
+  detail?: string;
+}
+
 export type FromWorker =
   | { type: 'ready' }
   /**
@@ -173,6 +181,8 @@ export type FromWorker =
   | { type: 'stopped' }
   | { type: 'drained' }
   | { type: 'log'; record: LogRecord }
+  /** A process warning, which the main thread prints once for all workers. */
+  | { type: 'warning'; warning: WorkerWarning }
   | { type: 'bootstrap-error'; error: SerializedError }
   /** Told to end at its deadline: what still kept it alive, as process.getActiveResourcesInfo() names it. */
   | { type: 'pending'; resources: string[] }

@@ -22,6 +22,7 @@ import { sharedServers } from './shared-servers.ts';
 import { adaptSocketio } from './socketio-default.ts';
 import { deliverSignal, exitWorker, finishWorker, keepSelfSignalsInWorker } from './signals.ts';
 import { reportClientAddresses } from './socket-addresses.ts';
+import { relayWarnings } from './warnings.ts';
 
 const workerTransports: Record<ConcreteTransportName, WorkerTransportFactory> = {
   handoff: handoffWorker,
@@ -64,6 +65,7 @@ const stop = (): void => {
 };
 keepSelfSignalsInWorker(stop);
 provideProcessApis(port);
+relayWarnings(post);
 
 // Once the worker has finished its connections, socketnaut's own handles keep it alive no longer: the
 // channel to the proxy still carries messages while anything else keeps the thread going.

@@ -44,6 +44,7 @@ const reports: WorkerReports = {
   handoffLatencies: () => {},
   connectionRefused: () => {},
   processCall: () => {},
+  warning: () => {},
 };
 
 /** Stands in for a worker thread: exits on a later turn of the loop, once, as a thread does. */

@@ -73,6 +73,7 @@ function harness(t: Test, stallTimeout: number) {
       handoffLatencies() {},
       connectionRefused() {},
       processCall() {},
+      warning() {},
     },
     spawn: (origin, boot) => {
       const { port1, port2 } = new MessageChannel();

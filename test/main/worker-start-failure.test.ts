@@ -36,6 +36,7 @@ const reports: WorkerReports = {
   handoffLatencies() {},
   connectionRefused() {},
   processCall() {},
+  warning() {},
 };
 
 /** Stands in for a worker thread; `exit()` ends it on a later turn of the loop, as a thread ends. */
