@@ -313,6 +313,15 @@ export const settings = {
     default: 3_000,
     help: 'ms the whole header may take',
   }),
+  trustProxy: setting({
+    appliesTo: 'both',
+    flag: 'trust-proxy',
+    env: 'SOCKETNAUT_TRUST_PROXY',
+    placeholder: '<addr,...>',
+    check: subnets,
+    defaultText: 'no one',
+    help: "addresses or CIDR subnets of reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client: for the plugins' `clientAddress` and `ip-hash`, per request",
+  }),
   socketioAdapter: setting({
     appliesTo: 'both',
     flag: 'socketio-adapter',
