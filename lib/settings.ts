@@ -26,7 +26,7 @@ import {
   workerOptions,
   workerURL,
 } from './settings/checks.ts';
-import { required, type Setting, type Side, setting } from './settings/setting.ts';
+import { required, setting } from './settings/setting.ts';
 import { transportNames } from './transports/delivery.ts';
 
 export type { Setting, Side } from './settings/setting.ts';
@@ -394,10 +394,3 @@ export const settings = {
 };
 
 export type SettingName = keyof typeof settings;
-
-/** The settings that apply to `side`, in the table's order. */
-export function settingsOf(side: Side): [SettingName, Setting<unknown>][] {
-  return (Object.entries(settings) as [SettingName, Setting<unknown>][]).filter(
-    ([, entry]) => entry.appliesTo === side || entry.appliesTo === 'both',
-  );
-}
