@@ -24,6 +24,8 @@ interface Computed {
   workerOptions: WorkerOptions;
   /** Set when connections open with a PROXY header, from proxyProtocol, proxyProtocolFrom and proxyProtocolTimeout. */
   proxyProtocol: ProxyProtocolSettings | undefined;
+  /** The reverse proxies whose forwarding headers are believed, from trustProxy. */
+  trustProxy: net.BlockList | undefined;
 }
 
 /** The options the proxy runs with: `workerCount` and the PROXY protocol's settings folded into the computed ones. */
@@ -104,6 +106,7 @@ export function resolveOptions(options: ServiceProxyOptions): ResolvedOptions {
     minWorkers,
     maxWorkers,
     workerOptions: checked.workerOptions ?? {},
+    trustProxy: checked.trustProxy?.length ? blockList(checked.trustProxy) : undefined,
     proxyProtocol: proxyProtocol
       ? { timeout: proxyProtocolTimeout, trusted: proxyProtocolFrom && blockList(proxyProtocolFrom) }
       : undefined,

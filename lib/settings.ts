@@ -26,7 +26,7 @@ import {
   workerOptions,
   workerURL,
 } from './settings/checks.ts';
-import { required, type Setting, type Side, setting } from './settings/setting.ts';
+import { required, setting } from './settings/setting.ts';
 import { transportNames } from './transports/delivery.ts';
 
 export type { Setting, Side } from './settings/setting.ts';
@@ -313,6 +313,15 @@ export const settings = {
     default: 3_000,
     help: 'ms the whole header may take',
   }),
+  trustProxy: setting({
+    appliesTo: 'both',
+    flag: 'trust-proxy',
+    env: 'SOCKETNAUT_TRUST_PROXY',
+    placeholder: '<addr,...>',
+    check: subnets,
+    defaultText: 'no one',
+    help: "addresses or CIDR subnets of reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client: for the plugins' `clientAddress` and `ip-hash`, per request",
+  }),
   socketioAdapter: setting({
     appliesTo: 'both',
     flag: 'socketio-adapter',
@@ -385,10 +394,3 @@ export const settings = {
 };
 
 export type SettingName = keyof typeof settings;
-
-/** The settings that apply to `side`, in the table's order. */
-export function settingsOf(side: Side): [SettingName, Setting<unknown>][] {
-  return (Object.entries(settings) as [SettingName, Setting<unknown>][]).filter(
-    ([, entry]) => entry.appliesTo === side || entry.appliesTo === 'both',
-  );
-}

@@ -1,6 +1,9 @@
 // What the framework plugins share: where a request's client address comes from.
+import type http from 'node:http';
 import type net from 'node:net';
 import { addressInfoOf, canonicalAddress, type ProxySocketAddressInfo } from '../lib/protocol/address-info.ts';
+import { forwardedClient } from '../lib/protocol/forwarded.ts';
+import { getWorkerContext } from '../lib/worker/context.ts';
 import { currentAgent, type ServiceAgent } from '../lib/worker/service-agent.ts';
 import { ERR_PLUGIN_REGISTERED_TWICE } from '../lib/errors.ts';
 
@@ -36,6 +39,17 @@ export function addressInfo(socket: net.Socket): ProxySocketAddressInfo | undefi
 /** The client's IP address, an IPv4 client in dotted form; undefined only where remoteAddress is. */
 export function clientAddressOf(info: ProxySocketAddressInfo | undefined): string {
   return (info && canonicalAddress(info.remote.address)) as string;
+}
+
+/**
+ * The client of one request: the connection's, unless that is a trusted reverse proxy (trustProxy),
+ * whose forwarding headers then name it. Per request, since a proxy's keep-alive connection carries
+ * many clients.
+ */
+export function requestClientAddress(req: http.IncomingMessage, info: ProxySocketAddressInfo | undefined): string {
+  const trustProxy = getWorkerContext()?.trustProxy;
+  if (!trustProxy || !info) return clientAddressOf(info);
+  return forwardedClient(req.headers, info.remote.address, trustProxy);
 }
 
 // Shared by name so that two copies of socketnaut in one app still see each other's mark.

@@ -1,6 +1,6 @@
 // socketnaut for Express 4 and 5: `app.use(socketnaut())`, first in the middleware chain.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { addressInfo, clientAddressOf, markRequest, type ProxySocketAddressInfo } from './address.ts';
+import { addressInfo, markRequest, requestClientAddress, type ProxySocketAddressInfo } from './address.ts';
 import { ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from '../lib/errors.ts';
 
 export type { ProxySocketAddressInfo };
@@ -35,7 +35,7 @@ function isExpressCall(req: unknown, res: unknown, next: unknown): boolean {
 
 // `info` is undefined only for a Unix socket the app listens on itself: like Node's remoteAddress.
 function decorate(req: Request, info: ProxySocketAddressInfo | undefined): void {
-  req.clientAddress = clientAddressOf(info);
+  req.clientAddress = requestClientAddress(req, info);
   req.proxySocketAddressInfo = info!;
 }
 

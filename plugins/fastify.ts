@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyPluginCallback, FastifyRequest } from 'fas
 import fp from 'fastify-plugin';
 import { agentFor } from '../lib/worker/service-agent.ts';
 import { getWorkerContext } from '../lib/worker/context.ts';
-import { addressInfo, clientAddressOf, type ProxySocketAddressInfo } from './address.ts';
+import { addressInfo, requestClientAddress, type ProxySocketAddressInfo } from './address.ts';
 import { ERR_PLUGIN_REGISTERED_TWICE, ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from '../lib/errors.ts';
 
 export type { ProxySocketAddressInfo };
@@ -40,7 +40,7 @@ function proxySocketAddressInfo(this: FastifyRequest): ProxySocketAddressInfo {
 }
 
 function clientAddress(this: FastifyRequest): string {
-  return clientAddressOf(addressInfo(this.raw.socket));
+  return requestClientAddress(this.raw, addressInfo(this.raw.socket));
 }
 
 function socketnaut(fastify: FastifyInstance, _options: unknown, done: (err?: Error) => void): void {

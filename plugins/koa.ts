@@ -1,6 +1,6 @@
 // socketnaut for Koa 2 and 3: `app.use(socketnaut())`, first in the middleware chain.
 import type { Middleware, ParameterizedContext } from 'koa';
-import { addressInfo, clientAddressOf, markRequest, type ProxySocketAddressInfo } from './address.ts';
+import { addressInfo, markRequest, requestClientAddress, type ProxySocketAddressInfo } from './address.ts';
 import { ERR_UNSUPPORTED_FRAMEWORK, describeArguments } from '../lib/errors.ts';
 
 export type { ProxySocketAddressInfo };
@@ -36,7 +36,7 @@ function isKoaCall(ctx: unknown, next: unknown): ctx is ParameterizedContext {
 
 // `info` is undefined only for a Unix socket the app listens on itself: like Node's remoteAddress.
 function decorate(ctx: ParameterizedContext, info: ProxySocketAddressInfo | undefined): void {
-  const address = clientAddressOf(info);
+  const address = requestClientAddress(ctx.req, info);
   ctx.clientAddress = address;
   ctx.proxySocketAddressInfo = info!;
   ctx.request.clientAddress = address;

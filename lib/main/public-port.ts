@@ -68,7 +68,7 @@ export class PublicPort {
       candidates: () => pool.ready,
       ledger,
       pool,
-      balancer: createBalancer(options.balance, options.perIpPrefix),
+      balancer: createBalancer(options.balance, options.perIpPrefix, options.trustProxy),
       gate: options.proxyProtocol && new ProxyHeaderGate(options.proxyProtocol),
       queueLimit: options.queueLimit,
       queueTimeout: options.queueTimeout,

@@ -9,6 +9,7 @@ import { type ResolvedOptions, resolveOptions, type ServiceProxyOptions } from '
 import type { ConcreteTransportName, WorkerBootData } from '../protocol/messages.ts';
 import type { DeliverySettings, Transport } from '../transports/index.ts';
 import { ConnectionLedger } from './ledger.ts';
+import { Membership } from './membership.ts';
 import { WorkerPool, type WorkerReports } from './pool.ts';
 import { ProcessCalls } from './process-calls.ts';
 import { WorkerWarnings } from './worker-warnings.ts';
@@ -37,6 +38,7 @@ export class ServiceProxy extends EventEmitter {
   readonly #options: ResolvedOptions;
   readonly #ledger: ConnectionLedger;
   readonly #pool: WorkerPool;
+  readonly #membership: Membership;
   readonly #health: WorkerHealth;
   readonly #public: PublicPort;
   readonly #sharedPorts: SharedPorts;
@@ -78,6 +80,7 @@ export class ServiceProxy extends EventEmitter {
       boot: (id, slot) => this.#bootData(id, slot),
       reports: this.#reports,
     });
+    this.#membership = new Membership(resolved.balance === 'ip-hash' && resolved.trustProxy !== undefined, this.#pool);
     this.#health = new WorkerHealth(this.#pool, {
       minWorkers: resolved.minWorkers,
       stallTimeout: resolved.stallTimeout,
@@ -163,6 +166,8 @@ export class ServiceProxy extends EventEmitter {
       proxyHeaderTimeout: tcp.readsOnMainThread ? undefined : this.#options.proxyProtocol?.timeout,
       reuseport: intake.workerBoot(id, slot),
       socketioAdapter: this.#options.socketioAdapter !== 'off',
+      trustProxy: this.#options.trustProxy,
+      routeByClient: this.#membership.enabled ? { ipv6PrefixBits: this.#options.perIpPrefix } : undefined,
       userWorkerData: undefined,
     };
   }
@@ -200,6 +205,7 @@ export class ServiceProxy extends EventEmitter {
       intake?.add(record);
       this.#public.dispatcher.workerReady();
       this.#sharedPorts.workerReady();
+      this.#membership.changed();
       this.log.debug(`Worker ${record.threadId} is serving`);
       this.emit('worker-online', WorkerView.of(record));
       this.#maybeEmitReady();
@@ -208,9 +214,16 @@ export class ServiceProxy extends EventEmitter {
       this.#transport?.intake.add(record);
       this.#public.dispatcher.workerReady();
       this.#sharedPorts.workerReady();
+      this.#membership.changed();
     });
-    pool.on('worker-stalled', (record: WorkerRecord) => this.#transport?.intake.rest(record, false));
-    pool.on('worker-retiring', (record: WorkerRecord) => this.#transport?.intake.rest(record, true));
+    pool.on('worker-stalled', (record: WorkerRecord) => {
+      this.#transport?.intake.rest(record, false);
+      this.#membership.changed();
+    });
+    pool.on('worker-retiring', (record: WorkerRecord) => {
+      this.#transport?.intake.rest(record, true);
+      this.#membership.changed();
+    });
     pool.on('worker-exit', (record: WorkerRecord, code: number, reason: string) => {
       // The deliveries count out what they carry for the worker first; the ledger then, whatever else it held.
       for (const delivery of this.#transport?.deliveries.all ?? []) delivery.workerExited(record);
@@ -218,6 +231,7 @@ export class ServiceProxy extends EventEmitter {
       this.#ledger.workerExited(record.account);
       this.#sharedPorts.workerExited(record);
       this.#public.dispatcher.workerExited();
+      this.#membership.changed();
       this.#logExit(record, code, reason);
       this.emit('worker-exit', WorkerView.of(record), code, reason);
     });

@@ -58,6 +58,14 @@ export interface WorkerBootData {
   reuseport: ReuseportBoot | undefined;
   /** A Socket.IO server left with the in-memory adapter gets socketnaut's. */
   socketioAdapter: boolean;
+  /** The reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client; undefined for none. */
+  trustProxy: net.BlockList | undefined;
+  /**
+   * Set under ip-hash with trustProxy: a request from a trusted proxy goes to the worker its client
+   * hashes to (an IPv6 client keyed by its network of this many bits), among the members the main
+   * thread tells of.
+   */
+  routeByClient: { ipv6PrefixBits: number } | undefined;
   userWorkerData: unknown;
 }
 
@@ -129,7 +137,15 @@ export type ToWorker =
   | { type: 'close-listeners' }
   /** Reuseport: another worker, and the channel to move connections to it. */
   | { type: 'peer'; index: number; slot: number; port: MessagePort }
-  | { type: 'peer-gone'; index: number };
+  | { type: 'peer-gone'; index: number }
+  /** The workers that take requests now (ready, not stalled), each with its pool slot; sent only with routeByClient. */
+  | { type: 'members'; members: Member[] };
+
+/** A worker as per-request ip-hash ranks it. */
+export interface Member {
+  id: number;
+  slot: number;
+}
 
 export interface SerializedError {
   name: string;

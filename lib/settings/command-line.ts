@@ -2,7 +2,8 @@
 // environment variables say, and the --help text.
 import type { ParseArgsConfig } from 'node:util';
 import { ERR_USAGE } from '../errors.ts';
-import { settingsOf, type Setting, type SettingName } from '../settings.ts';
+import type { Setting, SettingName } from '../settings.ts';
+import { settingsOf } from './resolve.ts';
 import { boolean } from './checks.ts';
 
 /** Flags that are commands rather than settings. */

@@ -1,6 +1,7 @@
 // The documentation's tables of settings, rendered from the settings table; test/main/settings-table.test.ts
 // fails when those in README.md and docs/Reference differ.
-import { type SettingName, settingsOf } from '../settings.ts';
+import type { SettingName } from '../settings.ts';
+import { settingsOf } from './resolve.ts';
 import { commandFlags, describeDefault, envLabel, flagLabel, meaning } from './command-line.ts';
 
 /** The launcher's options the README shows; docs/Reference/Launcher.md has them all. */

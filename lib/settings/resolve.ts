@@ -1,11 +1,18 @@
 // The options of createServiceProxy() and launch() as code gives them: their types derived from the
 // table of settings (lib/settings.ts), their values checked and defaulted by walking it.
 import { ERR_INVALID_OPTION, describeValue } from '../errors.ts';
-import { type SettingName, settings, settingsOf } from '../settings.ts';
+import { type SettingName, settings } from '../settings.ts';
 import { checkValue } from './checks.ts';
 import type { Setting, Side } from './setting.ts';
 
 type Table = typeof settings;
+
+/** The settings that apply to `side`, in the table's order. */
+export function settingsOf(side: Side): [SettingName, Setting<unknown>][] {
+  return (Object.entries(settings) as [SettingName, Setting<unknown>][]).filter(
+    ([, entry]) => entry.appliesTo === side || entry.appliesTo === 'both',
+  );
+}
 
 /** The names of the settings that apply to `side`. */
 type NameOf<S extends Side> = {

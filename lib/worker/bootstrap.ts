@@ -17,6 +17,7 @@ import { provideProcessApis } from './process-apis.ts';
 import { settlePublicListen } from './public-listen.ts';
 import { markServingOnceBound } from './server-takeover.ts';
 import { agentFor, currentAgent } from './service-agent.ts';
+import { clientRouter, setMembers } from './client-routing.ts';
 import { configureSessions } from './sessions.ts';
 import { sharedServers } from './shared-servers.ts';
 import { adaptSocketio } from './socketio-default.ts';
@@ -49,6 +50,10 @@ configureSessions({
   token: context.token,
   // Unreachable, its sessions' requests elsewhere get Engine.IO's 400, and their clients start anew.
   listen: () => void listenOnPipe(pipePathIn(context.pipeDir, context.id), context.token, sink).catch(() => {}),
+  byClient:
+    context.routeByClient && context.trustProxy
+      ? clientRouter(context.trustProxy, context.routeByClient.ipv6PrefixBits)
+      : undefined,
 });
 const transport = workerTransports[context.transport](context, sink);
 const shared = sharedServers({
@@ -87,6 +92,9 @@ port.on('message', (message: ToWorker) => {
       break;
     case 'listen-result':
       void shared.settle(message);
+      break;
+    case 'members':
+      setMembers(message.members);
       break;
     case 'public-address':
       settlePublicListen(message);

@@ -22,7 +22,7 @@ import type { ConnectionSink } from '../transports/worker-transport.ts';
 import { getWorkerContext, isModuleLoaded } from './context.ts';
 import { sharedServers } from './shared-servers.ts';
 import { shareTicketKeys, takeOverServer } from './server-takeover.ts';
-import { routeSessionsOf } from './sessions.ts';
+import { cameFromWorker, routeSessionsOf } from './sessions.ts';
 
 export interface ServiceAgentOptions {
   server: net.Server;
@@ -142,6 +142,7 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
       return;
     }
     if (info) (socket as AddressInfoCarrier)[kAddressInfo] = info;
+    if (betweenWorkers) cameFromWorker(socket);
     if (server.noDelay) socket.setNoDelay(true);
     if (server.keepAlive) socket.setKeepAlive(true, server.keepAliveInitialDelay);
     socket.allowHalfOpen = server.allowHalfOpen ?? false;

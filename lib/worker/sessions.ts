@@ -13,11 +13,18 @@ export interface SessionSettings {
   token: string;
   /** Starts taking connections on this worker's Unix socket, where the others send its sessions' requests. */
   listen: () => void;
+  /**
+   * The worker a request that names no session belongs to, when one does (ip-hash behind a trusted
+   * proxy, see client-routing.ts). Given, requests are routed from the start.
+   */
+  byClient?: (req: http.IncomingMessage) => number | undefined;
 }
 
 let settings: SessionSettings | undefined;
 let active = false;
 const routed = new WeakSet<net.Server>();
+/** Connections another worker opened to send a request here: it was routed once already. */
+const fromWorkers = new WeakSet<object>();
 /** The server whose requests are routed once a session exists: the agent's. */
 let candidate: net.Server | undefined;
 
@@ -30,6 +37,12 @@ export function configureSessions(value: SessionSettings): void {
 export function routeSessionsOf(server: net.Server): void {
   candidate = server;
   if (active) route(server);
+  else if (settings?.byClient) routeSessions();
+}
+
+/** Marks a connection another worker opened: its requests are served here, not routed by client again. */
+export function cameFromWorker(socket: net.Socket): void {
+  fromWorkers.add(socket);
 }
 
 /**
@@ -53,8 +66,15 @@ export function issueSessionId(base?: string): string | undefined {
 /** The worker that owns the session `req` names, when that is another worker. */
 function elsewhere(req: http.IncomingMessage): number | undefined {
   const sid = sessionOf(req.url);
-  const owner = sid === undefined ? undefined : ownerOfSession(sid);
-  return owner === settings!.self ? undefined : owner;
+  const { self, byClient } = settings!;
+  const owner =
+    sid !== undefined ? ownerOfSession(sid) : byClient && !routedOnce(req.socket) ? byClient(req) : undefined;
+  return owner === self ? undefined : owner;
+}
+
+// Another worker's view of the members may differ for a moment: a request it sent here stays here.
+function routedOnce(socket: net.Socket): boolean {
+  return fromWorkers.has(socket) || fromWorkers.has((socket as { _parent?: object })._parent ?? socket);
 }
 
 function route(server: net.Server): void {

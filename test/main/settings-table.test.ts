@@ -9,7 +9,8 @@ import { createServiceProxy, launch, type LaunchOptions, type ServiceProxyOption
 import type { Setting } from '../../lib/settings.ts';
 
 const dist = (file: string): string => new URL(`../../dist/lib/${file}`, import.meta.url).href;
-const { settings, settingsOf } = (await import(dist('settings.js'))) as typeof import('../../lib/settings.ts');
+const { settings } = (await import(dist('settings.js'))) as typeof import('../../lib/settings.ts');
+const { settingsOf } = (await import(dist('settings/resolve.js'))) as typeof import('../../lib/settings/resolve.ts');
 const { checkValue } = (await import(dist('settings/checks.js'))) as typeof import('../../lib/settings/checks.ts');
 const { readCommandLine, usage } = (await import(
   dist('settings/command-line.js')

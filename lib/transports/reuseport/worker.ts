@@ -1,7 +1,8 @@
 import net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import { pickByKey } from '../../balancers/ip-hash.ts';
-import { clientKey } from '../../protocol/address-info.ts';
+import { canonicalAddress, clientKey } from '../../protocol/address-info.ts';
+import { isTrusted } from '../../protocol/forwarded.ts';
 import { exhaustive } from '../../exhaustive.ts';
 import type { ReuseportBoot, WorkerBootData } from '../../protocol/messages.ts';
 import { readPrefix } from '../../protocol/read-prefix.ts';
@@ -194,7 +195,10 @@ class Acceptor {
     const me = this.#boot.index;
     const balance = this.#boot.balance;
     if (balance === 'round-robin' || this.#peers.size === 0) return undefined;
-    if (balance === 'ip-hash') {
+    // A trusted reverse proxy's connection carries many clients, whose requests are routed one by one.
+    const trustProxy = this.#context.trustProxy;
+    const fromProxy = trustProxy !== undefined && isTrusted(trustProxy, canonicalAddress(socket.remoteAddress ?? ''));
+    if (balance === 'ip-hash' && !fromProxy) {
       const accepting = [...this.#peers].filter(([index]) => counts.stateOf(index) === ACCEPTING);
       // A PROXY header, read only by the worker that serves, cannot name the client here.
       const key = clientKey(socket.remoteAddress ?? '', this.#boot.ipv6PrefixBits);
