@@ -107,6 +107,25 @@ t.test('a pending timer that never fires is cut at the shutdown timeout, with a 
   });
 });
 
+t.test(
+  'a server.close(cb) after the server has closed calls cb with ERR_SERVER_NOT_RUNNING, as Node does',
+  async (t) => {
+    const { dir, markers } = markerDir(t);
+    const launcher = await startLauncher(t, [cleanupApp, '--workers', String(WORKERS)], {
+      MARKER_DIR: dir,
+      CLEANUP: 'close-late',
+    });
+    const workers = await reachEveryWorker(launcher);
+    launcher.child.kill('SIGTERM');
+    t.equal((await withDeadline(launcher.exited, 10_000, 'the launcher to exit')).code, 0);
+    t.same(
+      markers('cleanup'),
+      [...workers].map((id) => `cleanup-ERR_SERVER_NOT_RUNNING-${id}`).sort(),
+      "every worker's callback ran, with the error",
+    );
+  },
+);
+
 t.test('an app that calls process.exit() in its SIGTERM listener ends at once', async (t) => {
   const { dir, markers } = markerDir(t);
   // Long enough that waiting for it would show.
