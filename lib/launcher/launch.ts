@@ -196,7 +196,11 @@ function untilServing(proxy: ServiceProxy, attempts: number): Promise<void> {
       cleanup();
       resolve();
     };
+    // Until the app listens, the public port may not be bound, and the restarts wait on unref'd
+    // timers: nothing else keeps the launcher running meanwhile.
+    const keepRunning = setInterval(() => {}, 60_000);
     const cleanup = (): void => {
+      clearInterval(keepRunning);
       proxy.off('error', onError);
       proxy.off('worker-exit', onExit);
       proxy.off('ready', onReady);
