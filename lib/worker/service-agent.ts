@@ -22,6 +22,7 @@ import type { ConnectionSink } from '../transports/worker-transport.ts';
 import { getWorkerContext, isModuleLoaded } from './context.ts';
 import { sharedServers } from './shared-servers.ts';
 import { shareTicketKeys, takeOverServer } from './server-takeover.ts';
+import { closeHttp2Sessions, followHttp2Sessions } from './http2-sessions.ts';
 import { cameFromWorker, routeSessionsOf } from './sessions.ts';
 
 export interface ServiceAgentOptions {
@@ -77,6 +78,7 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
     this.server = server;
     this.#context = context;
     takeOverServer(server, this, context.serverDefaults);
+    followHttp2Sessions(server);
     shareTicketKeys(server, context.ticketKeys);
     routeSessionsOf(server);
   }
@@ -236,6 +238,7 @@ export class ServiceAgent extends EventEmitter implements ConnectionSink {
       this.#stopping = true;
       this.#post({ type: 'stopped' });
       this.#closeKeepAliveConnections();
+      closeHttp2Sessions(this.server);
     }
     if (callback) {
       if (this.#openCount === 0) process.nextTick(callback);

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import http2 from 'node:http2';
 import https from 'node:https';
 import t from 'tap';
-import { fixture, startProxy, transports, waitFor } from '../helpers.ts';
+import { fixture, startProxy, transports, waitFor, withDeadline } from '../helpers.ts';
 
 interface Info {
   threadId: number;
@@ -134,6 +134,21 @@ for (const transport of transports) {
       await once(session, 'close');
       await waitFor(() => proxy.agents.every((agent) => agent.connections === 0));
       t.pass('no connection left open');
+    });
+
+    t.test('at a reload, an open session is sent GOAWAY, and its client reaches a new worker', async (t) => {
+      const session = await connect(port, '127.0.0.69');
+      t.teardown(() => session.destroy());
+      const before = (JSON.parse((await fetch(session, '/')).body.toString()) as Info).threadId;
+      const goaway = once(session, 'goaway');
+      const reloaded = proxy.reload({ timeout: 10_000 });
+      const [code] = (await withDeadline(goaway, 5_000, 'GOAWAY on the open session')) as [number];
+      t.equal(code, http2.constants.NGHTTP2_NO_ERROR, 'a graceful GOAWAY');
+      await withDeadline(reloaded, 10_000, 'the reload, without waiting for the client to leave');
+      const next = await connect(port, '127.0.0.69');
+      t.teardown(() => next.destroy());
+      const after = (JSON.parse((await fetch(next, '/')).body.toString()) as Info).threadId;
+      t.not(after, before, 'a new session is served by a new worker');
     });
   });
 }
