@@ -11,6 +11,7 @@ export const mainLauncherSettings: readonly SettingName[] = [
   'workers',
   'transport',
   'balance',
+  'trustProxy',
   'tlsKey',
   'tlsCert',
   'metrics',
