@@ -26,18 +26,29 @@ export interface SeemingListen {
 /**
  * Makes `server` seem to listen once told to (see SeemingListen). Its close() stops that at once,
  * then, the first time only, calls `stop`, which calls back when the server's last connection has
- * ended: 'close' is emitted then. close()'s callback is a 'close' listener.
+ * ended: 'close' is emitted then. close()'s callback is a 'close' listener. A later close() is
+ * answered as Node answers it: its callback gets ERR_SERVER_NOT_RUNNING at the next 'close', emitted
+ * again if the server has drained already (Apollo Server's drain closes the server after the launcher
+ * did, and waits for that callback).
  */
 export function seemToListen(server: net.Server, stop: (closed: () => void) => void): SeemingListen {
   let current: ServerAddress | null = null;
   let closed = false;
+  let drained = false;
   answerAsListening(server, () => current);
   server.close = function close(callback?: (err?: Error) => void): net.Server {
+    if (closed) {
+      if (callback) server.once('close', () => callback(notRunning()));
+      if (drained) process.nextTick(() => server.emit('close'));
+      return server;
+    }
     if (callback) server.once('close', callback);
-    if (closed) return server;
     closed = true;
     current = null;
-    stop(() => server.emit('close'));
+    stop(() => {
+      drained = true;
+      server.emit('close');
+    });
     return server;
   };
   return {
@@ -51,4 +62,9 @@ export function seemToListen(server: net.Server, stop: (closed: () => void) => v
       });
     },
   };
+}
+
+/** Node's own error for close() on a server that is not listening. */
+function notRunning(): Error {
+  return Object.assign(new Error('Server is not running.'), { code: 'ERR_SERVER_NOT_RUNNING' });
 }
