@@ -237,8 +237,8 @@ export class WorkerRecord {
   }
 
   /**
-   * Stops giving it connections: it emits `signal` to the app's listeners, then finishes the open
-   * ones. It is told once the connections on their way to it (piped ones still connecting) have
+   * Stops giving it connections: it closes its keep-alive ones after their answers, emits `signal` to
+   * the app's listeners, then finishes the open ones. It is told once the connections on their way to it (piped ones still connecting) have
    * reached it, so that they reach its app's server before the app closes it, not after.
    */
   retire(signal: NodeJS.Signals | undefined): void {

@@ -26,9 +26,10 @@ export interface SeemingListen {
 /**
  * Makes `server` seem to listen once told to (see SeemingListen). Its close() stops that at once,
  * then, the first time only, calls `stop`, which calls back when the server's last connection has
- * ended: 'close' is emitted then. close()'s callback is a 'close' listener. As in Node, a close() of
- * a server that no longer listens calls its callback with ERR_SERVER_NOT_RUNNING once the server has
- * closed, and emits 'close' again if it had already.
+ * ended: 'close' is emitted then. close()'s callback is a 'close' listener. A later close() is
+ * answered as Node answers it: its callback gets ERR_SERVER_NOT_RUNNING at the next 'close', emitted
+ * again if the server has drained already (Apollo Server's drain closes the server after the launcher
+ * did, and waits for that callback).
  */
 export function seemToListen(server: net.Server, stop: (closed: () => void) => void): SeemingListen {
   let current: ServerAddress | null = null;
@@ -63,6 +64,7 @@ export function seemToListen(server: net.Server, stop: (closed: () => void) => v
   };
 }
 
+/** Node's own error for close() on a server that is not listening. */
 function notRunning(): Error {
   return Object.assign(new Error('Server is not running.'), { code: 'ERR_SERVER_NOT_RUNNING' });
 }

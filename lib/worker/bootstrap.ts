@@ -72,6 +72,24 @@ keepSelfSignalsInWorker(stop);
 provideProcessApis(port);
 relayWarnings(post);
 
+// An app's own drain on the signal (Apollo Server's, stoppable's, http-terminator's) ends at once every
+// connection not handling a request, one whose next request is on its way included, and that
+// request's client gets no answer. So the app hears the signal once the stopped agent has closed its
+// keep-alive connections after their answers, or after SIGNAL_DELAY_MS, for connections that stay
+// open (a WebSocket the app closes on the signal).
+const SIGNAL_DELAY_MS = 1000;
+const signalOnceKeepAliveClosed = (signal: NodeJS.Signals): void => {
+  const agent = currentAgent();
+  if (!agent || agent.connections === 0) return deliverSignal(signal);
+  const deliver = (): void => {
+    clearTimeout(timer);
+    agent.off('drained', deliver);
+    deliverSignal(signal);
+  };
+  const timer = setTimeout(deliver, SIGNAL_DELAY_MS).unref();
+  agent.once('drained', deliver);
+};
+
 // Once the worker has finished its connections, socketnaut's own handles keep it alive no longer: the
 // channel to the proxy still carries messages while anything else keeps the thread going.
 const release = (): void => {
@@ -100,8 +118,8 @@ port.on('message', (message: ToWorker) => {
       settlePublicListen(message);
       break;
     case 'retire':
-      if (message.signal) deliverSignal(message.signal);
       stop();
+      if (message.signal) signalOnceKeepAliveClosed(message.signal);
       break;
     case 'may-end':
       finishWorker(release);

@@ -77,8 +77,8 @@ export function keepSelfSignalsInWorker(stop: Stop): void {
 }
 
 /**
- * The proxy is stopping this worker: its app's own `process.on(signal)` cleanup runs now, before the
- * worker stops taking connections, and may go on after they have finished. A listener may call
+ * The proxy is stopping this worker, whose keep-alive connections have closed: its app's own
+ * `process.on(signal)` cleanup runs now, and may go on after its connections have finished. A listener may call
  * process.exit(): the thread still ends only once its connections have finished, so that no request
  * in flight is lost. With no listener, the worker ends as soon as they have.
  */
