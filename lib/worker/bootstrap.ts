@@ -74,17 +74,24 @@ relayWarnings(post);
 
 // An app's own drain on the signal (Apollo Server's, stoppable's, http-terminator's) ends at once every
 // connection not handling a request, one whose next request is on its way included, and that
-// request's client gets no answer. So the app hears the signal once the stopped agent has closed its
-// keep-alive connections after their answers, or after SIGNAL_DELAY_MS, for connections that stay
-// open (a WebSocket the app closes on the signal).
+// request's client gets no answer. So the agent first stops taking connections and closes its
+// keep-alive ones after their answers; the app hears the signal once they have closed, or after
+// SIGNAL_DELAY_MS for connections that stay open (a WebSocket the app closes on the signal). Only
+// then are the servers closed: an app that closes its server in its listener closes it first, and
+// its close() callback gets no error, as alone.
 const SIGNAL_DELAY_MS = 1000;
-const signalOnceKeepAliveClosed = (signal: NodeJS.Signals): void => {
+const retire = (signal: NodeJS.Signals | undefined): void => {
   const agent = currentAgent();
-  if (!agent || agent.connections === 0) return deliverSignal(signal);
+  if (!signal || !agent || agent.connections === 0) {
+    if (signal) deliverSignal(signal);
+    return stop();
+  }
+  agent.stop();
   const deliver = (): void => {
     clearTimeout(timer);
     agent.off('drained', deliver);
     deliverSignal(signal);
+    stop();
   };
   const timer = setTimeout(deliver, SIGNAL_DELAY_MS).unref();
   agent.once('drained', deliver);
@@ -118,8 +125,7 @@ port.on('message', (message: ToWorker) => {
       settlePublicListen(message);
       break;
     case 'retire':
-      stop();
-      if (message.signal) signalOnceKeepAliveClosed(message.signal);
+      retire(message.signal);
       break;
     case 'may-end':
       finishWorker(release);

@@ -48,6 +48,23 @@ for (const transport of transports) {
     }
   }
 
+  t.test(
+    `${transport}: an app that closes its server on SIGTERM closes it first: its callback gets no error`,
+    async (t) => {
+      const { dir, markers } = markerDir(t);
+      const env = { MARKER_DIR: dir, CLOSE_IN_HANDLER: '1' };
+      const launcher = await startLauncher(t, [app, '--workers', '2', '--transport', transport], env);
+      // One worker holds a request in flight, its keep-alive connection with it; the other holds none.
+      const slow = request(launcher.port, { path: '/slow' });
+      await waitFor(async () => (await request(launcher.port)).status === 200);
+      launcher.child.kill('SIGTERM');
+      t.equal((await slow).status, 200, 'the request in flight got its answer');
+      t.equal((await launcher.exited).code, 0, 'exit code 0');
+      t.equal(markers('closed').length, 2, `each worker's close() called back: ${markers('closed').join(', ')}`);
+      t.same(markers('close'), [], 'with no error');
+    },
+  );
+
   t.test(`${transport}: at a reload, each retired worker's app hears SIGTERM`, async (t) => {
     const { dir, markers } = markerDir(t);
     const launcher = await startLauncher(t, [app, '--workers', '2', '--transport', transport], { MARKER_DIR: dir });
