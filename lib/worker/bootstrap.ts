@@ -84,7 +84,8 @@ const retire = (signal: NodeJS.Signals | undefined): void => {
   const agent = currentAgent();
   if (!signal || !agent || agent.connections === 0) {
     if (signal) deliverSignal(signal);
-    return stop();
+    stop();
+    return;
   }
   agent.stop();
   const deliver = (): void => {
