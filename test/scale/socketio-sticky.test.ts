@@ -40,9 +40,11 @@ async function runClient(port: number, address: string): Promise<ClientRun> {
       run.problems.push(`disconnect: ${reason}${details ? ` ${describe(details)}` : ''}`);
   });
   try {
+    // A session closed before its namespace connects emits neither 'connect' nor 'connect_error'.
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('connect_error', (err) => reject(new Error(`connect_error: ${describe(err)}`)));
+      socket.once('disconnect', (reason) => reject(new Error(`closed before connecting: ${reason}`)));
     });
     for (let n = 0; n < MESSAGES && socket.connected; n++) {
       const reply = (await socket.timeout(5000).emitWithAck('echo', n)) as { n: number; threadId: number };
