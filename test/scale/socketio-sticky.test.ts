@@ -1,7 +1,7 @@
 import http from 'node:http';
 import t from 'tap';
 import { io, type Socket } from 'socket.io-client';
-import { fixture, transports } from '../helpers.ts';
+import { fixture, transports, withDeadline } from '../helpers.ts';
 import { startLauncher, transportsHere } from '../launcher.ts';
 
 const app = fixture('socketio-echo.js').pathname;
@@ -75,7 +75,11 @@ for (const { transport, balance } of variants) {
   t.test(
     `${transport} × ${balance}: 50 long-polling clients each keep their session, and every echo comes back`,
     async (t) => {
-      const launcher = await startLauncher(t, [app, '--workers', '4', '--balance', balance, '--transport', transport]);
+      const launcher = await withDeadline(
+        startLauncher(t, [app, '--workers', '4', '--balance', balance, '--transport', transport]),
+        20_000,
+        'the launcher to start',
+      );
       const runs = await runAll(launcher.port);
       const problems = runs.flatMap((run) => run.problems.map((problem) => `${run.address}: ${problem}`));
       t.same(problems, [], 'no client met an error');
