@@ -215,7 +215,6 @@ export class ServiceProxy extends EventEmitter {
       this.#public.dispatcher.workerReady();
       this.#sharedPorts.workerReady();
       this.#membership.changed();
-      // The last of minWorkers may have come up while this one was stalled: 'ready' waited for it.
       this.#maybeEmitReady();
     });
     pool.on('worker-stalled', (record: WorkerRecord) => {
