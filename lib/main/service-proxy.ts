@@ -215,6 +215,7 @@ export class ServiceProxy extends EventEmitter {
       this.#public.dispatcher.workerReady();
       this.#sharedPorts.workerReady();
       this.#membership.changed();
+      this.#maybeEmitReady();
     });
     pool.on('worker-stalled', (record: WorkerRecord) => {
       this.#transport?.intake.rest(record, false);

@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { Node, type LogContext, type SyslogLevelT } from 'streams-logger';
 import { consoleHandler, createServiceProxy, formatter, Level, logger } from 'socketnaut';
 import { fixture, requestJSON, startProxy, transports, waitFor } from '../helpers.ts';
+import { skipUnlessSupported } from '../transport-support.ts';
 
 type LogRecord = LogContext<string, SyslogLevelT>;
 
@@ -101,6 +102,7 @@ for (const transport of transports) {
 
 t.test(
   "handoff: at DEBUG, the agent's own records reach the main thread's graph from an app that never logs",
+  { skip: skipUnlessSupported('handoff') },
   async (t) => {
     const records = captureRecords(t);
     const server = net.createServer();

@@ -189,7 +189,7 @@ t.test("a proxy reports a thread the runtime refuses as a coded 'error'", async 
     server,
     workerURL: fixture('http-server.js'),
     workerCount: 1,
-    transport: 'handoff',
+    transport: 'pipe',
     workerOptions: { execArgv: ['--no-such-flag-for-socketnaut'] },
   });
   t.teardown(() => proxy.shutdown({ timeout: 1000 }));

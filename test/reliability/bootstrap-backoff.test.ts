@@ -15,7 +15,6 @@ t.test('a module that throws on import is restarted with a growing, capped delay
   const proxy = await startChildProxy(t, {
     app: 'throws-on-import.js',
     workerCount: 1,
-    transport: 'handoff',
     expectFailure: true,
   });
   const before = await proxy.snapshot();

@@ -5,6 +5,7 @@ import { examplePath } from '../examples.ts';
 import { waitFor } from '../helpers.ts';
 import { startLauncher } from '../launcher.ts';
 import { freePort, skipUnlessInstalled, startHaproxy, startRedis } from '../services.ts';
+import { skipUnlessSupported } from '../transport-support.ts';
 
 const app = examplePath('socketio-redis/app.js');
 const hostArgs = [app, '--workers', '2', '--balance', 'ip-hash', '--proxy-protocol'];
@@ -12,8 +13,8 @@ const hostArgs = [app, '--workers', '2', '--balance', 'ip-hash', '--proxy-protoc
 // 'auto' reads the header on the main thread, before choosing a worker (the pipe transport);
 // 'handoff' reads it in the worker, and ip-hash then keeps every connection from HAProxy on one worker.
 const variants = [
-  { transport: 'auto', expected: 'pipe' },
-  { transport: 'handoff', expected: 'handoff' },
+  { transport: 'auto', expected: 'pipe', skip: false },
+  { transport: 'handoff', expected: 'handoff', skip: skipUnlessSupported('handoff') },
 ] as const;
 
 interface Welcome {
@@ -86,9 +87,9 @@ async function say(client: ChatClient, text: string): Promise<void> {
   if (!ack.ok) throw new Error(`'${text}' was refused: ${JSON.stringify(ack)}`);
 }
 
-for (const { transport, expected } of variants) {
+for (const { transport, expected, skip } of variants) {
   const name = `transport ${transport}: two hosts behind HAProxy share one Redis, and a host that dies hands its clients over`;
-  t.test(name, { skip: skipUnlessInstalled('redis', 'haproxy') }, async (t) => {
+  t.test(name, { skip: skip || skipUnlessInstalled('redis', 'haproxy') }, async (t) => {
     const redis = await startRedis(t);
     const env = { REDIS_URL: redis.url };
     const args = [...hostArgs, '--transport', transport];

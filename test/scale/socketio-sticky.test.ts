@@ -1,7 +1,7 @@
 import http from 'node:http';
 import t from 'tap';
 import { io, type Socket } from 'socket.io-client';
-import { fixture, transports } from '../helpers.ts';
+import { fixture, transports, withDeadline } from '../helpers.ts';
 import { startLauncher, transportsHere } from '../launcher.ts';
 
 const app = fixture('socketio-echo.js').pathname;
@@ -40,9 +40,11 @@ async function runClient(port: number, address: string): Promise<ClientRun> {
       run.problems.push(`disconnect: ${reason}${details ? ` ${describe(details)}` : ''}`);
   });
   try {
+    // A session closed before its namespace connects emits neither 'connect' nor 'connect_error'.
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('connect_error', (err) => reject(new Error(`connect_error: ${describe(err)}`)));
+      socket.once('disconnect', (reason) => reject(new Error(`closed before connecting: ${reason}`)));
     });
     for (let n = 0; n < MESSAGES && socket.connected; n++) {
       const reply = (await socket.timeout(5000).emitWithAck('echo', n)) as { n: number; threadId: number };
@@ -73,7 +75,11 @@ for (const { transport, balance } of variants) {
   t.test(
     `${transport} × ${balance}: 50 long-polling clients each keep their session, and every echo comes back`,
     async (t) => {
-      const launcher = await startLauncher(t, [app, '--workers', '4', '--balance', balance, '--transport', transport]);
+      const launcher = await withDeadline(
+        startLauncher(t, [app, '--workers', '4', '--balance', balance, '--transport', transport]),
+        20_000,
+        'the launcher to start',
+      );
       const runs = await runAll(launcher.port);
       const problems = runs.flatMap((run) => run.problems.map((problem) => `${run.address}: ${problem}`));
       t.same(problems, [], 'no client met an error');

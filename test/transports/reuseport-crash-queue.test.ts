@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import t from 'tap';
 import { consoleHandler, createServiceProxy, Level } from 'socketnaut';
 import { fixture, waitFor, withDeadline } from '../helpers.ts';
+import { skipUnlessSupported } from '../transport-support.ts';
 
 consoleHandler.setLevel(Level.ERROR);
 
@@ -39,7 +40,11 @@ const canSet = fs.existsSync(SYSCTL) && writable();
 for (const migrate of ['1', '0']) {
   t.test(
     `tcp_migrate_req=${migrate}: connections queued on a worker that crashes are ${migrate === '1' ? 'served by the other' : 'reset'}`,
-    { skip: !canSet && 'needs a writable net.ipv4.tcp_migrate_req (Linux 5.14+, root)' },
+    {
+      skip:
+        skipUnlessSupported('reuseport') ||
+        (!canSet && 'needs a writable net.ipv4.tcp_migrate_req (Linux 5.14+, root)'),
+    },
     async (t) => {
       const previous = fs.readFileSync(SYSCTL, 'utf8');
       fs.writeFileSync(SYSCTL, migrate);

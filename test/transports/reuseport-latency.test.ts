@@ -3,6 +3,7 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import { consoleHandler, createServiceProxy, Level, type ServiceProxy } from 'socketnaut';
 import { fixture, requestJSON, waitFor } from '../helpers.ts';
+import { skipUnlessSupported } from '../transport-support.ts';
 
 // With reuseport, the workers accept on the public port themselves: nothing is handed off, nothing
 // measured. What the main thread does accept and hand off is measured, as with the handoff
@@ -52,38 +53,46 @@ function sane(t: Test, latencies: number[]): void {
   );
 }
 
-t.test("the connections of an app's other server are handed off and measured", async (t) => {
-  const { proxy, latencies } = await startMeasured(t);
-  const admin = await waitFor(
-    async () => (await proxy.stats()).listeners.find((listener) => listener.workers === 2)?.address,
-    { what: 'the admin port shared by both workers' },
-  );
-  const adminPort = (admin as net.AddressInfo).port;
-  const before = latencies.length;
-  for (let i = 0; i < REQUESTS; i++) await requestJSON(adminPort);
-  await waitFor(() => latencies.length - before >= REQUESTS, {
-    what: () => `a 'handoff-latency' per admin connection (got ${latencies.length - before} of ${REQUESTS})`,
-  });
-  t.equal(latencies.length - before, REQUESTS, 'one per connection handed off');
-  sane(t, latencies);
-});
+t.test(
+  "the connections of an app's other server are handed off and measured",
+  { skip: skipUnlessSupported('reuseport') },
+  async (t) => {
+    const { proxy, latencies } = await startMeasured(t);
+    const admin = await waitFor(
+      async () => (await proxy.stats()).listeners.find((listener) => listener.workers === 2)?.address,
+      { what: 'the admin port shared by both workers' },
+    );
+    const adminPort = (admin as net.AddressInfo).port;
+    const before = latencies.length;
+    for (let i = 0; i < REQUESTS; i++) await requestJSON(adminPort);
+    await waitFor(() => latencies.length - before >= REQUESTS, {
+      what: () => `a 'handoff-latency' per admin connection (got ${latencies.length - before} of ${REQUESTS})`,
+    });
+    t.equal(latencies.length - before, REQUESTS, 'one per connection handed off');
+    sane(t, latencies);
+  },
+);
 
-t.test('the connections the main thread accepts on the public port at start-up are measured', async (t) => {
-  const clients: net.Socket[] = [];
-  // Connected as the proxy starts: the main thread accepts them, holding every listener until a
-  // worker serves, and hands them off once one does.
-  const { latencies } = await startMeasured(t, (port) => {
-    // Closed before the proxy shuts down, which would wait for them.
-    t.teardown(() => clients.forEach((socket) => socket.destroy()));
-    for (let i = 0; i < REQUESTS; i++) {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.on('error', () => {});
-      clients.push(socket);
-    }
-  });
-  await waitFor(() => latencies.length >= REQUESTS, {
-    what: () => `a 'handoff-latency' per early connection (got ${latencies.length} of ${REQUESTS})`,
-  });
-  t.equal(latencies.length, REQUESTS, 'one per connection handed off');
-  sane(t, latencies);
-});
+t.test(
+  'the connections the main thread accepts on the public port at start-up are measured',
+  { skip: skipUnlessSupported('reuseport') },
+  async (t) => {
+    const clients: net.Socket[] = [];
+    // Connected as the proxy starts: the main thread accepts them, holding every listener until a
+    // worker serves, and hands them off once one does.
+    const { latencies } = await startMeasured(t, (port) => {
+      // Closed before the proxy shuts down, which would wait for them.
+      t.teardown(() => clients.forEach((socket) => socket.destroy()));
+      for (let i = 0; i < REQUESTS; i++) {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        clients.push(socket);
+      }
+    });
+    await waitFor(() => latencies.length >= REQUESTS, {
+      what: () => `a 'handoff-latency' per early connection (got ${latencies.length} of ${REQUESTS})`,
+    });
+    t.equal(latencies.length, REQUESTS, 'one per connection handed off');
+    sane(t, latencies);
+  },
+);
