@@ -45,6 +45,8 @@ export interface Delivered {
 const SESSION_TIMEOUT_MS = 10_000;
 const CONNECT_CONCURRENCY = 50;
 const CONNECT_ATTEMPTS = 5;
+/** run.ts --websocket-only: clients open with WebSocket at once, as socket.io-client with `transports: ['websocket']`. */
+const WEBSOCKET_ONLY = process.env.BENCH_WEBSOCKET_ONLY === '1';
 const TEXT = 'a chat message of some sixty characters, as people type them';
 
 /** One clock for every process of the machine (CLOCK_MONOTONIC on Linux), in ms. */
@@ -77,9 +79,9 @@ function handshake(port: number): Promise<string> {
 
 /** A session through to Socket.IO's CONNECT over the upgraded WebSocket. */
 async function openSession(port: number, onEvent: (data: Buffer, client: Client) => void): Promise<Client> {
-  const sid = await handshake(port);
+  const sid = WEBSOCKET_ONLY ? undefined : await handshake(port);
   const ws = new WebSocket(
-    `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket&sid=${encodeURIComponent(sid)}`,
+    `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket${sid ? `&sid=${encodeURIComponent(sid)}` : ''}`,
     { perMessageDeflate: false, skipUTF8Validation: true },
   );
   const client: Client = { ws, acks: new Map() };
@@ -94,14 +96,15 @@ async function openSession(port: number, onEvent: (data: Buffer, client: Client)
     ws.once('error', fail);
     ws.once('unexpected-response', (_req, res) => fail(new Error(`upgrade: ${res.statusCode}`)));
     ws.once('close', (code) => fail(new Error(`closed during set-up (${code})`)));
-    ws.once('open', () => ws.send('2probe'));
+    ws.once('open', () => sid && ws.send('2probe'));
     ws.on('message', (data: Buffer) => {
       // "2": the server's ping; "3probe": the probe's answer; "40{...}": CONNECT done; "42[...]": an event.
       if (data.length === 1 && data[0] === 0x32) return ws.send('3');
       if (data[0] === 0x34 && data[1] === 0x32) return onEvent(data, client);
       if (data[0] === 0x34 && data[1] === 0x33) return answerAck(client, data.toString());
       const text = data.toString();
-      if (text === '3probe') {
+      if (text[0] === '0') ws.send('40');
+      else if (text === '3probe') {
         ws.send('5');
         ws.send('40');
       } else if (text.startsWith('40')) {

@@ -32,6 +32,8 @@ export interface RealtimeOptions {
   /** Sessions set up at once in the sessions measurement. */
   sessionConcurrency: number;
   loadProcesses: number;
+  /** Clients open with WebSocket at once, as socket.io-client with `transports: ['websocket']`: no long-polling. */
+  websocketOnly: boolean;
 }
 
 /** Broadcasts in flight while fan-out is measured: enough to keep every worker busy, few enough not to queue. */
@@ -392,7 +394,9 @@ export function describeRealtime(options: RealtimeOptions, summary: RealtimeSumm
     `socketnaut's launcher, importing nothing of it (socketnaut, transport ${summary.transport ?? '?'}); N = ${options.workers} workers; medians of`,
     `${options.rounds} interleaved rounds of ${options.durationS} s per measurement. Clients: \`ws\` speaking Engine.IO v4 frames, in ${loads}`,
     'sharing the machine; load process CPU % is the busiest one, in % of one core (near 100, the load is the limit).',
-    `- sessions/s: ${options.sessionConcurrency} loops that each set up a session (long-polling handshake, upgrade to WebSocket,`,
+    options.websocketOnly
+      ? `- sessions/s: ${options.sessionConcurrency} loops that each set up a session (WebSocket from the start, no long-polling,`
+      : `- sessions/s: ${options.sessionConcurrency} loops that each set up a session (long-polling handshake, upgrade to WebSocket,`,
     "  Socket.IO's CONNECT) and close it; errors: set-ups that failed.",
     `- deliveries/s: ${options.clients} clients; one emits, the server sends it to all (io.emit), ${WINDOW} broadcasts in flight;`,
     '  errors: set-ups of these clients that failed, and were made again.',

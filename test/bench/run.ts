@@ -1,4 +1,4 @@
-// npm run bench [-- --rounds 5 --duration 5 --workers 2 --only hello,close,balance,realtime]
+// npm run bench [-- --rounds 5 --duration 5 --workers 2 --only hello,close,balance,realtime] [--websocket-only]
 // Compares one plain node:http process, node:cluster, threads that each listen with SO_REUSEPORT (the
 // design of Platformatic Watt and `deno serve --parallel`) and socketnaut's three transports under the
 // same handler, interleaved round by round, with wrk as the load generator. Then the realtime part
@@ -21,6 +21,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '400' },
     'broadcast-rate': { type: 'string', default: '25' },
     'session-concurrency': { type: 'string', default: '50' },
+    'websocket-only': { type: 'boolean', default: false },
     'load-processes': { type: 'string', default: String(os.availableParallelism() >= 4 ? 2 : 1) },
     out: { type: 'string', default: new URL('./results/', import.meta.url).pathname },
   },
@@ -411,7 +412,10 @@ async function benchRealtime(): Promise<void> {
     broadcastRate: Number(values['broadcast-rate']),
     sessionConcurrency: Number(values['session-concurrency']),
     loadProcesses: Number(values['load-processes']),
+    websocketOnly: values['websocket-only'],
   };
+  // The load processes, which read it, inherit the environment.
+  if (options.websocketOnly) process.env.BENCH_WEBSOCKET_ONLY = '1';
   const started = new Date();
   console.error(
     `Realtime: N = ${WORKERS}; ${ROUNDS} rounds of 3 × ${DURATION_S} s; ${machine}; Node ${process.version}`,
