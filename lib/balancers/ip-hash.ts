@@ -1,6 +1,5 @@
 import type net from 'node:net';
-import { canonicalAddress, clientKey, storedAddressInfo } from '../protocol/address-info.ts';
-import { isTrusted } from '../protocol/forwarded.ts';
+import { canonicalAddress, clientKey, isTrusted, storedAddressInfo } from '../protocol/address-info.ts';
 import type { Balancer, BalancerCandidate } from './balancer.ts';
 import { LeastConnectionsBalancer } from './least-connections.ts';
 

@@ -46,6 +46,13 @@ export function canonicalAddress(address: string): string {
   return IPV4_MAPPED.exec(address)?.[1] ?? address;
 }
 
+/** Whether `address` (an IPv4 client's mapped form included) is in `trusted`; no address is not. */
+export function isTrusted(trusted: net.BlockList, address: string | undefined): boolean {
+  if (!address) return false;
+  const canonical = canonicalAddress(address);
+  return trusted.check(canonical, net.isIPv6(canonical) ? 'ipv6' : 'ipv4');
+}
+
 /**
  * The key one client is counted and balanced by: its IPv4 address in dotted form, or for IPv6 the
  * network of its first `ipv6PrefixBits` bits, as `2001:db8:1:2::/64`, since one IPv6 client

@@ -5,14 +5,9 @@
 // since nothing it says can be checked. Written here, not taken from proxy-addr: that one keeps a
 // malformed entry as the client, reads no `Forwarded` and no ports.
 import net from 'node:net';
-import { canonicalAddress } from './address-info.ts';
+import { canonicalAddress, isTrusted } from './address-info.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
-
-/** Whether `address` (canonical, IPv4 dotted) is a proxy whose forwarding headers are believed. */
-export function isTrusted(trusted: net.BlockList, address: string): boolean {
-  return trusted.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
-}
 
 /**
  * The client of a request that came from `peer`: `peer` itself unless it is trusted; then the

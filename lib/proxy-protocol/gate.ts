@@ -1,5 +1,5 @@
-import net from 'node:net';
-import { kAddressInfo, type AddressInfoCarrier } from '../protocol/address-info.ts';
+import type net from 'node:net';
+import { kAddressInfo, type AddressInfoCarrier, isTrusted } from '../protocol/address-info.ts';
 import { readPrefix } from '../protocol/read-prefix.ts';
 import { parseProxyHeader } from './parser.ts';
 
@@ -48,11 +48,4 @@ export class ProxyHeaderGate {
       done(undefined);
     });
   }
-}
-
-function isTrusted(trusted: net.BlockList, address: string | undefined): boolean {
-  if (!address) return false;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return trusted.check(mapped[1]!, 'ipv4');
-  return trusted.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
 }

@@ -5,8 +5,8 @@
 import type http from 'node:http';
 import type net from 'node:net';
 import { pickByKey } from '../balancers/ip-hash.ts';
-import { addressInfoOf, canonicalAddress, clientKey, storedAddressInfo } from '../protocol/address-info.ts';
-import { forwardedClient, isTrusted } from '../protocol/forwarded.ts';
+import { addressInfoOf, clientKey, isTrusted, storedAddressInfo } from '../protocol/address-info.ts';
+import { forwardedClient } from '../protocol/forwarded.ts';
 import type { Member } from '../protocol/messages.ts';
 
 let members: readonly Member[] = [];
@@ -19,7 +19,7 @@ export function setMembers(value: readonly Member[]): void {
 export function clientRouter(trustProxy: net.BlockList, ipv6PrefixBits: number) {
   return (req: http.IncomingMessage): number | undefined => {
     const peer = (storedAddressInfo(req.socket) ?? addressInfoOf(req.socket))?.remote.address;
-    if (peer === undefined || !isTrusted(trustProxy, canonicalAddress(peer))) return undefined;
+    if (peer === undefined || !isTrusted(trustProxy, peer)) return undefined;
     const client = forwardedClient(req.headers, peer, trustProxy);
     return pickByKey(members, clientKey(client, ipv6PrefixBits))?.id;
   };

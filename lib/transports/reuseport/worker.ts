@@ -1,8 +1,7 @@
-import net from 'node:net';
+import type net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import { pickByKey } from '../../balancers/ip-hash.ts';
-import { canonicalAddress, clientKey } from '../../protocol/address-info.ts';
-import { isTrusted } from '../../protocol/forwarded.ts';
+import { clientKey, isTrusted } from '../../protocol/address-info.ts';
 import { exhaustive } from '../../exhaustive.ts';
 import type { ReuseportBoot, WorkerBootData } from '../../protocol/messages.ts';
 import { readPrefix } from '../../protocol/read-prefix.ts';
@@ -181,8 +180,7 @@ class Acceptor {
 
   #proxyHeaderUntrusted(socket: net.Socket): boolean {
     if (this.#context.proxyHeaderTimeout === undefined || !this.#trusted) return false;
-    const address = socket.remoteAddress ?? '';
-    return !this.#trusted.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
+    return !isTrusted(this.#trusted, socket.remoteAddress);
   }
 
   /**
@@ -197,7 +195,7 @@ class Acceptor {
     if (balance === 'round-robin' || this.#peers.size === 0) return undefined;
     // A trusted reverse proxy's connection carries many clients, whose requests are routed one by one.
     const trustProxy = this.#context.trustProxy;
-    const fromProxy = trustProxy !== undefined && isTrusted(trustProxy, canonicalAddress(socket.remoteAddress ?? ''));
+    const fromProxy = trustProxy !== undefined && isTrusted(trustProxy, socket.remoteAddress);
     if (balance === 'ip-hash' && !fromProxy) {
       const accepting = [...this.#peers].filter(([index]) => counts.stateOf(index) === ACCEPTING);
       // A PROXY header, read only by the worker that serves, cannot name the client here.
