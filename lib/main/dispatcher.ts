@@ -7,6 +7,7 @@ import type { Delivery, DispatchOutcome, Route } from '../transports/index.ts';
 import { ConnectionQueue } from './connection-queue.ts';
 import type { ConnectionLedger } from './ledger.ts';
 import type { WorkerPool } from './pool.ts';
+import type { SessionAffinity } from './session-affinity.ts';
 import type { ConnectionCounters } from './stats.ts';
 import type { WorkerRecord } from './worker-record.ts';
 
@@ -20,6 +21,8 @@ export interface DispatcherSettings {
   ledger: ConnectionLedger;
   pool: WorkerPool;
   balancer: Balancer;
+  /** Where given, a client's new connections follow the Engine.IO session a worker just issued it. */
+  affinity?: SessionAffinity | undefined;
   gate: ProxyHeaderGate | undefined;
   queueLimit: number;
   queueTimeout: number;
@@ -53,6 +56,7 @@ export class Dispatcher {
   readonly #ledger: ConnectionLedger;
   readonly #pool: WorkerPool;
   readonly #balancer: Balancer;
+  readonly #affinity: SessionAffinity | undefined;
   readonly #gate: ProxyHeaderGate | undefined;
   readonly #queue: ConnectionQueue;
   readonly #overloadResponse: string | Buffer | undefined;
@@ -70,6 +74,7 @@ export class Dispatcher {
     this.#ledger = settings.ledger;
     this.#pool = settings.pool;
     this.#balancer = settings.balancer;
+    this.#affinity = settings.affinity;
     this.#gate = settings.gate;
     this.#overloadResponse = settings.overloadResponse;
     this.#log = settings.log;
@@ -117,6 +122,11 @@ export class Dispatcher {
     this.#log.debug(`Worker ${record.threadId} refused a connection; offering it to another worker`);
     this.#refusedBy.set(socket, [...(this.#refusedBy.get(socket) ?? []), record]);
     this.#dispatch(socket);
+  }
+
+  /** Worker `worker` issued an Engine.IO session to the client at `address`. */
+  sessionIssued(worker: number, address: string): void {
+    this.#affinity?.issued(address, worker);
   }
 
   /** Connections accepted before this are queued; from now on they go to workers through `delivery`. */
@@ -222,7 +232,7 @@ export class Dispatcher {
     const ready = this.#candidates();
     const refusedBy = this.#refusedBy.get(socket);
     const candidates = refusedBy ? ready.filter((record) => !refusedBy.includes(record)) : ready;
-    const record = delivery && this.#balancer.pick(candidates, socket);
+    const record = delivery && (this.#sessionOwner(candidates, socket) ?? this.#balancer.pick(candidates, socket));
     if (!record) {
       this.#enqueue(socket);
       return;
@@ -231,6 +241,11 @@ export class Dispatcher {
     this.#ledger.assign(record.account);
     this.counters.dispatched++;
     delivery.deliver(record, socket, this.route);
+  }
+
+  #sessionOwner(candidates: readonly WorkerRecord[], socket: net.Socket): WorkerRecord | undefined {
+    const id = this.#affinity?.workerFor(socket.remoteAddress);
+    return id === undefined ? undefined : candidates.find((record) => record.id === id);
   }
 
   #enqueue(socket: net.Socket): void {

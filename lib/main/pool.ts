@@ -15,7 +15,7 @@ import type {
 import { Heartbeat } from './heartbeat.ts';
 import { RestartBackoff } from './restart-backoff.ts';
 import { replaceEach } from './succession.ts';
-import { type Succession, startWorker, type WorkerRecord } from './worker-record.ts';
+import { pendingAtDeadline, type Succession, startWorker, type WorkerRecord } from './worker-record.ts';
 
 /** Where the pool passes on what workers report that is not about their own lives. */
 export interface WorkerReports {
@@ -29,6 +29,7 @@ export interface WorkerReports {
   listenerReturned(record: WorkerRecord, server: net.Server): void;
   proxyHeaderRejected(): void;
   handoffLatencies(seconds: readonly number[]): void;
+  sessionIssued(record: WorkerRecord, address: string): void;
   /**
    * The worker gave back a connection for a server its app had closed: one moved to it for
    * `sharedPort` (0 for the public port), or one it accepted itself (`own`), still admitted.
@@ -305,7 +306,7 @@ export class WorkerPool extends EventEmitter {
         record.bootstrapFailed(message.error);
         break;
       case 'pending':
-        this.#reportPending(record, message.resources);
+        this.#settings.log.warn(pendingAtDeadline(record, message.resources));
         break;
       case 'connection-refused':
         reports.connectionRefused(record, message.socket, message.sharedPort ?? 0, message.own);
@@ -340,6 +341,9 @@ export class WorkerPool extends EventEmitter {
       case 'handoff-latencies':
         reports.handoffLatencies(message.seconds);
         break;
+      case 'session-issued':
+        reports.sessionIssued(record, message.address);
+        break;
       case 'process-call':
         reports.processCall(record, message.call, message.reply, message.answered);
         break;
@@ -353,16 +357,6 @@ export class WorkerPool extends EventEmitter {
   // ends itself, once its app's own work is done, or at the deadline its retirement set.
   #stopIfDrained(record: WorkerRecord): void {
     if (record.drained && record.connections === 0) record.allowEnd();
-  }
-
-  #reportPending(record: WorkerRecord, resources: readonly string[]): void {
-    const counts = new Map<string, number>();
-    for (const name of resources) counts.set(name, (counts.get(name) ?? 0) + 1);
-    const named = [...counts].map(([name, count]) => (count > 1 ? `${name} ×${count}` : name)).join(', ');
-    this.#settings.log.warn(
-      `Worker ${record.threadId} (slot ${record.slot}) was stopped at the shutdown timeout ` +
-        `(${record.endedAtDeadline} ms) with work still pending: ${named || 'none that Node names'}`,
-    );
   }
 
   #onExit(record: WorkerRecord, code: number): void {

@@ -10,6 +10,7 @@ import type { ReuseportSettings } from '../transports/reuseport/main.ts';
 import { Dispatcher } from './dispatcher.ts';
 import type { ConnectionLedger } from './ledger.ts';
 import type { WorkerPool } from './pool.ts';
+import { SessionAffinity } from './session-affinity.ts';
 import { listenFailure } from './shared-ports.ts';
 import type { ConnectionCounters } from './stats.ts';
 import { guardHandshakes } from './tls-handshakes.ts';
@@ -69,6 +70,8 @@ export class PublicPort {
       ledger,
       pool,
       balancer: createBalancer(options.balance, options.perIpPrefix, options.trustProxy),
+      // ip-hash sends a client's connections to one worker already.
+      affinity: options.balance === 'ip-hash' ? undefined : new SessionAffinity(),
       gate: options.proxyProtocol && new ProxyHeaderGate(options.proxyProtocol),
       queueLimit: options.queueLimit,
       queueTimeout: options.queueTimeout,

@@ -191,6 +191,7 @@ export class ServiceProxy extends EventEmitter {
       if (!this.#options.measureHandoffLatency) return;
       for (const value of seconds) this.emit('handoff-latency', value);
     },
+    sessionIssued: (record, address) => this.#public.dispatcher.sessionIssued(record.id, address),
     processCall: (record, call, reply, answered) => this.#processCalls.answer(record, call, reply, answered),
     warning: (record, warning) => this.#warnings.add(record.threadId, warning),
   };

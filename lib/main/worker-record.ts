@@ -307,3 +307,14 @@ export class WorkerRecord {
     this.#settleServing = undefined;
   }
 }
+
+/** The warning for a worker stopped at its deadline while `resources` (as Node names them) were pending. */
+export function pendingAtDeadline(record: WorkerRecord, resources: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const name of resources) counts.set(name, (counts.get(name) ?? 0) + 1);
+  const named = [...counts].map(([name, count]) => (count > 1 ? `${name} ×${count}` : name)).join(', ');
+  return (
+    `Worker ${record.threadId} (slot ${record.slot}) was stopped at the shutdown timeout ` +
+    `(${record.endedAtDeadline} ms) with work still pending: ${named || 'none that Node names'}`
+  );
+}

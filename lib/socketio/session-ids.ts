@@ -33,9 +33,11 @@ function nameSessions(engine: Engine): void {
   if (typeof original !== 'function') return;
   let own: GenerateId | undefined;
   const generateId: GenerateId = function generateId(this: Engine, req) {
-    if (!own) return issueSessionId() ?? original.call(this, req);
+    if (!own) return issueSessionId(req) ?? original.call(this, req);
     const id = own.call(this, req);
-    return typeof id === 'string' ? (issueSessionId(id) ?? id) : id.then((value) => issueSessionId(value) ?? value);
+    return typeof id === 'string'
+      ? (issueSessionId(req, id) ?? id)
+      : id.then((value) => issueSessionId(req, value) ?? value);
   };
   Object.defineProperty(engine, 'generateId', {
     configurable: true,

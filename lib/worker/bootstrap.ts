@@ -54,6 +54,11 @@ configureSessions({
     context.routeByClient && context.trustProxy
       ? clientRouter(context.trustProxy, context.routeByClient.ipv6PrefixBits)
       : undefined,
+  // The client's address, as reportClientAddresses() makes every socket tell it.
+  issued: (req) => {
+    const address = req.socket.remoteAddress;
+    if (address) post({ type: 'session-issued', address });
+  },
 });
 const transport = workerTransports[context.transport](context, sink);
 const shared = sharedServers({

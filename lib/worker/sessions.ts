@@ -18,6 +18,8 @@ export interface SessionSettings {
    * proxy, see client-routing.ts). Given, requests are routed from the start.
    */
   byClient?: (req: http.IncomingMessage) => number | undefined;
+  /** This worker issued a session in answer to `req`. */
+  issued?: (req: http.IncomingMessage) => void;
 }
 
 let settings: SessionSettings | undefined;
@@ -56,10 +58,14 @@ export function routeSessions(): void {
   if (candidate) route(candidate);
 }
 
-/** A new Engine.IO session id (from `base`, if given) naming this worker; undefined outside a socketnaut worker. */
-export function issueSessionId(base?: string): string | undefined {
+/**
+ * A new Engine.IO session id for the handshake `req` (from `base`, if given) naming this worker;
+ * undefined outside a socketnaut worker.
+ */
+export function issueSessionId(req: unknown, base?: string): string | undefined {
   if (!settings) return undefined;
   routeSessions();
+  if ((req as Partial<http.IncomingMessage> | undefined)?.socket) settings.issued?.(req as http.IncomingMessage);
   return sessionIdFor(settings.self, base);
 }
 

@@ -42,6 +42,7 @@ const reports: WorkerReports = {
   listenerReturned: () => {},
   proxyHeaderRejected: () => reported.emit('proxy-header-rejected'),
   handoffLatencies: () => {},
+  sessionIssued: () => {},
   connectionRefused: () => {},
   processCall: () => {},
   warning: () => {},

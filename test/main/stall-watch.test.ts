@@ -71,6 +71,7 @@ function harness(t: Test, stallTimeout: number) {
       listenerReturned() {},
       proxyHeaderRejected() {},
       handoffLatencies() {},
+      sessionIssued() {},
       connectionRefused() {},
       processCall() {},
       warning() {},

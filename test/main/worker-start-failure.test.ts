@@ -34,6 +34,7 @@ const reports: WorkerReports = {
   listenerReturned() {},
   proxyHeaderRejected() {},
   handoffLatencies() {},
+  sessionIssued() {},
   connectionRefused() {},
   processCall() {},
   warning() {},
