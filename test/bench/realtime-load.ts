@@ -47,6 +47,10 @@ const CONNECT_CONCURRENCY = 50;
 const CONNECT_ATTEMPTS = 5;
 /** run.ts --websocket-only: clients open with WebSocket at once, as socket.io-client with `transports: ['websocket']`. */
 const WEBSOCKET_ONLY = process.env.BENCH_WEBSOCKET_ONLY === '1';
+/** run.ts --one-address: every client connects from 127.0.0.1, as clients behind one NAT or proxy. */
+const ONE_ADDRESS = process.env.BENCH_ONE_ADDRESS === '1';
+/** Which load process this is: its clients' addresses are its own (127.<20 + index>.x.y). */
+const LOAD_INDEX = Number(process.env.BENCH_LOAD_INDEX ?? 0);
 const TEXT = 'a chat message of some sixty characters, as people type them';
 
 /** One clock for every process of the machine (CLOCK_MONOTONIC on Linux), in ms. */
@@ -57,10 +61,19 @@ interface Client {
   acks: Map<number, (answer: string) => void>;
 }
 
-function handshake(port: number): Promise<string> {
+let clientsMade = 0;
+
+/** Each session's client a loopback address of its own, as people on the internet have; 62,500 in turn. */
+function nextClientAddress(): string {
+  if (ONE_ADDRESS) return '127.0.0.1';
+  const n = clientsMade++ % 62_500;
+  return `127.${20 + LOAD_INDEX}.${Math.floor(n / 250)}.${(n % 250) + 1}`;
+}
+
+function handshake(port: number, localAddress: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = http.get(
-      { host: '127.0.0.1', port, path: '/socket.io/?EIO=4&transport=polling', agent: false },
+      { host: '127.0.0.1', port, path: '/socket.io/?EIO=4&transport=polling', agent: false, localAddress },
       (res) => {
         let body = '';
         res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
@@ -79,10 +92,11 @@ function handshake(port: number): Promise<string> {
 
 /** A session through to Socket.IO's CONNECT over the upgraded WebSocket. */
 async function openSession(port: number, onEvent: (data: Buffer, client: Client) => void): Promise<Client> {
-  const sid = WEBSOCKET_ONLY ? undefined : await handshake(port);
+  const localAddress = nextClientAddress();
+  const sid = WEBSOCKET_ONLY ? undefined : await handshake(port, localAddress);
   const ws = new WebSocket(
     `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket${sid ? `&sid=${encodeURIComponent(sid)}` : ''}`,
-    { perMessageDeflate: false, skipUTF8Validation: true },
+    { perMessageDeflate: false, skipUTF8Validation: true, localAddress },
   );
   const client: Client = { ws, acks: new Map() };
   ws.on('error', () => {});

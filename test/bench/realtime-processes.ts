@@ -140,8 +140,13 @@ export class LoadProcess {
   #pending = new Map<number, Pending>();
   #exit: string | undefined;
 
-  constructor() {
-    this.child = fork(loadScript, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  /** `index`: which of the load processes this is, so that their clients' addresses differ. */
+  constructor(index: number) {
+    this.child = fork(loadScript, [], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, BENCH_LOAD_INDEX: String(index) },
+    });
     running.set(this.child, false);
     this.child.on('message', (message: { id?: number; result?: unknown; error?: string; delivered?: number }) => {
       if (message.delivered !== undefined) return this.onDelivered(message.delivered);

@@ -34,6 +34,8 @@ export interface RealtimeOptions {
   loadProcesses: number;
   /** Clients open with WebSocket at once, as socket.io-client with `transports: ['websocket']`: no long-polling. */
   websocketOnly: boolean;
+  /** Every client connects from 127.0.0.1, as clients behind one NAT or proxy; otherwise each from its own address. */
+  oneAddress: boolean;
 }
 
 /** Broadcasts in flight while fan-out is measured: enough to keep every worker busy, few enough not to queue. */
@@ -286,7 +288,7 @@ export async function measureRealtime(options: RealtimeOptions): Promise<Realtim
   const servers = new Map<RealtimeConfig, RealtimeServer>();
   const failures: Partial<Record<RealtimeConfig, string>> = {};
   const rounds = new Map<RealtimeConfig, Round[]>(realtimeConfigs.map((config) => [config, []]));
-  let loads = Array.from({ length: options.loadProcesses }, () => new LoadProcess());
+  let loads = Array.from({ length: options.loadProcesses }, (_, i) => new LoadProcess(i));
   const fail = async (config: RealtimeConfig, err: Error): Promise<void> => {
     failures[config] = err.message;
     console.error(`realtime ${config} failed: ${err.message}`);
@@ -295,7 +297,7 @@ export async function measureRealtime(options: RealtimeOptions): Promise<Realtim
     if (server) await stopRealtimeServer(server);
     // A load process that died, or is still busy with the failed measurement, is replaced.
     await Promise.all(loads.map((load) => load.stop()));
-    loads = Array.from({ length: options.loadProcesses }, () => new LoadProcess());
+    loads = Array.from({ length: options.loadProcesses }, (_, i) => new LoadProcess(i));
   };
   try {
     for (const config of realtimeConfigs) {
@@ -394,6 +396,9 @@ export function describeRealtime(options: RealtimeOptions, summary: RealtimeSumm
     `socketnaut's launcher, importing nothing of it (socketnaut, transport ${summary.transport ?? '?'}); N = ${options.workers} workers; medians of`,
     `${options.rounds} interleaved rounds of ${options.durationS} s per measurement. Clients: \`ws\` speaking Engine.IO v4 frames, in ${loads}`,
     'sharing the machine; load process CPU % is the busiest one, in % of one core (near 100, the load is the limit).',
+    options.oneAddress
+      ? 'Every client connects from 127.0.0.1, as clients behind one NAT or proxy.'
+      : 'Each session has a client address of its own (127.20.0.1, 127.20.0.2, ...), as clients on the internet do.',
     options.websocketOnly
       ? `- sessions/s: ${options.sessionConcurrency} loops that each set up a session (WebSocket from the start, no long-polling,`
       : `- sessions/s: ${options.sessionConcurrency} loops that each set up a session (long-polling handshake, upgrade to WebSocket,`,

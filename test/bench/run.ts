@@ -1,4 +1,4 @@
-// npm run bench [-- --rounds 5 --duration 5 --workers 2 --only hello,close,balance,realtime] [--websocket-only]
+// npm run bench [-- --rounds 5 --duration 5 --workers 2 --only hello,close,balance,realtime] [--websocket-only] [--one-address]
 // Compares one plain node:http process, node:cluster, threads that each listen with SO_REUSEPORT (the
 // design of Platformatic Watt and `deno serve --parallel`) and socketnaut's three transports under the
 // same handler, interleaved round by round, with wrk as the load generator. Then the realtime part
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     'broadcast-rate': { type: 'string', default: '25' },
     'session-concurrency': { type: 'string', default: '50' },
     'websocket-only': { type: 'boolean', default: false },
+    'one-address': { type: 'boolean', default: false },
     'load-processes': { type: 'string', default: String(os.availableParallelism() >= 4 ? 2 : 1) },
     out: { type: 'string', default: new URL('./results/', import.meta.url).pathname },
   },
@@ -413,9 +414,11 @@ async function benchRealtime(): Promise<void> {
     sessionConcurrency: Number(values['session-concurrency']),
     loadProcesses: Number(values['load-processes']),
     websocketOnly: values['websocket-only'],
+    oneAddress: values['one-address'],
   };
   // The load processes, which read it, inherit the environment.
   if (options.websocketOnly) process.env.BENCH_WEBSOCKET_ONLY = '1';
+  if (options.oneAddress) process.env.BENCH_ONE_ADDRESS = '1';
   const started = new Date();
   console.error(
     `Realtime: N = ${WORKERS}; ${ROUNDS} rounds of 3 × ${DURATION_S} s; ${machine}; Node ${process.version}`,
