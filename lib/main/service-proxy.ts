@@ -19,7 +19,7 @@ import { collectStats, type ProxyStats } from './stats.ts';
 import { type ReloadOptions, resolveStopOptions, type ShutdownOptions, type StopSettings } from './stop-options.ts';
 import { openTransport } from './transport-choice.ts';
 import { type HealthReport, WorkerHealth } from './worker-health.ts';
-import type { WorkerRecord } from './worker-record.ts';
+import { exitReport, type WorkerRecord } from './worker-record.ts';
 import { WorkerView } from './worker-view.ts';
 
 export type { ReloadOptions, ShutdownOptions } from './stop-options.ts';
@@ -245,13 +245,8 @@ export class ServiceProxy extends EventEmitter {
     // Reported already, or (a reload's successor) by reload()'s rejection.
     const reportedElsewhere =
       record.readyAt === 0 && (this.#bootstrapFailureReported || record.succession === 'reload');
-    const expected = reason === 'retired' || record.endReason !== undefined;
-    const level = expected || reportedElsewhere ? 'debug' : 'warn';
-    // A crash of a serving worker is logged with its stack, as Node prints an uncaught error.
-    const stack = record.readyAt !== 0 && !expected ? record.uncaughtError?.stack : undefined;
-    this.log[level](
-      `Worker ${record.threadId} (slot ${record.slot}) exited (code ${code}): ${reason}${stack ? `\n${stack}` : ''}`,
-    );
+    const { level, message } = exitReport(record, code, reason, reportedElsewhere);
+    this.log[level](message);
   }
 
   async #start(terminatesTls: boolean): Promise<void> {

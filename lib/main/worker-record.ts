@@ -318,3 +318,19 @@ export function pendingAtDeadline(record: WorkerRecord, resources: readonly stri
     `(${record.endedAtDeadline} ms) with work still pending: ${named || 'none that Node names'}`
   );
 }
+
+/** How a worker's exit is logged: at debug when it was expected, or `reportedElsewhere`. */
+export function exitReport(
+  record: WorkerRecord,
+  code: number,
+  reason: string,
+  reportedElsewhere: boolean,
+): { level: 'debug' | 'warn'; message: string } {
+  const expected = reason === 'retired' || record.endReason !== undefined;
+  // A crash of a serving worker is logged with its stack, as Node prints an uncaught error.
+  const stack = record.readyAt !== 0 && !expected ? record.uncaughtError?.stack : undefined;
+  return {
+    level: expected || reportedElsewhere ? 'debug' : 'warn',
+    message: `Worker ${record.threadId} (slot ${record.slot}) exited (code ${code}): ${reason}${stack ? `\n${stack}` : ''}`,
+  };
+}
