@@ -2,6 +2,7 @@ import type net from 'node:net';
 import type { Logger } from 'streams-logger';
 import type { Balancer } from '../balancers/index.ts';
 import { Level } from '../logging.ts';
+import { storedAddressInfo } from '../protocol/address-info.ts';
 import type { ProxyHeaderGate } from '../proxy-protocol/gate.ts';
 import type { Delivery, DispatchOutcome, Route } from '../transports/index.ts';
 import { ConnectionQueue } from './connection-queue.ts';
@@ -244,7 +245,8 @@ export class Dispatcher {
   }
 
   #sessionOwner(candidates: readonly WorkerRecord[], socket: net.Socket): WorkerRecord | undefined {
-    const id = this.#affinity?.workerFor(socket.remoteAddress);
+    // The client a PROXY header named, where the main thread read one; as the worker reports it.
+    const id = this.#affinity?.workerFor(storedAddressInfo(socket)?.remote.address ?? socket.remoteAddress);
     return id === undefined ? undefined : candidates.find((record) => record.id === id);
   }
 

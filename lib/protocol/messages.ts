@@ -190,7 +190,7 @@ export type FromWorker =
    */
   | { type: 'closed'; count: number; peers: string[] | undefined; pipeIds: number[] | undefined }
   | { type: 'handoff-latencies'; seconds: number[] }
-  /** The worker issued an Engine.IO session to the client at `address` (as this connection named it). */
+  /** The worker issued an Engine.IO session to the client at `address` (as the handshake's socket reports it). */
   | { type: 'session-issued'; address: string }
   | { type: 'listen'; request: number; listen: ListenRequest }
   | { type: 'public-listen'; request: number; listen: PublicListen }
