@@ -246,7 +246,7 @@ export class Dispatcher {
 
   #sessionOwner(candidates: readonly WorkerRecord[], socket: net.Socket): WorkerRecord | undefined {
     // The client a PROXY header named, where the main thread read one; as the worker reports it.
-    const id = this.#affinity?.workerFor(storedAddressInfo(socket)?.remote.address ?? socket.remoteAddress);
+    const id = this.#affinity?.follow(storedAddressInfo(socket)?.remote.address ?? socket.remoteAddress);
     return id === undefined ? undefined : candidates.find((record) => record.id === id);
   }
 

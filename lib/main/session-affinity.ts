@@ -3,17 +3,25 @@
 // they need no relay through another worker. The main thread cannot read a connection to see its
 // session id (a socket that has been read cannot move), so it goes by the client's address; an
 // address that has set up more than one session lately (clients behind one NAT or proxy) is not
-// followed, so that it cannot pull everyone's new sessions to one worker.
+// followed, and a session is followed by a few connections at most, so that one address cannot pull
+// everyone's new sessions to one worker.
 import { canonicalAddress } from '../protocol/address-info.ts';
 
 /** How long after a session is issued its client's new connections follow it. */
 export const SESSION_AFFINITY_MS = 10_000;
+/**
+ * How many: a browser's client opens two (a second long-polling connection while one long-polls, and
+ * the WebSocket), the rest keep-alive.
+ */
+export const SESSION_AFFINITY_CONNECTIONS = 4;
 
 interface Issued {
   worker: number;
   at: number;
   /** Sessions issued to this address within SESSION_AFFINITY_MS of one another. */
   sessions: number;
+  /** Connections sent to `worker` since. */
+  followed: number;
 }
 
 export class SessionAffinity {
@@ -36,18 +44,20 @@ export class SessionAffinity {
     const last = this.#byAddress.get(key);
     const sessions = last && at - last.at < SESSION_AFFINITY_MS ? last.sessions + 1 : 1;
     this.#byAddress.delete(key);
-    this.#byAddress.set(key, { worker, at, sessions });
+    this.#byAddress.set(key, { worker, at, sessions, followed: 0 });
     for (const [oldest, entry] of this.#byAddress) {
       if (at - entry.at < SESSION_AFFINITY_MS) break;
       this.#byAddress.delete(oldest);
     }
   }
 
-  /** The worker a new connection from `address` should go to, if any. */
-  workerFor(address: string | undefined): number | undefined {
+  /** The worker a new connection from `address` goes to, if any: the connection is counted as sent there. */
+  follow(address: string | undefined): number | undefined {
     if (this.#byAddress.size === 0 || address === undefined) return undefined;
     const entry = this.#byAddress.get(canonicalAddress(address));
-    if (!entry || entry.sessions > 1 || this.#now() - entry.at >= SESSION_AFFINITY_MS) return undefined;
+    if (!entry || entry.sessions > 1 || entry.followed >= SESSION_AFFINITY_CONNECTIONS) return undefined;
+    if (this.#now() - entry.at >= SESSION_AFFINITY_MS) return undefined;
+    entry.followed++;
     return entry.worker;
   }
 }

@@ -7,13 +7,20 @@ import t, { type Test } from 'tap';
 import { fixture, startProxy } from '../helpers.ts';
 import { transportsHere } from '../launcher.ts';
 import type { ServiceProxy } from 'socketnaut';
-import { agentFrom, type Chat, chat, everyoneHears, spread, upgraded } from '../socketio.ts';
+import { type Chat, chat, everyoneHears, spread, upgraded } from '../socketio.ts';
 
 const CLIENTS = 12;
 
+/** As a browser's: connections kept alive, from one address. */
+function keepAliveFrom(t: Test, address: string): string {
+  const agent = new http.Agent({ keepAlive: true, localAddress: address });
+  t.teardown(() => agent.destroy());
+  return agent as unknown as string;
+}
+
 /** Every connection of its clients opens with a PROXY header naming `client`, as a load balancer's would. */
 function agentBehindBalancer(t: Test, client: string): string {
-  const agent = new http.Agent();
+  const agent = new http.Agent({ keepAlive: true });
   agent.createConnection = (options: net.NetConnectOpts) => {
     const socket = net.connect(options);
     socket.write(`PROXY TCP4 ${client} 127.0.0.1 40000 80\r\n`);
@@ -27,7 +34,7 @@ function agentBehindBalancer(t: Test, client: string): string {
 for (const transport of await transportsHere(['handoff', 'pipe'] as const)) {
   t.test(`${transport}: every connection of a client reaches its session's worker`, async (t) => {
     const { proxy, port } = await startProxy(t, { workerURL: fixture('socketio/app.js'), workerCount: 2, transport });
-    await clientsFollowTheirSessions(t, proxy, port, (i) => agentFrom(t, `127.0.3.${10 + i}`));
+    await clientsFollowTheirSessions(t, proxy, port, (i) => keepAliveFrom(t, `127.0.3.${10 + i}`));
   });
 }
 
