@@ -125,6 +125,11 @@ export class Dispatcher {
     this.#dispatch(socket);
   }
 
+  /** Whether a client's new connections follow the Engine.IO session a worker just issued it. */
+  get followsSessions(): boolean {
+    return this.#affinity !== undefined;
+  }
+
   /** Worker `worker` issued an Engine.IO session to the client at `address`. */
   sessionIssued(worker: number, address: string): void {
     this.#affinity?.issued(address, worker);

@@ -168,6 +168,8 @@ export class ServiceProxy extends EventEmitter {
       socketioAdapter: this.#options.socketioAdapter !== 'off',
       trustProxy: this.#options.trustProxy,
       routeByClient: this.#membership.enabled ? { ipv6PrefixBits: this.#options.perIpPrefix } : undefined,
+      // Under reuseport the workers accept the public port's connections themselves.
+      reportSessions: this.#public.dispatcher.followsSessions && this.#transport!.name !== 'reuseport',
       userWorkerData: undefined,
     };
   }

@@ -66,6 +66,8 @@ export interface WorkerBootData {
    * thread tells of.
    */
   routeByClient: { ipv6PrefixBits: number } | undefined;
+  /** The main thread sends a client's next connections to the worker that issued it a session: tell it of each. */
+  reportSessions: boolean;
   userWorkerData: unknown;
 }
 

@@ -55,10 +55,12 @@ configureSessions({
       ? clientRouter(context.trustProxy, context.routeByClient.ipv6PrefixBits)
       : undefined,
   // The client's address, as reportClientAddresses() makes every socket tell it.
-  issued: (req) => {
-    const address = req.socket.remoteAddress;
-    if (address) post({ type: 'session-issued', address });
-  },
+  issued: context.reportSessions
+    ? (req) => {
+        const address = req.socket.remoteAddress;
+        if (address) post({ type: 'session-issued', address });
+      }
+    : undefined,
 });
 const transport = workerTransports[context.transport](context, sink);
 const shared = sharedServers({
